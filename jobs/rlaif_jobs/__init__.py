@@ -1,0 +1,1 @@
+"""rlaif workloads: labeling, reward modeling, policy RL, evaluation. Never imports rlaif_operator."""

@@ -1,0 +1,81 @@
+"""Config of the policy RL workload (stage 3): RL fine-tuning against a reward model or the labeler."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rlaif_jobs.config.base import CamelModel
+from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
+from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.config.training import TrainerSpec
+
+Algorithm = Literal["reinforce", "rloo", "ppo"]
+
+
+class DirectRewardSpec(CamelModel):
+    """d-RLAIF: the labeler rates each response 1-10; the expected score is rescaled to [-1, 1]."""
+
+    labeler: LabelerSpec = Field(description="The LLM that scores responses.")
+    template: str | None = Field(
+        None, description="Scoring prompt with {prompt} and {response}; default: the task's rating prompt."
+    )
+    task: Literal["summarization", "helpful", "harmless"] = Field("summarization", description="Rubric.")
+
+
+class RLSpec(TrainerSpec):
+    """RL knobs, paper defaults: beta 0.05, temperature 0.9, batch 128, lr 1e-5, 8 epochs."""
+
+    algorithm: Algorithm = Field("reinforce", description="reinforce (paper: value baseline), rloo or ppo.")
+    kl_coef: float = Field(0.05, ge=0, lt=1, description="beta in (1 - beta) * r - beta * KL(pi || SFT).")
+    temperature: float = Field(0.9, gt=0, le=2, description="Sampling temperature of rollouts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of rollouts.")
+    max_new_tokens: int = Field(64, ge=1, le=8192, description="Response length cap.")
+    samples_per_prompt: int = Field(2, ge=1, le=64, description="Responses per prompt (RLOO needs >= 2).")
+    value_learning_rate: float | None = Field(None, gt=0, description="Value model lr; default learningRate.")
+    clip_range: float = Field(0.2, gt=0, description="PPO ratio clip.")
+    ppo_epochs: int = Field(1, ge=1, description="PPO passes over each rollout batch.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many updates (overrides epochs).")
+
+    @model_validator(mode="after")
+    def _rloo_needs_group(self) -> RLSpec:
+        if self.algorithm == "rloo" and self.samples_per_prompt < 2:
+            raise ValueError("samplesPerPrompt must be at least 2 for rloo (it is the leave-one-out group)")
+        return self
+
+
+class RolloutSpec(CamelModel):
+    """Which engine generates rollouts, and how new weights reach it."""
+
+    engine: Literal["vllm", "transformers"] = Field("vllm", description="vllm where it runs, else transformers.")
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM's share when colocated.")
+
+
+class EvaluationSpec(CamelModel):
+    """Win rate of the trained policy against the SFT policy, judged by an AI labeler in both orders."""
+
+    enabled: bool = Field(True, description="Run the evaluation after training.")
+    judge: LabelerSpec | None = Field(None, description="The judge; default: the reward labeler if any.")
+    prompts: DatasetRef | None = Field(None, description="Held-out prompts; default: part of the prompts.")
+    num_prompts: int = Field(64, ge=1, description="Prompts to compare on.")
+    length_controlled: bool = Field(True, description="Also report the length-controlled win rate.")
+
+
+class PolicyConfig(CamelModel):
+    """Everything `python -m rlaif_jobs.policy` needs. Input: SFT model, prompts, reward; output: policy."""
+
+    policy: ModelRef = Field(description="The SFT policy; also the frozen KL reference and value init.")
+    prompts: DatasetRef = Field(description="Prompts to roll out on (field: prompt).")
+    reward_model_uri: Uri | None = Field(None, description="A reward model folder (canonical RLAIF).")
+    direct_reward: DirectRewardSpec | None = Field(None, description="Labeler scoring (d-RLAIF).")
+    rl: RLSpec = Field(default_factory=RLSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    output: OutputSpec
+
+    @model_validator(mode="after")
+    def _one_reward(self) -> PolicyConfig:
+        if (self.reward_model_uri is None) == (self.direct_reward is None):
+            raise ValueError("set exactly one of rewardModelUri and directReward")
+        return self

@@ -1,0 +1,24 @@
+"""Config of the reward model workload (stage 2): fit r(x, y) to soft AI preferences."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rlaif_jobs.config.base import CamelModel
+from rlaif_jobs.config.common import ModelRef, OutputSpec, Uri
+from rlaif_jobs.config.training import TrainerSpec
+
+
+class RewardTrainerSpec(TrainerSpec):
+    """Reward-model training: the shared knobs plus the held-out split."""
+
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out for accuracy.")
+
+
+class RewardConfig(CamelModel):
+    """Everything `python -m rlaif_jobs.reward` needs. Input: labels file; output: an HF model folder."""
+
+    base_model: ModelRef = Field(description="Initialisation, usually the SFT policy (as in the paper).")
+    preferences_uri: Uri = Field(description="Labels file (JSONL or Parquet) written by the labeling stage.")
+    training: RewardTrainerSpec = Field(default_factory=RewardTrainerSpec)
+    output: OutputSpec

@@ -1,0 +1,1 @@
+"""Model locations: builtin test models, hub ids, object stores, local folders."""

@@ -1,0 +1,1 @@
+"""The rlaif Kubernetes operator: typed API, pure builders and status, kopf handlers."""

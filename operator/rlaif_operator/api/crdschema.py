@@ -1,0 +1,142 @@
+"""Validates an object against a CRD's structural schema the way the API server does.
+
+It checks types, enums, bounds, lengths, patterns, required fields, unknown fields (as
+``kubectl apply`` with strict field validation rejects them) and the CEL rules in
+``x-kubernetes-validations``, including transition rules that compare ``self`` with ``oldSelf``.
+Messages follow the API server's shape: ``spec.training.learningRate: Invalid value: 0: ...``.
+
+Used by ``rlaif validate``, by the test API server, and by the tests of examples/ and crds/.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+_MISSING = object()
+_TYPES = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+}
+
+
+@lru_cache(maxsize=512)
+def _cel_program(rule: str) -> Any:
+    import celpy  # imported lazily: only CEL rules need it
+
+    env = celpy.Environment()
+    return env.program(env.compile(rule))
+
+
+def _cel_holds(rule: str, value: Any, old: Any) -> bool:
+    import celpy
+
+    activation = {"self": celpy.json_to_cel(value)}
+    if "oldSelf" in rule:
+        if old is _MISSING:
+            return True  # transition rules only apply to updates
+        activation["oldSelf"] = celpy.json_to_cel(old)
+    result = _cel_program(rule).evaluate(activation)
+    return bool(result) if not isinstance(result, Exception) else False
+
+
+def _type_ok(expected: str, value: Any) -> bool:
+    if expected == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[expected])
+
+
+def _show(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def validate(schema: dict[str, Any], value: Any, path: str = "", old: Any = _MISSING) -> list[str]:
+    """Returns the API server's complaints about ``value`` (empty when valid).
+
+    Inputs: a structural schema node, the value, its dotted path, and the old value for updates.
+    """
+    errors: list[str] = []
+    where = path or "<root>"
+    expected = schema.get("type")
+    if value is None:
+        if schema.get("nullable"):
+            return errors
+        return [f"{where}: Invalid value: \"null\": {where} in body must be of type {expected}"]
+    if expected and not _type_ok(expected, value):
+        return [f"{where}: Invalid value: {_show(value)}: {where} in body must be of type {expected}"]
+
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(_show(v) for v in schema["enum"])
+        errors.append(f"{where}: Unsupported value: {_show(value)}: supported values: {allowed}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema:
+            low, excl = schema["minimum"], schema.get("exclusiveMinimum", False)
+            if value < low or (excl and value == low):
+                word = "greater than" if excl else "greater than or equal to"
+                errors.append(f"{where}: Invalid value: {value}: {where} in body should be {word} {low}")
+        if "maximum" in schema:
+            high, excl = schema["maximum"], schema.get("exclusiveMaximum", False)
+            if value > high or (excl and value == high):
+                word = "less than" if excl else "less than or equal to"
+                errors.append(f"{where}: Invalid value: {value}: {where} in body should be {word} {high}")
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            errors.append(f"{where}: Invalid value: {_show(value)}: {where} in body should be at least"
+                          f" {schema['minLength']} chars long")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(f"{where}: Too long: may not be more than {schema['maxLength']} bytes")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(f"{where}: Invalid value: {_show(value)}: {where} in body should match"
+                          f" '{schema['pattern']}'")
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            errors.append(f"{where}: Invalid value: {len(value)}: {where} in body should have at least"
+                          f" {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(f"{where}: Too many: {len(value)}: must have at most {schema['maxItems']} items")
+        item_schema = schema.get("items")
+        if item_schema:
+            for i, item in enumerate(value):
+                old_item = old[i] if isinstance(old, list) and i < len(old) else _MISSING
+                errors += validate(item_schema, item, f"{path}[{i}]", old_item)
+    if isinstance(value, dict):
+        errors += _validate_object(schema, value, path, old)
+
+    if not errors:
+        for rule in schema.get("x-kubernetes-validations", []):
+            if not _cel_holds(rule["rule"], value, old):
+                errors.append(f"{where}: Invalid value: \"object\": {rule.get('message', rule['rule'])}")
+    return errors
+
+
+def _validate_object(schema: dict[str, Any], value: dict, path: str, old: Any) -> list[str]:
+    errors = []
+    props = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in value:
+            sub = f"{path}.{name}" if path else name
+            errors.append(f"{sub}: Required value")
+    extra = schema.get("additionalProperties")
+    preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
+    for key, item in value.items():
+        sub = f"{path}.{key}" if path else key
+        old_item = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
+        if key in props:
+            errors += validate(props[key], item, sub, old_item)
+        elif isinstance(extra, dict):
+            errors += validate(extra, item, sub, old_item)
+        elif not preserve and not (path == "metadata" or (not path and key in ("apiVersion", "kind"))):
+            errors.append(f"{sub}: unknown field \"{sub}\"")
+    return errors
+
+
+def crd_schema(crd: dict[str, Any], version: str | None = None) -> dict[str, Any]:
+    """The openAPIV3Schema of a CRD manifest's served version (the storage one by default)."""
+    versions = crd["spec"]["versions"]
+    chosen = next(v for v in versions if (v["name"] == version if version else v.get("storage")))
+    return chosen["schema"]["openAPIV3Schema"]

@@ -1,0 +1,266 @@
+"""The four custom resources of group rlaif.dev, as pydantic models (the one source of the CRDs).
+
+Each spec composes a workload config from ``rlaif_jobs.config`` (what to compute) with cluster-side
+fields from ``common`` (where and how pods run). Upstream stages are referenced either by name
+(``fromLabelJob``, ``fromRewardModelRun``) or by an explicit URI, exactly one of the two.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from rlaif_jobs.config.base import CamelModel
+from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
+from rlaif_jobs.config.label import LabelerSpec, PromptSpec
+from rlaif_jobs.config.policy import DirectRewardSpec, EvaluationSpec, RLSpec, RolloutSpec
+from rlaif_jobs.config.reward import RewardTrainerSpec
+from rlaif_operator.api.common import API_VERSION, DNS_LABEL, ObjectMeta, Resources, Runtime, Status
+
+IMMUTABLE = {"rule": "self == oldSelf", "message": "spec is immutable: create a new resource with a new name"}
+
+
+def exactly_one(*fields: str) -> dict[str, str]:
+    """A CEL rule (and its message) that exactly one of the named optional fields is set."""
+    terms = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
+    return {"rule": f"{terms} == 1", "message": f"set exactly one of {', '.join(fields)}"}
+
+
+def _count_set(model: CamelModel, *fields: str) -> int:
+    return sum(getattr(model, f) is not None for f in fields)
+
+
+class StageSpec(CamelModel):
+    """Fields every stage has: pod resources, runtime, and where outputs go."""
+
+    output: OutputSpec = Field(description="Where the stage writes its artifacts.")
+    resources: Resources = Field(default_factory=Resources, description="What each pod requests.")
+    runtime: Runtime = Field(default_factory=Runtime, description="Image, identity, secrets, retries.")
+
+
+# --- PreferenceLabelJob -------------------------------------------------------------------------
+
+
+class PreferenceLabelJobSpec(StageSpec):
+    """Stage 1: an off-the-shelf LLM writes soft preference labels for (context, a, b) pairs."""
+
+    labeler: LabelerSpec = Field(description="The labeler LLM and its engine.")
+    dataset: DatasetRef = Field(description="Pairs to label.")
+    prompt: PromptSpec = Field(default_factory=PromptSpec, description="The paper's prompt knobs.")
+    output_format: Literal["jsonl", "parquet"] = Field("jsonl", description="Labels file format.")
+    num_shards: int = Field(1, ge=1, le=1000, description="Pods that label disjoint slices in parallel.")
+
+
+# --- RewardModelRun ------------------------------------------------------------------------------
+
+
+class PreferenceSource(CamelModel):
+    """Where the preferences come from: a PreferenceLabelJob by name, or a labels file URI."""
+
+    model_config = {**CamelModel.model_config, "json_schema_extra": {
+        "x-kubernetes-validations": [exactly_one("fromLabelJob", "uri")]}}
+
+    from_label_job: str | None = Field(None, pattern=DNS_LABEL, description="A PreferenceLabelJob's name.")
+    uri: Uri | None = Field(None, description="A labels file written by an earlier labeling run.")
+
+    @model_validator(mode="after")
+    def _one(self) -> PreferenceSource:
+        if _count_set(self, "from_label_job", "uri") != 1:
+            raise ValueError("set exactly one of fromLabelJob, uri")
+        return self
+
+
+class RewardModelRunSpec(StageSpec):
+    """Stage 2: a DeepSpeed trainer fits a scalar reward model to the soft labels."""
+
+    base_model: ModelRef = Field(description="Initialisation, usually the SFT policy.")
+    preferences: PreferenceSource | None = Field(
+        None, description="Required, except inside a pipeline (which wires its labeling stage)."
+    )
+    training: RewardTrainerSpec = Field(default_factory=RewardTrainerSpec, description="Hyperparameters.")
+
+
+# --- PolicyRLRun ---------------------------------------------------------------------------------
+
+
+class RewardSource(CamelModel):
+    """The reward: a RewardModelRun by name, a reward model URI, or direct labeler scoring (d-RLAIF)."""
+
+    model_config = {**CamelModel.model_config, "json_schema_extra": {
+        "x-kubernetes-validations": [exactly_one("fromRewardModelRun", "modelUri", "direct")]}}
+
+    from_reward_model_run: str | None = Field(None, pattern=DNS_LABEL, description="A RewardModelRun's name.")
+    model_uri: Uri | None = Field(None, description="A reward model folder (HF format).")
+    direct: DirectRewardSpec | None = Field(None, description="d-RLAIF: the labeler scores responses 1-10.")
+
+    @model_validator(mode="after")
+    def _one(self) -> RewardSource:
+        if _count_set(self, "from_reward_model_run", "model_uri", "direct") != 1:
+            raise ValueError("set exactly one of fromRewardModelRun, modelUri, direct")
+        return self
+
+
+class PolicyRLRunSpec(StageSpec):
+    """Stage 3: RL fine-tuning of the SFT policy against the reward, with a KL penalty to the SFT."""
+
+    policy: ModelRef = Field(description="The SFT policy (also the KL reference and value init).")
+    prompts: DatasetRef = Field(description="Prompts to roll out on.")
+    reward: RewardSource | None = Field(
+        None, description="Required, except inside a pipeline (which wires its reward model stage)."
+    )
+    rl: RLSpec = Field(default_factory=RLSpec, description="Algorithm and hyperparameters.")
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rollout engine.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Win rate vs SFT.")
+
+
+# --- RLAIFPipeline -------------------------------------------------------------------------------
+
+
+class RLAIFPipelineSpec(CamelModel):
+    """All three stages, chained: labels -> reward model -> policy. Each stage is optional as long as
+    what a later stage needs is either produced upstream or given explicitly."""
+
+    model_config = {**CamelModel.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "has(self.labeling) || has(self.rewardModel) || has(self.policy)",
+         "message": "a pipeline needs at least one of labeling, rewardModel, policy"},
+        {"rule": "!has(self.rewardModel) || has(self.rewardModel.preferences) || has(self.labeling)",
+         "message": "rewardModel needs preferences: add a labeling stage or set rewardModel.preferences.uri"},
+        {"rule": "!has(self.policy) || has(self.policy.reward) || has(self.rewardModel)",
+         "message": "policy needs a reward: add a rewardModel stage or set policy.reward"},
+    ]}}
+
+    labeling: PreferenceLabelJobSpec | None = Field(None, description="Stage 1.")
+    reward_model: RewardModelRunSpec | None = Field(None, description="Stage 2.")
+    policy: PolicyRLRunSpec | None = Field(None, description="Stage 3.")
+
+    @model_validator(mode="after")
+    def _chain(self) -> RLAIFPipelineSpec:
+        if not (self.labeling or self.reward_model or self.policy):
+            raise ValueError("a pipeline needs at least one of labeling, rewardModel, policy")
+        if self.reward_model and not (self.reward_model.preferences or self.labeling):
+            raise ValueError("rewardModel needs preferences: add a labeling stage or set"
+                             " rewardModel.preferences.uri")
+        if self.policy and not (self.policy.reward or self.reward_model):
+            raise ValueError("policy needs a reward: add a rewardModel stage or set policy.reward")
+        if self.reward_model and self.reward_model.preferences and self.reward_model.preferences.from_label_job:
+            raise ValueError("rewardModel.preferences.fromLabelJob: inside a pipeline, leave preferences"
+                             " out to use the pipeline's labeling stage, or give a uri")
+        if self.policy and self.policy.reward and self.policy.reward.from_reward_model_run:
+            raise ValueError("policy.reward.fromRewardModelRun: inside a pipeline, leave reward out to use"
+                             " the pipeline's rewardModel stage")
+        return self
+
+
+# --- the resource envelopes ----------------------------------------------------------------------
+
+
+class Resource(CamelModel):
+    """A custom resource: apiVersion, kind, metadata, spec, status. Subclasses fix kind and spec type."""
+
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+    SHORT_NAMES: ClassVar[list[str]]
+    PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]]
+    MAX_NAME: ClassVar[int] = 40  # children add suffixes such as "-label-merge"; Job names cap at 63
+    REQUIRED_IN_SPEC: ClassVar[list[str]] = []
+
+    api_version: Literal["rlaif.dev/v1alpha1"] = Field(API_VERSION)
+    kind: str
+    metadata: ObjectMeta
+    status: Status = Field(default_factory=Status)
+
+    @model_validator(mode="after")
+    def _envelope(self) -> Resource:
+        if self.kind != self.KIND:
+            raise ValueError(f"kind must be {self.KIND}")
+        if len(self.metadata.name) > self.MAX_NAME:
+            raise ValueError(f"metadata.name must be at most {self.MAX_NAME} characters")
+        for f in self.REQUIRED_IN_SPEC:
+            if getattr(self.spec, f) is None:  # type: ignore[attr-defined]
+                alias = type(self.spec).model_fields[f].alias  # type: ignore[attr-defined]
+                raise ValueError(f"spec.{alias} is required for a standalone {self.KIND}")
+        return self
+
+
+def _age() -> dict[str, Any]:
+    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def _phase() -> dict[str, Any]:
+    return {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}
+
+
+class PreferenceLabelJob(Resource):
+    """Labels pairs with an AI labeler; outputs: labels, summary."""
+
+    KIND = "PreferenceLabelJob"
+    PLURAL = "preferencelabeljobs"
+    SHORT_NAMES = ["plj"]
+    PRINTER_COLUMNS = [
+        _phase(),
+        {"name": "Labeled", "type": "integer", "jsonPath": ".status.metrics.labeled"},
+        {"name": "Alignment", "type": "number", "jsonPath": ".status.metrics.alignment"},
+        {"name": "SamePosition", "type": "number", "jsonPath": ".status.metrics.samePositionRate",
+         "priority": 1},
+        _age(),
+    ]
+    kind: Literal["PreferenceLabelJob"] = "PreferenceLabelJob"
+    spec: PreferenceLabelJobSpec
+
+
+class RewardModelRun(Resource):
+    """Trains a reward model on AI preferences; outputs: model, summary."""
+
+    KIND = "RewardModelRun"
+    PLURAL = "rewardmodelruns"
+    SHORT_NAMES = ["rmr"]
+    REQUIRED_IN_SPEC = ["preferences"]
+    PRINTER_COLUMNS = [
+        _phase(),
+        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracy"},
+        {"name": "Loss", "type": "number", "jsonPath": ".status.metrics.evalLoss", "priority": 1},
+        _age(),
+    ]
+    kind: Literal["RewardModelRun"] = "RewardModelRun"
+    spec: RewardModelRunSpec
+
+
+class PolicyRLRun(Resource):
+    """RL fine-tunes a policy against a reward model or the labeler; outputs: model, summary."""
+
+    KIND = "PolicyRLRun"
+    PLURAL = "policyrlruns"
+    SHORT_NAMES = ["prl"]
+    REQUIRED_IN_SPEC = ["reward"]
+    PRINTER_COLUMNS = [
+        _phase(),
+        {"name": "Reward", "type": "number", "jsonPath": ".status.metrics.meanReward"},
+        {"name": "KL", "type": "number", "jsonPath": ".status.metrics.kl"},
+        {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
+        _age(),
+    ]
+    kind: Literal["PolicyRLRun"] = "PolicyRLRun"
+    spec: PolicyRLRunSpec
+
+
+class RLAIFPipeline(Resource):
+    """Creates and chains the three stages as owned children; reports one phase and each stage's."""
+
+    KIND = "RLAIFPipeline"
+    PLURAL = "rlaifpipelines"
+    SHORT_NAMES = ["rlp"]
+    MAX_NAME = 32  # stage children are named "<pipeline>-<stage>"
+    PRINTER_COLUMNS = [
+        _phase(),
+        {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
+        {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
+        _age(),
+    ]
+    kind: Literal["RLAIFPipeline"] = "RLAIFPipeline"
+    spec: RLAIFPipelineSpec
+
+
+KINDS: dict[str, type[Resource]] = {
+    k.KIND: k for k in (PreferenceLabelJob, RewardModelRun, PolicyRLRun, RLAIFPipeline)
+}

@@ -1,0 +1,52 @@
+"""Expands an RLAIFPipeline into its stage resources, wired to each other by name.
+
+Pure: the pipeline in, the child resources out (named ``<pipeline>-label``, ``-reward``, ``-policy``).
+The operator creates them as owned children; the local runner runs them in order.
+"""
+
+from __future__ import annotations
+
+from rlaif_operator.api.common import ObjectMeta
+from rlaif_operator.api.kinds import (
+    PolicyRLRun,
+    PreferenceLabelJob,
+    PreferenceSource,
+    Resource,
+    RewardModelRun,
+    RewardSource,
+    RLAIFPipeline,
+)
+
+STAGE_SUFFIX = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
+PIPELINE_LABEL = "rlaif.dev/pipeline"
+
+
+def child_name(pipeline_name: str, kind: str) -> str:
+    return f"{pipeline_name}-{STAGE_SUFFIX[kind]}"
+
+
+def expand_pipeline(pipeline: RLAIFPipeline) -> list[Resource]:
+    """The pipeline's stages in run order, each with its upstream reference filled in."""
+    meta = pipeline.metadata
+    spec = pipeline.spec
+
+    def child_meta(kind: str) -> ObjectMeta:
+        return ObjectMeta(name=child_name(meta.name, kind), namespace=meta.namespace,
+                          labels={**meta.labels, PIPELINE_LABEL: meta.name})
+
+    children: list[Resource] = []
+    if spec.labeling is not None:
+        children.append(PreferenceLabelJob(metadata=child_meta("PreferenceLabelJob"), spec=spec.labeling))
+    if spec.reward_model is not None:
+        rm = spec.reward_model
+        if rm.preferences is None:
+            rm = rm.model_copy(update={"preferences": PreferenceSource(
+                from_label_job=child_name(meta.name, "PreferenceLabelJob"))})
+        children.append(RewardModelRun(metadata=child_meta("RewardModelRun"), spec=rm))
+    if spec.policy is not None:
+        pol = spec.policy
+        if pol.reward is None:
+            pol = pol.model_copy(update={"reward": RewardSource(
+                from_reward_model_run=child_name(meta.name, "RewardModelRun"))})
+        children.append(PolicyRLRun(metadata=child_meta("PolicyRLRun"), spec=pol))
+    return children

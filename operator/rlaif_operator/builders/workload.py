@@ -1,0 +1,75 @@
+"""Turns a stage's resource into its workload config: the file ``python -m rlaif_jobs.STAGE`` reads.
+
+The operator puts this config in a ConfigMap and the local runner writes it to a file, so a stage
+computes the same thing on a cluster and on a laptop. Upstream references must already be resolved
+into URIs (``upstream_ref`` says what a resource waits for).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rlaif_jobs.config import LabelConfig, PolicyConfig, RewardConfig
+from rlaif_jobs.report import OUTPUT_LABELS, OUTPUT_MODEL
+from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, Resource, RewardModelRun
+
+STAGE_MODULE = {
+    "PreferenceLabelJob": "rlaif_jobs.label",
+    "RewardModelRun": "rlaif_jobs.reward",
+    "PolicyRLRun": "rlaif_jobs.policy",
+}
+
+
+class UpstreamRef(NamedTuple):
+    """A dependency: the upstream resource's kind and name, and which of its outputs is consumed."""
+
+    kind: str
+    name: str
+    output: str
+
+
+def upstream_ref(resource: Resource) -> UpstreamRef | None:
+    """What this resource waits for, or None if its inputs are all explicit URIs."""
+    if isinstance(resource, RewardModelRun):
+        src = resource.spec.preferences
+        if src is not None and src.from_label_job:
+            return UpstreamRef("PreferenceLabelJob", src.from_label_job, OUTPUT_LABELS)
+    if isinstance(resource, PolicyRLRun):
+        src = resource.spec.reward
+        if src is not None and src.from_reward_model_run:
+            return UpstreamRef("RewardModelRun", src.from_reward_model_run, OUTPUT_MODEL)
+    return None
+
+
+class MissingInputError(ValueError):
+    """The resource needs an upstream output that was not supplied."""
+
+
+def workload_config(resource: Resource, upstream_uri: str | None = None) -> LabelConfig | RewardConfig | PolicyConfig:
+    """The workload config of a stage resource.
+
+    Inputs: the resource and, when ``upstream_ref(resource)`` is not None, the URI its upstream
+    reported. Output: the stage's config model (shard index left unset: pods take it from
+    JOB_COMPLETION_INDEX).
+    """
+    if isinstance(resource, PreferenceLabelJob):
+        s = resource.spec
+        return LabelConfig(labeler=s.labeler, dataset=s.dataset, prompt=s.prompt, output=s.output,
+                           output_format=s.output_format, num_shards=s.num_shards)
+    needs = upstream_ref(resource)
+    if needs is not None and not upstream_uri:
+        raise MissingInputError(f"{resource.kind}/{resource.metadata.name} needs the {needs.output!r} output"
+                                f" of {needs.kind}/{needs.name}")
+    if isinstance(resource, RewardModelRun):
+        s = resource.spec
+        assert s.preferences is not None  # the resource model requires it
+        return RewardConfig(base_model=s.base_model, preferences_uri=upstream_uri or s.preferences.uri,
+                            training=s.training, output=s.output)
+    if isinstance(resource, PolicyRLRun):
+        s = resource.spec
+        assert s.reward is not None
+        model_uri = upstream_uri or s.reward.model_uri
+        return PolicyConfig(policy=s.policy, prompts=s.prompts, reward_model_uri=model_uri,
+                            direct_reward=s.reward.direct, rl=s.rl, rollout=s.rollout,
+                            evaluation=s.evaluation, output=s.output)
+    raise TypeError(f"{resource.kind} has no workload of its own")
