@@ -57,5 +57,10 @@ def describe_errors(err: ValidationError, root: str = "") -> list[str]:
             msg = "unknown field (check its spelling against the API reference)"
         elif e["type"] == "missing":
             msg = "required field is missing"
-        lines.append(f"{field_path(tuple(e['loc']), root)}: {msg}")
+        msg = msg.removeprefix("Value error, ")
+        where = field_path(tuple(e["loc"]), root)
+        if where == "(document)" and msg.startswith(("spec.", "metadata.", "kind", "apiVersion")):
+            lines.append(msg)  # the validator already named the field
+        else:
+            lines.append(f"{where}: {msg}")
     return lines

@@ -32,7 +32,13 @@ def check_uri(value: str) -> str:
 
 Uri = Annotated[
     str,
-    Field(min_length=1, max_length=2048, description="A location: see the URI rules."),
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="A location: see the URI rules.",
+        # The CRD carries the scheme rule as a pattern; pydantic runs check_uri for a clearer message.
+        json_schema_extra={"pattern": r"^((builtin|hf|s3|gs|gcs|az|abfs|https?|file)://.+|[^:]+)$"},
+    ),
     AfterValidator(check_uri),
 ]
 

@@ -34,6 +34,10 @@ class EndpointSpec(CamelModel):
 class LabelerSpec(CamelModel):
     """The off-the-shelf LLM that judges, and the engine that serves it."""
 
+    model_config = {**CamelModel.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!has(self.engine) || self.engine != 'openai' || has(self.endpoint)",
+         "message": "endpoint is required when engine is 'openai': set endpoint.url"}]}}
+
     model: ModelRef = Field(description="The labeler LLM.")
     engine: Engine = Field("vllm", description="vllm (in-process), openai (an endpoint) or transformers.")
     endpoint: EndpointSpec | None = Field(None, description="Required when engine is openai.")
@@ -64,6 +68,11 @@ class Exemplar(CamelModel):
 class CustomTemplate(CamelModel):
     """A user-written prompt; {context}, {response1} and {response2} are filled in."""
 
+    model_config = {**CamelModel.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "self.sample.contains('{context}') && self.sample.contains('{response1}')"
+                 " && self.sample.contains('{response2}')",
+         "message": "sample must contain the placeholders {context}, {response1} and {response2}"}]}}
+
     preamble: str = Field(min_length=1, description="Task description for the labeler.")
     sample: str = Field(
         min_length=1, description="Sample block with {context}, {response1} and {response2} placeholders."
@@ -88,6 +97,10 @@ class ChainOfThought(CamelModel):
 
 class PromptSpec(CamelModel):
     """How the labeler is asked: the paper's four-part prompt."""
+
+    model_config = {**CamelModel.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!has(self.task) || self.task != 'custom' || has(self.template)",
+         "message": "template is required when task is 'custom'"}]}}
 
     task: Task = Field("summarization", description="Which task wording to use; custom needs template.")
     preamble: Literal["base", "detailed"] = Field("base", description="Base asks which is better; detailed"

@@ -27,6 +27,11 @@ class DirectRewardSpec(CamelModel):
 class RLSpec(TrainerSpec):
     """RL knobs, paper defaults: beta 0.05, temperature 0.9, batch 128, lr 1e-5, 8 epochs."""
 
+    model_config = {**TrainerSpec.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!has(self.algorithm) || self.algorithm != 'rloo' || !has(self.samplesPerPrompt)"
+                 " || self.samplesPerPrompt >= 2",
+         "message": "samplesPerPrompt must be at least 2 for rloo (it is the leave-one-out group)"}]}}
+
     algorithm: Algorithm = Field("reinforce", description="reinforce (paper: value baseline), rloo or ppo.")
     kl_coef: float = Field(0.05, ge=0, lt=1, description="beta in (1 - beta) * r - beta * KL(pi || SFT).")
     temperature: float = Field(0.9, gt=0, le=2, description="Sampling temperature of rollouts.")
