@@ -1,0 +1,1 @@
+"""Local mode: run the same manifests on this machine, through the same workload entrypoints."""
