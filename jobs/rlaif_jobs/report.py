@@ -11,6 +11,7 @@ policy ``meanReward``, ``kl``, ``winRate``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -47,10 +48,8 @@ def write_termination_message(payload: dict[str, Any]) -> None:
     if len(text.encode()) > MAX_TERMINATION_BYTES:  # keep outputs, drop metrics until it fits
         payload = {"outputs": payload.get("outputs", {}), "metrics": {}}
         text = json.dumps(payload, separators=(",", ":"))[:MAX_TERMINATION_BYTES]
-    try:
+    with contextlib.suppress(OSError):  # reporting must never fail the workload itself
         Path(path).write_text(text)
-    except OSError:
-        pass  # reporting must never fail the workload itself
 
 
 def read_summary(output_uri: str) -> dict[str, Any] | None:

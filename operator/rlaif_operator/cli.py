@@ -12,7 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from rlaif_operator.api import KINDS, ManifestError, parse_resource
 from rlaif_operator.api.crdgen import build_crd
 from rlaif_operator.api.crdschema import crd_schema, validate

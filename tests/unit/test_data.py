@@ -79,9 +79,8 @@ def test_normalize_preference(value, base, expected):
 def test_atomic_write_leaves_old_content_when_interrupted(tmp_path):
     target = tmp_path / "out.jsonl"
     write_jsonl(str(target), [{"n": 1}])
-    with pytest.raises(RuntimeError):
-        with atomic_open(str(target)) as f:
-            f.write('{"n": 2}\n')
-            raise RuntimeError("killed halfway")
+    with pytest.raises(RuntimeError), atomic_open(str(target)) as f:
+        f.write('{"n": 2}\n')
+        raise RuntimeError("killed halfway")
     assert target.read_text() == '{"n": 1}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left behind

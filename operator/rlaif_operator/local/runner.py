@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rlaif_jobs.report import EXIT_CONFIG_ERROR, read_summary
@@ -29,7 +29,7 @@ TRAINERS = ("RewardModelRun", "PolicyRLRun")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status_path(workdir: Path, name: str) -> Path:
@@ -54,7 +54,8 @@ def _done_stages(workdir: Path) -> dict[str, str]:
     done = {}
     for path in workdir.glob("*/status.json"):
         status = Status.model_validate_json(path.read_text())
-        meta = json.loads((path.parent / "resource.json").read_text()) if (path.parent / "resource.json").exists() else {}
+        resource_file = path.parent / "resource.json"
+        meta = json.loads(resource_file.read_text()) if resource_file.exists() else {}
         if status.phase == "Succeeded" and meta.get("kind"):
             done[path.parent.name] = meta["kind"]
     return done
