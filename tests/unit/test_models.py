@@ -1,0 +1,51 @@
+"""Model URIs resolve to something loadable; bad ones fail with the rule that fixes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlaif_jobs.models.install import ModelInstallError, ensure_builtin, is_installed
+from rlaif_jobs.models.resolve import ModelNotFoundError, resolve_model_uri
+
+
+def test_builtin_resolves_to_the_built_folder():
+    path = resolve_model_uri("builtin://tiny-random-llama")
+    assert is_installed("tiny-random-llama")
+    assert path.endswith("tiny-random-llama")
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(path).num_hidden_layers == 2
+
+
+def test_hub_ids_pass_through_for_the_loader_to_download():
+    assert resolve_model_uri("hf://HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert resolve_model_uri("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"
+
+
+def test_local_paths(tmp_path):
+    assert resolve_model_uri(str(tmp_path)) == str(tmp_path)
+    assert resolve_model_uri(f"file://{tmp_path}") == str(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="no such folder; use builtin://, hf://ORG/NAME"):
+        resolve_model_uri(str(tmp_path / "missing"))
+
+
+def test_object_store_uris_download_into_the_cache(tmp_path, monkeypatch):
+    # fsspec's in-memory filesystem stands for s3:// or gs:// (same fsspec code path, no network).
+    import fsspec
+
+    monkeypatch.setenv("RLAIF_CACHE", str(tmp_path / "cache"))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/bucket/model/config.json", b'{"model_type": "llama"}')
+    from rlaif_jobs.models import resolve
+
+    monkeypatch.setattr(resolve, "REMOTE", (*resolve.REMOTE, "memory://"))
+    local = resolve.resolve_model_uri("memory://bucket/model")
+    assert (tmp_path / "cache" / "downloads").exists()
+    assert open(f"{local}/config.json").read() == '{"model_type": "llama"}'
+    with pytest.raises(ModelNotFoundError, match="nothing at that location"):
+        resolve.resolve_model_uri("memory://bucket/absent")
+
+
+def test_unknown_builtin_lists_the_known_ones():
+    with pytest.raises(ModelInstallError, match="unknown builtin model 'gpt-5'; known: minilm-l6-v2"):
+        ensure_builtin("gpt-5")
