@@ -1,0 +1,101 @@
+"""The stages' Jobs: Indexed Jobs for labeling shards and for multi-node training, plus the label merge.
+
+- Labeling: one completion per shard; ``JOB_COMPLETION_INDEX`` picks the shard. With several shards a
+  second Job (``--merge``) joins their labels once every shard succeeded.
+- Training: one pod per node under ``torchrun``; node rank = completion index, master = pod 0 reached
+  through the headless Service (``<job>-0.<service>``), so rendezvous works across nodes.
+- Every Job: ``backoffLimit``; a ``podFailurePolicy`` that fails at once on a config error (exit code 3,
+  retrying cannot fix it) and does not count disruptions (preemption, eviction) against the limit;
+  ``activeDeadlineSeconds``; with a Kueue queue, the queue label and ``suspend: true`` so Kueue admits
+  the whole gang at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlaif_jobs.report import EXIT_CONFIG_ERROR
+from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
+from rlaif_operator.builders import names
+from rlaif_operator.builders.configmap import CONFIG_PATH
+from rlaif_operator.builders.pod import pod_template
+from rlaif_operator.builders.workload import STAGE_MODULE
+from rlaif_operator.settings import OperatorSettings
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Fail fast on a config error; ignore disruptions (they are not the workload's fault)."""
+    return {"rules": [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_CONFIG_ERROR]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]}
+
+
+def _job(resource: Resource, name: str, component: str, completions: int, template: dict[str, Any]) -> dict[str, Any]:
+    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    queue = resource.spec.resources.queue_name  # type: ignore[attr-defined]
+    meta = names.object_meta(resource, name, component)
+    spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": completions,
+        "parallelism": completions,
+        "backoffLimit": runtime.backoff_limit,
+        "podFailurePolicy": pod_failure_policy(),
+        "template": template,
+    }
+    if runtime.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = runtime.active_deadline_seconds
+    if runtime.ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = runtime.ttl_seconds_after_finished
+    if queue:
+        # Kueue admits a suspended Job as a whole (all completions at once) and then unsuspends it.
+        meta["labels"][names.KUEUE_QUEUE_LABEL] = queue
+        spec["suspend"] = True
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
+def entrypoint(resource: Resource) -> list[str]:
+    return ["python", "-m", STAGE_MODULE[resource.kind], "--config", CONFIG_PATH]
+
+
+def build_label_job(resource: PreferenceLabelJob, settings: OperatorSettings) -> dict[str, Any]:
+    """The labeling Job: ``numShards`` completions, one shard each."""
+    component = names.STAGE[resource.kind]
+    template = pod_template(resource, settings, container_name="labeler", command=entrypoint(resource),
+                            component=component)
+    return _job(resource, names.job_name(resource), component, resource.spec.num_shards, template)
+
+
+def build_merge_job(resource: PreferenceLabelJob, settings: OperatorSettings) -> dict[str, Any]:
+    """The merge Job: one pod that joins the shards' labels and reports the stage's summary."""
+    template = pod_template(resource, settings, container_name="merge",
+                            command=[*entrypoint(resource), "--merge"], component=names.MERGE)
+    return _job(resource, names.merge_job_name(resource), names.MERGE, 1, template)
+
+
+def torchrun_command(resource: Resource, settings: OperatorSettings) -> list[str]:
+    """``torchrun`` across ``nodes`` pods: rank from the completion index, master = pod 0."""
+    res = resource.spec.resources  # type: ignore[attr-defined]
+    master = f"{names.job_name(resource)}-0.{names.service_name(resource)}"
+    return [
+        "torchrun",
+        f"--nnodes={res.nodes}",
+        f"--nproc-per-node={max(res.gpus_per_node, 1)}",
+        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        f"--master-addr={master}",
+        f"--master-port={settings.master_port}",
+        "-m", STAGE_MODULE[resource.kind],
+        "--config", CONFIG_PATH,
+    ]
+
+
+def build_trainer_job(resource: Resource, settings: OperatorSettings) -> dict[str, Any]:
+    """The reward-model or policy Job: one pod per node, each running torchrun."""
+    component = names.STAGE[resource.kind]
+    nodes = resource.spec.resources.nodes  # type: ignore[attr-defined]
+    template = pod_template(
+        resource, settings, container_name="trainer", command=torchrun_command(resource, settings),
+        component=component, subdomain=names.service_name(resource),
+        extra_env=[{"name": "NCCL_SOCKET_IFNAME", "value": "eth0"}] if nodes > 1 else [],
+    )
+    return _job(resource, names.job_name(resource), component, nodes, template)

@@ -1,0 +1,181 @@
+"""The pod template every stage's Job uses: image, command, GPUs, placement, volumes, secrets.
+
+Pure: a typed resource plus settings in, a ``PodTemplateSpec`` dict out. What differs between stages
+(the command, the image, extra env) is passed in by ``builders.jobs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlaif_jobs.config.common import SecretKeyRef
+from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.report import DEFAULT_TERMINATION_LOG
+from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, Resource
+from rlaif_operator.builders import names
+from rlaif_operator.builders.configmap import CONFIG_DIR
+from rlaif_operator.settings import OperatorSettings
+
+GPU = "nvidia.com/gpu"
+HUB_TOKEN_ENV = "HF_TOKEN"
+LABELER_KEY_ENV = "RLAIF_LABELER_API_KEY"
+CONFIG_VOLUME = "config"
+SHM_VOLUME = "dshm"
+DATA_VOLUME = "data"
+
+
+def stage_image(resource: Resource, settings: OperatorSettings) -> str:
+    """The resource's own image, else the stage's default: vLLM for labeling, DeepSpeed for training."""
+    if resource.spec.runtime.image:  # type: ignore[attr-defined]
+        return resource.spec.runtime.image  # type: ignore[attr-defined]
+    return settings.labeler_image if isinstance(resource, PreferenceLabelJob) else settings.trainer_image
+
+
+def labeler_specs(resource: Resource) -> list[LabelerSpec]:
+    """Every labeler LLM a stage talks to (labeling, d-RLAIF scoring, win-rate judge)."""
+    if isinstance(resource, PreferenceLabelJob):
+        return [resource.spec.labeler]
+    if isinstance(resource, PolicyRLRun):
+        found = []
+        if resource.spec.reward and resource.spec.reward.direct:
+            found.append(resource.spec.reward.direct.labeler)
+        if resource.spec.evaluation.judge:
+            found.append(resource.spec.evaluation.judge)
+        return found
+    return []
+
+
+def labeler_key_secret(resource: Resource) -> SecretKeyRef | None:
+    """The labeler endpoint's API-key Secret (the first one set; a pod has one RLAIF_LABELER_API_KEY)."""
+    for spec in labeler_specs(resource):
+        if spec.endpoint and spec.endpoint.api_key_secret:
+            return spec.endpoint.api_key_secret
+    return None
+
+
+def referenced_secrets(resource: Resource) -> list[tuple[str, str | None]]:
+    """Secrets the pods need, as (name, key or None for a whole Secret), in a stable order.
+
+    The operator checks they exist before creating the Job: a missing Secret would otherwise leave pods
+    stuck in CreateContainerConfigError with no word on the resource.
+    """
+    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    found: list[tuple[str, str | None]] = []
+    if runtime.hub_token_secret:
+        found.append((runtime.hub_token_secret.name, runtime.hub_token_secret.key))
+    for spec in labeler_specs(resource):
+        if spec.endpoint and spec.endpoint.api_key_secret:
+            ref = spec.endpoint.api_key_secret
+            found.append((ref.name, ref.key))
+    if runtime.storage.credentials_secret:
+        found.append((runtime.storage.credentials_secret, None))
+    return list(dict.fromkeys(found))
+
+
+def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def container_env(resource: Resource, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Env of the workload container: identity, completion index, secrets, then the user's env."""
+    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    env: list[dict[str, Any]] = [
+        {"name": "RLAIF_STAGE", "value": names.STAGE[resource.kind]},
+        {"name": "RLAIF_RESOURCE", "value": f"{resource.kind}/{resource.metadata.name}"},
+        # Set explicitly (the Job controller would add it too) so that $(JOB_COMPLETION_INDEX) expands.
+        {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{names.COMPLETION_INDEX_ANNOTATION}']"}}},
+        *extra,
+    ]
+    if runtime.hub_token_secret:
+        env.append(_secret_env(HUB_TOKEN_ENV, runtime.hub_token_secret))
+    key = labeler_key_secret(resource)
+    if key:
+        env.append(_secret_env(LABELER_KEY_ENV, key))
+    env += [{"name": e.name, "value": e.value} for e in runtime.env]
+    return env
+
+
+def container_resources(resource: Resource) -> dict[str, Any]:
+    """Requests = limits (Guaranteed QoS for the GPU pods); nvidia.com/gpu only when GPUs are asked."""
+    res = resource.spec.resources  # type: ignore[attr-defined]
+    amounts: dict[str, str] = {}
+    if res.cpu:
+        amounts["cpu"] = res.cpu
+    if res.memory:
+        amounts["memory"] = res.memory
+    if res.gpus_per_node:
+        amounts[GPU] = str(res.gpus_per_node)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def pod_template(
+    resource: Resource,
+    settings: OperatorSettings,
+    *,
+    container_name: str,
+    command: list[str],
+    component: str,
+    extra_env: list[dict[str, Any]] | None = None,
+    subdomain: str | None = None,
+) -> dict[str, Any]:
+    """The Job's pod template.
+
+    Inputs: the stage resource, settings, the container's name and command, the component label, extra
+    env, and the headless Service name for trainers (``subdomain``: gives pod 0 a DNS name).
+    Output: a ``PodTemplateSpec`` dict.
+    """
+    spec_res = resource.spec.resources  # type: ignore[attr-defined]
+    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    storage = runtime.storage
+
+    volumes: list[dict[str, Any]] = [
+        {"name": CONFIG_VOLUME, "configMap": {"name": names.config_map_name(resource)}},
+        # vLLM and NCCL exchange tensors through /dev/shm; a container's default 64 MiB is too small.
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": spec_res.shm_size}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+    ]
+    if storage.pvc_name:
+        volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": storage.pvc_name}})
+        mounts.append({"name": DATA_VOLUME, "mountPath": storage.mount_path})
+
+    container: dict[str, Any] = {
+        "name": container_name,
+        "image": stage_image(resource, settings),
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": command,
+        "env": container_env(resource, extra_env or []),
+        "volumeMounts": mounts,
+        # The workload writes {"outputs", "metrics"} here; the operator reads it from the pod status.
+        "terminationMessagePath": DEFAULT_TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if storage.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": storage.credentials_secret}}]
+    resources = container_resources(resource)
+    if resources:
+        container["resources"] = resources
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # retries are the Job's (backoffLimit, podFailurePolicy), not kubelet's
+        "containers": [container],
+        "volumes": volumes,
+    }
+    service_account = runtime.service_account_name or settings.default_service_account
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if spec_res.node_selector:
+        pod_spec["nodeSelector"] = dict(spec_res.node_selector)
+    if spec_res.tolerations:
+        pod_spec["tolerations"] = [t.to_wire() for t in spec_res.tolerations]
+    if spec_res.affinity:
+        pod_spec["affinity"] = spec_res.affinity
+    if spec_res.priority_class_name:
+        pod_spec["priorityClassName"] = spec_res.priority_class_name
+    if subdomain:
+        pod_spec["subdomain"] = subdomain
+
+    return {"metadata": {"labels": names.labels(resource, component)}, "spec": pod_spec}

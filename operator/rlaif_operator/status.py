@@ -1,0 +1,439 @@
+"""Pure status logic: what the operator observed in, the resource's ``Status`` out.
+
+``compute_status(resource, observed, now)`` for the three stages and ``compute_pipeline_status`` for a
+pipeline; ``transition_events(old, new)`` names the Kubernetes Events a change deserves. No I/O, no
+kopf, no client: table-driven tests cover every path (tests/unit/operator/test_status.py).
+
+Conditions (one per type, always all four): ``InputsReady``, ``Running``, ``Succeeded``, ``Failed``;
+reasons are CamelCase and messages say what to do. ``phase`` summarises them for ``kubectl get``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rlaif_operator.api.common import Condition, StageStatus, Status
+from rlaif_operator.api.kinds import Resource, RLAIFPipeline
+
+CONDITION_TYPES = ("InputsReady", "Running", "Succeeded", "Failed")
+TERMINAL = ("Succeeded", "Failed")
+
+# Failed reasons that come from the stage's own Job: final, even if the Job is later deleted (TTL).
+JOB_FAILURE_REASONS = ("ConfigError", "BackoffLimitExceeded", "DeadlineExceeded", "JobFailed")
+
+
+# --- what the reconcile observed -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpstreamObservation:
+    """The upstream resource a stage takes its input from."""
+
+    kind: str
+    name: str
+    output: str  # which of its status.outputs is consumed
+    found: bool = False
+    phase: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+    other_kind: str | None = None  # the name exists, but as this other rlaif.dev kind
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """A Job (as the API reports it) and the summaries its finished pods left."""
+
+    name: str
+    exists: bool = False
+    owned: bool = True  # False: a Job of that name exists but belongs to something else
+    suspended: bool = False
+    active: int = 0
+    ready: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    completions: int = 1
+    start_time: str | None = None
+    completion_time: str | None = None
+    complete: bool = False
+    failed_reason: str | None = None  # the Job's Failed condition reason (BackoffLimitExceeded, ...)
+    failed_message: str | None = None
+    reports: tuple[dict[str, Any], ...] = ()  # termination messages, by completion index
+    unschedulable: str | None = None  # a pending pod's scheduler message
+
+
+@dataclass(frozen=True)
+class StageObservation:
+    """Everything ``compute_status`` needs about a stage, gathered by the reconcile."""
+
+    spec_errors: tuple[str, ...] = ()  # input the schema let through but the stage cannot run with
+    upstream: UpstreamObservation | None = None
+    missing_secrets: tuple[str, ...] = ()  # "name" or "name/key", each missing
+    job: JobObservation | None = None
+    merge_job: JobObservation | None = None
+    needs_merge: bool = False
+
+
+@dataclass(frozen=True)
+class ChildObservation:
+    """One stage resource of a pipeline."""
+
+    kind: str
+    name: str
+    exists: bool = False
+    owned: bool = True
+    status: Status | None = None
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def parse_report(message: str | None) -> dict[str, Any] | None:
+    """A termination message as the workload wrote it ({"outputs", "metrics"}), or None if it is not
+    one (e.g. the log tail Kubernetes falls back to when the workload crashed)."""
+    if not message:
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not ({"outputs", "metrics"} & data.keys()):
+        return None
+    outputs = {str(k): str(v) for k, v in (data.get("outputs") or {}).items()}
+    metrics = {str(k): float(v) for k, v in (data.get("metrics") or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"outputs": outputs, "metrics": metrics}
+
+
+def _rfc3339(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _conditions(previous: Status, now: datetime, generation: int | None,
+                wanted: dict[str, tuple[bool, str, str]]) -> list[Condition]:
+    """Builds the four conditions, keeping lastTransitionTime where the status did not change."""
+    before = {c.type: c for c in previous.conditions}
+    out = []
+    for ctype in CONDITION_TYPES:
+        value, reason, message = wanted[ctype]
+        status = "True" if value else "False"
+        old = before.get(ctype)
+        since = old.last_transition_time if old is not None and old.status == status else _rfc3339(now)
+        out.append(Condition(type=ctype, status=status, reason=reason, message=message,
+                             last_transition_time=since, observed_generation=generation))
+    return out
+
+
+@dataclass
+class _Verdict:
+    """The outcome being assembled: phase and the four conditions' (value, reason, message)."""
+
+    phase: str
+    inputs: tuple[bool, str, str]
+    running: tuple[bool, str, str] = (False, "NotStarted", "")
+    succeeded: tuple[bool, str, str] = (False, "NotFinished", "")
+    failed: tuple[bool, str, str] = (False, "NoFailure", "")
+
+    @property
+    def message(self) -> str:
+        for value, _, message in (self.failed, self.succeeded, self.running):
+            if value and message:
+                return message
+        if not self.inputs[0]:
+            return self.inputs[2]
+        return self.running[2] or self.inputs[2]
+
+
+def _fail(verdict: _Verdict, reason: str, message: str) -> _Verdict:
+    verdict.phase = "Failed"
+    verdict.failed = (True, reason, message)
+    verdict.running = (False, reason, "")
+    verdict.succeeded = (False, reason, "")
+    return verdict
+
+
+def _ref(kind: str, name: str) -> str:
+    return f"{kind}/{name}"
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+
+def _inputs(resource: Resource, obs: StageObservation) -> _Verdict:
+    """The InputsReady part: spec problems, the upstream, the Secrets."""
+    up = obs.upstream
+    if obs.spec_errors:
+        text = "; ".join(obs.spec_errors)
+        return _fail(_Verdict("Failed", (False, "InvalidSpec", text)), "InvalidSpec", text)
+    if up is not None:
+        ref = _ref(up.kind, up.name)
+        if not up.found and up.other_kind:
+            text = (f"{up.name} is a {up.other_kind}, not a {up.kind}: point the reference at a {up.kind}"
+                    " (recreate this resource with the right name)")
+            return _fail(_Verdict("Failed", (False, "InvalidReference", text)), "InvalidReference", text)
+        if not up.found:
+            was_seen = any(c.type == "InputsReady" and c.reason in ("WaitingForUpstream", "UpstreamDeleted")
+                           for c in resource.status.conditions)
+            if was_seen:
+                text = f"upstream {ref} was deleted while this resource waited for it: recreate it"
+                return _Verdict("Waiting", (False, "UpstreamDeleted", text))
+            text = f"upstream {ref} does not exist yet: create it (this resource starts once it has Succeeded)"
+            return _Verdict("Waiting", (False, "UpstreamNotFound", text))
+        if up.phase == "Failed":
+            text = f"upstream {ref} failed" + (f": {up.message}" if up.message else "")
+            return _fail(_Verdict("Failed", (False, "UpstreamFailed", text)), "UpstreamFailed", text)
+        if up.phase != "Succeeded":
+            text = f"waiting for upstream {ref} to succeed (it is {up.phase or 'Pending'})"
+            return _Verdict("Waiting", (False, "WaitingForUpstream", text))
+        if not up.outputs.get(up.output):
+            text = (f"upstream {ref} succeeded but reported no {up.output!r} output"
+                    " (its pods' termination messages were lost?): re-run it")
+            return _fail(_Verdict("Failed", (False, "UpstreamOutputMissing", text)),
+                         "UpstreamOutputMissing", text)
+    if obs.missing_secrets:
+        names_ = ", ".join(obs.missing_secrets)
+        text = (f"Secret {names_} not found in namespace {resource.metadata.namespace or 'default'}:"
+                " create it; the stage starts as soon as it exists")
+        reason = "SecretKeyNotFound" if all("/" in s for s in obs.missing_secrets) else "SecretNotFound"
+        return _Verdict("Waiting", (False, reason, text))
+    if up is not None:
+        text = f"using {up.output} from {_ref(up.kind, up.name)}: {up.outputs[up.output]}"
+        return _Verdict("Pending", (True, "UpstreamSucceeded", text))
+    return _Verdict("Pending", (True, "InputsGiven", "inputs are given as URIs"))
+
+
+def _job_failure(job: JobObservation) -> tuple[str, str]:
+    reason = job.failed_reason or "JobFailed"
+    detail = job.failed_message or "the Job failed"
+    if reason == "PodFailurePolicy":
+        return ("ConfigError", f"the workload rejected its configuration (exit code 3), not retried: {detail}."
+                " Fix the spec and create a new resource; `kubectl logs job/{}` shows why".format(job.name))
+    if reason == "BackoffLimitExceeded":
+        return (reason, f"pods of Job {job.name} failed more often than runtime.backoffLimit allows: {detail}."
+                f" See `kubectl logs job/{job.name}`")
+    if reason == "DeadlineExceeded":
+        return (reason, f"Job {job.name} ran longer than runtime.activeDeadlineSeconds: {detail}")
+    return ("JobFailed", f"Job {job.name} failed ({reason}): {detail}")
+
+
+def _running(verdict: _Verdict, job: JobObservation, what: str) -> _Verdict:
+    """Running/Pending from a Job that has not finished."""
+    if job.suspended:
+        verdict.phase = "Pending"
+        verdict.running = (False, "Queued", f"{what} {job.name} is suspended until Kueue admits it")
+    elif job.unschedulable:
+        verdict.phase = "Pending"
+        verdict.running = (False, "Unschedulable",
+                           f"pods of {what} {job.name} cannot be scheduled: {job.unschedulable}"
+                           " (check resources.gpusPerNode, nodeSelector and tolerations)")
+    elif job.active or job.succeeded:
+        verdict.phase = "Running"
+        verdict.running = (True, "JobRunning", f"{what} {job.name}: {job.succeeded}/{job.completions}"
+                           f" completions done, {job.active} pods active")
+    else:
+        verdict.phase = "Pending"
+        verdict.running = (False, "JobCreated", f"{what} {job.name} created, waiting for its pods")
+    return verdict
+
+
+def _results(job: JobObservation) -> tuple[dict[str, str], dict[str, float]]:
+    """Outputs and metrics from the summaries: rank 0 / the merge pod reports the stage's summary."""
+    outputs: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    for report in reversed(job.reports):  # index 0 last, so it wins
+        if report:
+            outputs.update(report.get("outputs", {}))
+            metrics.update(report.get("metrics", {}))
+    return outputs, metrics
+
+
+def compute_status(resource: Resource, observed: StageObservation, now: datetime) -> Status:
+    """The stage's status from what was observed.
+
+    Inputs: the resource (its current status supplies transition times and what was seen before),
+    the observation, and the current time. Output: the new ``Status``.
+    """
+    previous = resource.status
+    generation = resource.metadata.generation
+    job = observed.job
+    final = observed.merge_job if observed.needs_merge else job
+
+    # A finished stage stays finished once its Job is gone (ttlSecondsAfterFinished): never re-run it.
+    failed_reason = next((c.reason for c in previous.conditions if c.type == "Failed" and c.status == "True"), "")
+    if (job is None or not job.exists) and (
+            previous.phase == "Succeeded" or (previous.phase == "Failed" and failed_reason in JOB_FAILURE_REASONS)):
+        return previous.model_copy(update={"observed_generation": generation})
+
+    verdict = _inputs(resource, observed)
+    start_time, completion_time = previous.start_time, previous.completion_time
+    outputs, metrics = dict(previous.outputs), dict(previous.metrics)
+
+    if verdict.phase != "Failed" and verdict.inputs[0] and job is not None:
+        if job.exists and not job.owned:
+            text = (f"a Job named {job.name} already exists and is not owned by this resource:"
+                    " delete it or rename this resource")
+            _fail(verdict, "NameConflict", text)
+        elif job.exists:
+            start_time = start_time or job.start_time
+            if job.failed_reason:
+                _fail(verdict, *_job_failure(job))
+            elif not job.complete:
+                _running(verdict, job, "Job")
+            elif observed.needs_merge and (final is None or not final.exists):
+                verdict.phase = "Running"
+                verdict.running = (True, "Merging", f"all {job.completions} shards done; merging their labels")
+            elif final is not None and final.exists and not final.owned:
+                _fail(verdict, "NameConflict", f"a Job named {final.name} already exists and is not owned by"
+                      " this resource: delete it or rename this resource")
+            elif final is not None and final.failed_reason:
+                _fail(verdict, *_job_failure(final))
+            elif final is not None and not final.complete:
+                _running(verdict, final, "merge Job")
+                if verdict.phase == "Running":
+                    verdict.running = (True, "Merging", verdict.running[2])
+            else:
+                assert final is not None
+                outputs, metrics = _results(final)
+                if observed.needs_merge:  # shard summaries carry per-shard metrics; the merge's win
+                    shard_out, _ = _results(job)
+                    outputs = {**shard_out, **outputs}
+                verdict.phase = "Succeeded"
+                completion_time = final.completion_time or _rfc3339(now)
+                verdict.running = (False, "Completed", "")
+                summary = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics reported"
+                verdict.succeeded = (True, "JobSucceeded", f"{resource.kind} {resource.metadata.name}"
+                                     f" succeeded: {summary}")
+        else:
+            verdict.running = (False, "JobCreated", "creating the Job")
+    if verdict.phase == "Failed":
+        completion_time = completion_time or _rfc3339(now)
+        if job is not None and job.exists:
+            start_time = start_time or job.start_time
+
+    conditions = _conditions(previous, now, generation, {
+        "InputsReady": verdict.inputs, "Running": verdict.running,
+        "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+    return Status(phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
+                  observed_generation=generation, start_time=start_time,
+                  completion_time=completion_time if verdict.phase in TERMINAL else None,
+                  outputs=outputs, metrics=metrics)
+
+
+# --- pipeline ------------------------------------------------------------------------------------
+
+
+def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObservation],
+                            now: datetime) -> Status:
+    """One phase for the pipeline plus each stage's; metrics of all stages; outputs by stage.
+
+    Inputs: the pipeline, its stage resources in run order as observed, the current time.
+    """
+    children = list(children)
+    previous = pipeline.status
+    stages = [StageStatus(name=c.name, kind=c.kind,
+                          phase=(c.status.phase if c.exists and c.owned and c.status else None))
+              for c in children]
+    metrics: dict[str, float] = {}
+    outputs: dict[str, str] = {}
+    starts, ends = [], []
+    for c in children:
+        if c.exists and c.owned and c.status:
+            metrics.update(c.status.metrics)
+            short = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}[c.kind]
+            outputs.update({f"{short}.{k}": v for k, v in c.status.outputs.items()})
+            if c.status.start_time:
+                starts.append(c.status.start_time)
+            if c.status.completion_time:
+                ends.append(c.status.completion_time)
+
+    conflict = next((c for c in children if c.exists and not c.owned), None)
+    failed = next((c for c in children if c.exists and c.owned and c.status and c.status.phase == "Failed"), None)
+    current = next((c for c in children if not (c.status and c.status.phase == "Succeeded")), None)
+    missing = [c.name for c in children if not c.exists]
+    created = (True, "StagesCreated", f"{len(children)} stages created") if not missing else \
+        (False, "CreatingStages", f"creating {', '.join(missing)}")
+    verdict = _Verdict("Pending", created)
+    if conflict is not None:
+        _fail(verdict, "NameConflict", f"a {conflict.kind} named {conflict.name} already exists and is not"
+              " owned by this pipeline: delete it or rename the pipeline")
+    elif failed is not None:
+        assert failed.status is not None
+        reason = next((c.reason for c in failed.status.conditions if c.type == "Failed"), "")
+        _fail(verdict, "StageFailed", f"stage {failed.name} ({failed.kind}) failed: {reason}:"
+              f" {failed.status.message or ''}".rstrip(": "))
+    elif current is None and children:
+        verdict.phase = "Succeeded"
+        verdict.running = (False, "Completed", "")
+        summary = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics reported"
+        verdict.succeeded = (True, "AllStagesSucceeded", f"all stages succeeded: {summary}")
+    else:
+        phases = [s.phase for s in stages]
+        if "Running" in phases:
+            verdict.phase = "Running"
+        elif "Pending" in phases or "Waiting" in phases:
+            verdict.phase = "Pending" if any(p == "Pending" for p in phases) else "Waiting"
+        if current is not None:
+            cur_status = current.status.phase if current.status else None
+            text = f"stage {current.name} ({current.kind}) is {cur_status or 'being created'}"
+            if current.status and current.status.message:
+                text += f": {current.status.message}"
+            verdict.running = (verdict.phase == "Running", "StageRunning" if verdict.phase == "Running"
+                               else "StagePending", text)
+    conditions = _conditions(previous, now, pipeline.metadata.generation, {
+        "InputsReady": verdict.inputs, "Running": verdict.running,
+        "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+    terminal = verdict.phase in TERMINAL
+    return Status(
+        phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
+        observed_generation=pipeline.metadata.generation,
+        start_time=min(starts) if starts else previous.start_time,
+        completion_time=(previous.completion_time or (max(ends) if ends and not failed else _rfc3339(now)))
+        if terminal else None,
+        outputs=outputs, metrics=metrics,
+        current_stage=None if terminal or current is None else current.name,
+        stages=stages,
+    )
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A Kubernetes Event to post on the resource."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+_WARNING_WAITS = ("UpstreamNotFound", "UpstreamDeleted", "SecretNotFound", "SecretKeyNotFound")
+
+
+def transition_events(old: Status, new: Status) -> list[EventSpec]:
+    """Events for what changed between two statuses: a condition becoming True, a new waiting reason,
+    a stage that cannot be scheduled. Nothing when nothing changed (so restarts post no duplicates)."""
+    before = {c.type: (c.status, c.reason) for c in old.conditions}
+    events = []
+    for c in new.conditions:
+        if before.get(c.type) == (c.status, c.reason):
+            continue
+        if c.status == "True":
+            kind = "Warning" if c.type == "Failed" else "Normal"
+            events.append(EventSpec(kind, c.reason, c.message or c.reason))
+        elif c.type == "InputsReady" and c.reason not in ("InvalidSpec", "InvalidReference", "UpstreamFailed",
+                                                          "UpstreamOutputMissing"):
+            kind = "Warning" if c.reason in _WARNING_WAITS else "Normal"
+            events.append(EventSpec(kind, c.reason, c.message or c.reason))
+        elif c.type == "Running" and c.reason in ("Unschedulable", "Queued", "JobCreated"):
+            kind = "Warning" if c.reason == "Unschedulable" else "Normal"
+            events.append(EventSpec(kind, c.reason, c.message or c.reason))
+    return events
+
+
+def status_for_patch(status: Status) -> dict[str, Any]:
+    """The status as the API stores it (camelCase, unset fields left out, empty maps kept out)."""
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,3 @@
+from testapi.runner import main
+
+main()

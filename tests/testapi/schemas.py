@@ -1,0 +1,337 @@
+"""Resource types the test API server serves: built-in kinds, and custom resources registered when a
+CustomResourceDefinition is created. Validation as the API server does it:
+
+- custom resources: the CRD's structural schema and CEL rules (``rlaif_operator.api.crdschema``),
+  unknown fields pruned (warned) or rejected with ``fieldValidation=Strict``, schema defaults applied;
+- built-in kinds: the real Kubernetes 1.32 JSON schemas (``kubernetes-validate``), plus the handful of
+  rules the API server enforces in code that the operator could break (names, Job restart policy...).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from rlaif_operator.api import crdschema
+
+K8S_SCHEMA_VERSION = "1.32.0"
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+@dataclass
+class ResourceType:
+    """One served resource: its group/version/plural and how it behaves."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    status_subresource: bool = False
+    schema: dict[str, Any] | None = None  # openAPIV3Schema of a custom resource
+    printer_columns: list[dict[str, Any]] = field(default_factory=list)
+    crd_name: str | None = None
+    singular: str = ""
+
+    @property
+    def api_version(self) -> str:
+        return self.version if self.group == "" else f"{self.group}/{self.version}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.group, self.plural)
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def group_kind(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def discovery(self) -> list[dict[str, Any]]:
+        """Entries of this resource (and its subresources) in an APIResourceList."""
+        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        entry: dict[str, Any] = {
+            "name": self.plural, "singularName": self.singular or self.kind.lower(),
+            "namespaced": self.namespaced, "kind": self.kind, "verbs": verbs,
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
+        out = [entry]
+        if self.status_subresource:
+            out.append({"name": f"{self.plural}/status", "singularName": "", "namespaced": self.namespaced,
+                        "kind": self.kind, "verbs": ["get", "patch", "update"]})
+        return out
+
+
+def _rt(group: str, version: str, plural: str, kind: str, **kw: Any) -> ResourceType:
+    return ResourceType(group, version, plural, kind, **kw)
+
+
+BUILTIN_TYPES: list[ResourceType] = [
+    _rt("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), status_subresource=True),
+    _rt("", "v1", "pods", "Pod", short_names=("po",), categories=("all",), status_subresource=True),
+    _rt("", "v1", "services", "Service", short_names=("svc",), categories=("all",), status_subresource=True),
+    _rt("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    _rt("", "v1", "secrets", "Secret"),
+    _rt("", "v1", "events", "Event", short_names=("ev",)),
+    _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _rt("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), status_subresource=True),
+    _rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",),
+        status_subresource=True),
+    _rt("batch", "v1", "jobs", "Job", categories=("all",), status_subresource=True),
+    _rt("apps", "v1", "deployments", "Deployment", short_names=("deploy",), categories=("all",),
+        status_subresource=True),
+    _rt("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
+    _rt("coordination.k8s.io", "v1", "leases", "Lease"),
+    _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+        namespaced=False, short_names=("crd", "crds"), status_subresource=True),
+    _rt("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    _rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    _rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+]
+
+
+def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
+    """The served versions of a CustomResourceDefinition as resource types."""
+    spec = crd["spec"]
+    names = spec["names"]
+    out = []
+    for version in spec.get("versions", []):
+        if not version.get("served", True):
+            continue
+        out.append(ResourceType(
+            group=spec["group"], version=version["name"], plural=names["plural"], kind=names["kind"],
+            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+            short_names=tuple(names.get("shortNames", [])), categories=tuple(names.get("categories", [])),
+            status_subresource="status" in (version.get("subresources") or {}),
+            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            printer_columns=list(version.get("additionalPrinterColumns", [])),
+            crd_name=crd["metadata"]["name"], singular=names.get("singular", names["kind"].lower()),
+        ))
+    return out
+
+
+# --- structural schema: prune and default ---------------------------------------------------------
+
+
+def prune(schema: dict[str, Any], value: Any, path: str = "") -> tuple[Any, list[str]]:
+    """Drops fields the schema does not know (as the API server prunes them); returns the pruned value
+    and the dotted paths that were dropped."""
+    dropped: list[str] = []
+    if isinstance(value, dict) and schema.get("type") == "object":
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
+        out = {}
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else key
+            if not path and key in ("apiVersion", "kind", "metadata"):
+                out[key] = item
+            elif key in props:
+                out[key], more = prune(props[key], item, sub)
+                dropped += more
+            elif isinstance(extra, dict):
+                out[key], more = prune(extra, item, sub)
+                dropped += more
+            elif preserve:
+                out[key] = item
+            else:
+                dropped.append(sub)
+        return out, dropped
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        out_list = []
+        for i, item in enumerate(value):
+            pruned, more = prune(schema["items"], item, f"{path}[{i}]")
+            out_list.append(pruned)
+            dropped += more
+        return out_list, dropped
+    return value, dropped
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Fills in ``default`` of absent properties, recursively, as the API server does for CRs."""
+    if isinstance(value, dict) and schema.get("type") == "object":
+        out = dict(value)
+        for key, sub in schema.get("properties", {}).items():
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            if key in out:
+                out[key] = apply_defaults(sub, out[key])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in out:
+                if key not in schema.get("properties", {}):
+                    out[key] = apply_defaults(extra, out[key])
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(schema["items"], v) for v in value]
+    return value
+
+
+def validate_custom(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
+    """The API server's complaints about a custom resource (empty when valid)."""
+    if rt.schema is None:
+        return []
+    if old is None:
+        return crdschema.validate(rt.schema, obj)
+    return crdschema.validate(rt.schema, obj, old=old)
+
+
+# --- built-in kinds --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _builtin_validator(kind: str, api_version: str, strict: bool) -> Any:
+    import jsonschema
+    import kubernetes_validate.utils as kv
+    from referencing import Registry, Resource
+
+    folder = f"v{K8S_SCHEMA_VERSION}-local" + ("-strict" if strict else "")
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kv.schema_contents(f"kubernetes-json-schema/{folder}/{kind.lower()}-{api}.json", K8S_SCHEMA_VERSION)
+    except FileNotFoundError:
+        return None
+    defs = _definitions(folder)
+    registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@lru_cache(maxsize=4)
+def _definitions(folder: str) -> Any:
+    import kubernetes_validate.utils as kv
+
+    return kv.schema_contents(f"kubernetes-json-schema/{folder}/_definitions.json", K8S_SCHEMA_VERSION)
+
+
+def _error_path(err: Any) -> str:
+    out = ""
+    for part in err.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def validate_builtin(obj: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Validates a built-in object against the real schema. Returns (errors, unknown field paths)."""
+    kind, api_version = obj.get("kind", ""), obj.get("apiVersion", "")
+    loose = _builtin_validator(kind, api_version, False)
+    if loose is None:
+        return [], []
+    errors = [f"{_error_path(e)}: Invalid value: {json.dumps(e.instance)[:80]}: {e.message}"
+              for e in loose.iter_errors(obj) if e.validator != "additionalProperties"]
+    unknown = []
+    strict = _builtin_validator(kind, api_version, True)
+    for e in strict.iter_errors(obj):
+        if e.validator == "additionalProperties":
+            allowed = set((e.schema.get("properties") or {}).keys())
+            base = _error_path(e)
+            for key in e.instance:
+                if key not in allowed:
+                    unknown.append(key if base == "<root>" else f"{base}.{key}")
+    return errors, unknown
+
+
+def drop_paths(obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """Removes the given dotted paths (``a.b[0].c``) from a copy of obj."""
+    out = copy.deepcopy(obj)
+    for path in paths:
+        parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+        node: Any = out
+        for part in parts[:-1]:
+            node = node[int(part[1:-1])] if part.startswith("[") else node.get(part)
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return out
+
+
+def semantic_errors(rt: ResourceType, obj: dict[str, Any]) -> list[str]:
+    """Rules the API server enforces in code (not in the OpenAPI schema) that matter to the operator."""
+    errors = []
+    meta = obj.get("metadata") or {}
+    name = meta.get("name", "")
+    if rt.kind == "Service":
+        if not DNS1035_LABEL.match(name) or len(name) > 63:
+            errors.append(f"metadata.name: Invalid value: {name!r}: a DNS-1035 label must consist of lower"
+                          " case alphanumeric characters or '-', start with an alphabetic character, and end"
+                          " with an alphanumeric character")
+    elif rt.kind == "Namespace":
+        if not DNS1123_LABEL.match(name) or len(name) > 63:
+            errors.append(f"metadata.name: Invalid value: {name!r}: a lowercase RFC 1123 label")
+    elif name and (not DNS1123_SUBDOMAIN.match(name) or len(name) > 253):
+        errors.append(f"metadata.name: Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of"
+                      " lower case alphanumeric characters, '-' or '.'")
+    for key, value in (meta.get("labels") or {}).items():
+        if not LABEL_NAME.match(key.split("/")[-1]) or not LABEL_VALUE.match(str(value)) or len(str(value)) > 63:
+            errors.append(f"metadata.labels: Invalid value: {value!r}: a valid label must be 63 characters or"
+                          " less, and consist of alphanumerics, '-', '_' or '.'")
+    if rt.kind == "Job":
+        errors += _job_errors(obj, name)
+    return errors
+
+
+def _job_errors(job: dict[str, Any], name: str) -> list[str]:
+    errors = []
+    spec = job.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    if len(name) > 63:
+        errors.append(f"metadata.name: Invalid value: {name!r}: must be no more than 63 characters"
+                      " (it becomes a label value)")
+    restart = pod.get("restartPolicy")
+    if restart not in ("Never", "OnFailure"):
+        errors.append(f"spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""
+                      f" (got {restart!r})")
+    if spec.get("podFailurePolicy") and restart != "Never":
+        errors.append("spec.podFailurePolicy: Invalid value: only allowed with restartPolicy Never")
+    if spec.get("completionMode") == "Indexed" and spec.get("completions") is None:
+        errors.append("spec.completions: Required value: when completion mode is Indexed")
+    for i, rule in enumerate((spec.get("podFailurePolicy") or {}).get("rules", [])):
+        if rule.get("action") not in ("FailJob", "Ignore", "Count", "FailIndex"):
+            errors.append(f"spec.podFailurePolicy.rules[{i}].action: Unsupported value: {rule.get('action')!r}")
+        if bool(rule.get("onExitCodes")) == bool(rule.get("onPodConditions")):
+            errors.append(f"spec.podFailurePolicy.rules[{i}]: Invalid value: specify exactly one of"
+                          " onExitCodes and onPodConditions")
+    return errors
+
+
+# --- OpenAPI v3 (what kubectl reads to learn that the server validates fields itself) -------------
+
+
+def openapi_v3_doc(types: list[ResourceType]) -> dict[str, Any]:
+    """A minimal OpenAPI v3 document of one group-version: a PATCH operation per resource that
+    accepts ``fieldValidation`` (so kubectl leaves validation to the server), plus CR schemas."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for rt in types:
+        prefix = "/api/v1" if rt.group == "" else f"/apis/{rt.group}/{rt.version}"
+        ns = "/namespaces/{namespace}" if rt.namespaced else ""
+        gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        params = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                  {"name": "dryRun", "in": "query", "schema": {"type": "string"}}]
+        op = {"x-kubernetes-group-version-kind": gvk, "parameters": params, "responses": {}}
+        paths[f"{prefix}{ns}/{rt.plural}/{{name}}"] = {
+            "patch": {**op, "x-kubernetes-action": "patch"},
+            "put": {**op, "x-kubernetes-action": "put"},
+        }
+        paths[f"{prefix}{ns}/{rt.plural}"] = {"post": {**op, "x-kubernetes-action": "post"}}
+        if rt.schema is not None:
+            name = f"{'.'.join(reversed(rt.group.split('.')))}.{rt.version}.{rt.kind}"
+            schemas[name] = {**rt.schema, "x-kubernetes-group-version-kind": [gvk]}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths, "components": {"schemas": schemas}}
