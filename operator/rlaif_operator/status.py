@@ -41,6 +41,7 @@ class UpstreamObservation:
     outputs: dict[str, str] = field(default_factory=dict)
     message: str | None = None
     other_kind: str | None = None  # the name exists, but as this other rlaif.dev kind
+    completion_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class StageObservation:
     job: JobObservation | None = None
     merge_job: JobObservation | None = None
     needs_merge: bool = False
+    started: bool = False  # the Job exists: inputs were resolved when it was created (upstream no longer read)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,15 @@ def parse_report(message: str | None) -> dict[str, Any] | None:
     metrics = {str(k): float(v) for k, v in (data.get("metrics") or {}).items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {"outputs": outputs, "metrics": metrics}
+
+
+def is_final(status: Status) -> bool:
+    """Whether the stage's own Job finished: Succeeded, or Failed for a reason of the Job's. Such a
+    stage is never run again (a new resource is)."""
+    if status.phase == "Succeeded":
+        return True
+    reason = next((c.reason for c in status.conditions if c.type == "Failed" and c.status == "True"), "")
+    return status.phase == "Failed" and reason in JOB_FAILURE_REASONS
 
 
 def _rfc3339(now: datetime) -> str:
@@ -165,6 +176,11 @@ def _ref(kind: str, name: str) -> str:
 def _inputs(resource: Resource, obs: StageObservation) -> _Verdict:
     """The InputsReady part: spec problems, the upstream, the Secrets."""
     up = obs.upstream
+    if obs.started and not obs.spec_errors:
+        kept = next((c for c in resource.status.conditions if c.type == "InputsReady" and c.status == "True"), None)
+        if kept is not None:
+            return _Verdict("Pending", (True, kept.reason, kept.message))
+        return _Verdict("Pending", (True, "InputsResolved", "inputs were resolved when the Job was created"))
     if obs.spec_errors:
         text = "; ".join(obs.spec_errors)
         return _fail(_Verdict("Failed", (False, "InvalidSpec", text)), "InvalidSpec", text)
@@ -261,10 +277,8 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
     job = observed.job
     final = observed.merge_job if observed.needs_merge else job
 
-    # A finished stage stays finished once its Job is gone (ttlSecondsAfterFinished): never re-run it.
-    failed_reason = next((c.reason for c in previous.conditions if c.type == "Failed" and c.status == "True"), "")
-    if (job is None or not job.exists) and (
-            previous.phase == "Succeeded" or (previous.phase == "Failed" and failed_reason in JOB_FAILURE_REASONS)):
+    # A stage whose Job finished stays finished, even once the Job is gone (ttlSecondsAfterFinished).
+    if is_final(previous):
         return previous.model_copy(update={"observed_generation": generation})
 
     verdict = _inputs(resource, observed)

@@ -392,6 +392,21 @@ class ApiServer(kmock.KubernetesScaffold):
                 lambda o: f"{o.get('status', {}).get('succeeded', 0)}/{o['spec'].get('completions', 1)}",
                 lambda o: _age(o["metadata"].get("creationTimestamp")),
             ]
+        elif rt.kind == "Event":
+            columns = [{"name": n, "type": "string", "format": "name" if n == "Name" else "", "priority": 0,
+                        "description": n} for n in ("Last Seen", "Type", "Reason", "Object", "Message")]
+            getters = [
+                lambda o: o.get("type", ""), lambda o: o.get("reason", ""),
+                lambda o: f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/"
+                          f"{(o.get('involvedObject') or {}).get('name', '')}",
+                lambda o: o.get("message", ""),
+            ]
+            rows = [{"cells": [_age(o.get("lastTimestamp") or o["metadata"].get("creationTimestamp")),
+                               *[g(o) for g in getters]],
+                     "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                "metadata": o["metadata"]}} for o in items]
+            return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": str(rv)},
+                    "columnDefinitions": columns, "rows": rows}
         else:
             columns.append({"name": "Age", "type": "string", "format": "", "priority": 0, "description": "Age"})
             getters.append(lambda o: _age(o["metadata"].get("creationTimestamp")))

@@ -1,0 +1,87 @@
+"""The last seen state of every watched object (the four rlaif kinds and the operator's Jobs).
+
+Fed by the watch events kopf delivers, read by reconciles instead of GETs (as controller-runtime's
+informer cache is): a reconcile then costs writes only. It also answers "who waits on X?" for the
+hand-off from an upstream stage to its downstream.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+Key = tuple[str, str | None, str]  # (kind, namespace, name)
+
+# Where a stage names its upstream (read from the raw body: no model parsing on the hot path).
+UPSTREAM_FIELDS = {"RewardModelRun": ("preferences", "fromLabelJob", "PreferenceLabelJob"),
+                   "PolicyRLRun": ("reward", "fromRewardModelRun", "RewardModelRun")}
+
+
+def key_of(body: dict[str, Any]) -> Key:
+    meta = body["metadata"]
+    return (body["kind"], meta.get("namespace"), meta["name"])
+
+
+def _rv(body: dict[str, Any]) -> int | None:
+    try:
+        return int(body["metadata"].get("resourceVersion", ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def upstream_key(body: dict[str, Any]) -> Key | None:
+    """The (kind, namespace, name) a stage body waits on, if any."""
+    where = UPSTREAM_FIELDS.get(body.get("kind", ""))
+    if where is None:
+        return None
+    section, field, kind = where
+    name = ((body.get("spec") or {}).get(section) or {}).get(field)
+    return (kind, body["metadata"].get("namespace"), name) if name else None
+
+
+class Cache:
+    """Thread-safe map of the latest bodies, plus the reverse index upstream -> downstream."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._waiters: dict[Key, set[Key]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, body: dict[str, Any]) -> bool:
+        """Stores the body unless a newer one is already known (numeric resourceVersions, as etcd's).
+        Returns whether it was stored."""
+        key = key_of(body)
+        with self._lock:
+            old = self._objects.get(key)
+            if old is not None and old["metadata"].get("uid") == body["metadata"].get("uid"):
+                new_rv, old_rv = _rv(body), _rv(old)
+                if new_rv is not None and old_rv is not None and new_rv < old_rv:
+                    return False
+            self._objects[key] = body
+            up = upstream_key(body)
+            if up is not None:
+                self._waiters.setdefault(up, set()).add(key)
+            return True
+
+    def drop(self, key: Key) -> None:
+        with self._lock:
+            body = self._objects.pop(key, None)
+            if body is not None:
+                up = upstream_key(body)
+                if up is not None and up in self._waiters:
+                    self._waiters[up].discard(key)
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        return self._objects.get(key)
+
+    def waiting_on(self, key: Key) -> list[Key]:
+        """The stages whose upstream is ``key``."""
+        with self._lock:
+            return sorted(k for k in self._waiters.get(key, ()) if k in self._objects)
+
+    def kinds_named(self, namespace: str | None, name: str) -> list[str]:
+        """Which rlaif kinds have an object of this name in this namespace."""
+        return [kind for (kind, ns, n) in list(self._objects) if ns == namespace and n == name and kind != "Job"]
+
+    def __len__(self) -> int:
+        return len(self._objects)

@@ -1,0 +1,150 @@
+"""When to reconcile what: the event-driven loop between kopf's watch events and ``reconcile``.
+
+- every event of a resource refreshes the cache and reconciles it (skipped when the event is only the
+  echo of the operator's own status write);
+- every event of an operator-made Job reconciles the resource that owns it;
+- a resource whose status changed reconciles, right away, the stages that wait on it and the pipeline
+  that owns it: this is the hand-off from one stage to the next, without polling;
+- one reconcile at a time per resource (a lock), run in a worker thread;
+- a failed reconcile (API error, a bug) is retried with exponential backoff, and a resource that waits
+  on something no event announces (a Secret, pods being scheduled) is re-checked on a timer: no crash
+  loop, no retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rlaif_operator import metrics
+from rlaif_operator.cache import Key, key_of
+from rlaif_operator.reconcile import STAGE_KINDS, Context, Outcome, reconcile
+
+log = logging.getLogger(__name__)
+WATCHED_KINDS = (*STAGE_KINDS, "RLAIFPipeline")
+
+
+def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    return next((r for r in body["metadata"].get("ownerReferences", [])
+                 if r.get("controller") and r.get("kind") in kinds), None)
+
+
+class Controller:
+    """Owns the cache, the per-resource locks, the worker threads and the timers."""
+
+    def __init__(self, ctx: Context, workers: int = 8):
+        self.ctx = ctx
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self.locks: dict[Key, asyncio.Lock] = {}
+        self.timers: dict[Key, asyncio.TimerHandle] = {}
+        self.failures: dict[Key, int] = {}
+        self.waits: dict[Key, int] = {}
+        self.written: dict[Key, str] = {}  # resourceVersion of the operator's own last status write
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # --- entry points (kopf handlers call these) ---------------------------------------------------
+
+    async def on_resource_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        key = key_of(body)
+        if event_type == "DELETED":
+            self.ctx.cache.drop(key)
+            self._forget(key)
+            await self._propagate(key, body)  # dependents report it gone; the pipeline recreates or reports
+            return
+        self.ctx.cache.put(body)
+        if self.written.get(key) == body["metadata"].get("resourceVersion"):
+            return  # the echo of our own status write: nothing new to act on
+        await self.reconcile(key)
+
+    async def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            self.ctx.cache.drop(key_of(body))
+        else:
+            self.ctx.cache.put(body)
+        owner = _controller_ref(body, STAGE_KINDS)
+        if owner is not None:
+            await self.reconcile((owner["kind"], body["metadata"].get("namespace"), owner["name"]))
+
+    # --- reconciling -------------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        """Reconciles one resource from its cached body; then whatever depends on its status."""
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            body = self.ctx.cache.get(key)
+            if body is None:
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                outcome: Outcome = await loop.run_in_executor(self.executor, reconcile, self.ctx, body)
+            except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never fatal
+                count = self.failures.get(key, 0) + 1
+                self.failures[key] = count
+                delay = min(2.0 ** count, self.ctx.settings.recheck_max_seconds)
+                log.warning("reconcile of %s/%s/%s failed (%s); retrying in %.0fs", *key, err, delay,
+                            exc_info=not isinstance(err, OSError) and type(err).__name__ != "KubeError")
+                self._schedule(key, delay)
+                return
+            self.failures.pop(key, None)
+            if outcome.changed and outcome.body is not None:
+                self.ctx.cache.put(outcome.body)
+                self.written[key] = outcome.body["metadata"].get("resourceVersion", "")
+            if outcome.recheck_after:
+                waits = self.waits.get(key, 0)
+                self.waits[key] = waits + 1
+                self._schedule(key, min(outcome.recheck_after * 2 ** min(waits, 10),
+                                        self.ctx.settings.recheck_max_seconds))
+            else:
+                self.waits.pop(key, None)
+                self._cancel(key)
+        if outcome.changed and outcome.body is not None:
+            await self._propagate(key, outcome.body)
+
+    async def _propagate(self, key: Key, body: dict[str, Any]) -> None:
+        kind, namespace, _ = key
+        if kind not in STAGE_KINDS:
+            return
+        for waiter in self.ctx.cache.waiting_on(key):
+            await self.reconcile(waiter)
+        owner = _controller_ref(body, ("RLAIFPipeline",))
+        if owner is not None:
+            await self.reconcile(("RLAIFPipeline", namespace, owner["name"]))
+
+    # --- timers ------------------------------------------------------------------------------------
+
+    def _schedule(self, key: Key, delay: float) -> None:
+        self._cancel(key)
+        loop = asyncio.get_running_loop()
+        self.timers[key] = loop.call_later(delay, self._fire, key)
+        metrics.QUEUED_RECHECKS.set(len(self.timers))
+
+    def _fire(self, key: Key) -> None:
+        self.timers.pop(key, None)
+        metrics.QUEUED_RECHECKS.set(len(self.timers))
+        task = asyncio.get_running_loop().create_task(self.reconcile(key))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _cancel(self, key: Key) -> None:
+        handle = self.timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+            metrics.QUEUED_RECHECKS.set(len(self.timers))
+
+    def _forget(self, key: Key) -> None:
+        self._cancel(key)
+        for table in (self.failures, self.waits, self.written):
+            table.pop(key, None)  # type: ignore[attr-defined]
+        lock = self.locks.get(key)
+        if lock is not None and not lock.locked():
+            self.locks.pop(key, None)
+
+    def close(self) -> None:
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        for task in self.tasks:
+            task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)

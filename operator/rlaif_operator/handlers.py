@@ -1,0 +1,59 @@
+"""kopf handlers: decorators only. Each passes the event to the controller, which reconciles.
+
+Start with ``python -m rlaif_operator`` (settings from ``RLAIF_*``), or
+``kopf run -m rlaif_operator.handlers --standalone --all-namespaces``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from rlaif_operator import metrics
+from rlaif_operator.api.common import GROUP, VERSION
+from rlaif_operator.builders.names import LABEL_MANAGED_BY, MANAGED_BY
+from rlaif_operator.controller import Controller
+from rlaif_operator.kube import Kube
+from rlaif_operator.reconcile import Context
+from rlaif_operator.settings import load_settings
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = load_settings()
+    logging.getLogger("rlaif_operator").setLevel(ours.log_level)
+    if ours.log_level != "DEBUG":  # kopf logs every handled event at INFO: one line per watch event
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # kopf's bookkeeping goes to annotations: the status schema is strict and the operator's alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.enabled = False  # the operator posts its own Events, one per transition
+    settings.batching.batch_window = ours.batch_window_seconds
+    memo.controller = Controller(Context(Kube(timeout=ours.api_timeout_seconds), ours), ours.reconcile_workers)
+    metrics.serve(ours.metrics_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.close()
+
+
+@kopf.on.event(GROUP, VERSION, "preferencelabeljobs")
+@kopf.on.event(GROUP, VERSION, "rewardmodelruns")
+@kopf.on.event(GROUP, VERSION, "policyrlruns")
+@kopf.on.event(GROUP, VERSION, "rlaifpipelines")
+async def resource_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+    await memo.controller.on_resource_event(type, dict(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
+async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+    await memo.controller.on_job_event(type, dict(body))
+
+
+@kopf.on.probe(id="cachedObjects")
+def cached_objects(memo: kopf.Memo, **_: Any) -> int:
+    return len(memo.controller.ctx.cache)

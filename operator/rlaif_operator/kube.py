@@ -1,0 +1,139 @@
+"""A thin REST client on plain dicts: the operator's only door to the Kubernetes API.
+
+Built on the official client's ``ApiClient`` (credentials from KUBECONFIG or the in-cluster service
+account, TLS, retries), but it sends and returns JSON dicts: no typed models to convert, and one code
+path for custom resources and built-in kinds alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+log = logging.getLogger(__name__)
+
+PLURALS = {
+    "PreferenceLabelJob": "preferencelabeljobs", "RewardModelRun": "rewardmodelruns",
+    "PolicyRLRun": "policyrlruns", "RLAIFPipeline": "rlaifpipelines",
+    "Job": "jobs", "ConfigMap": "configmaps", "Service": "services", "Secret": "secrets", "Pod": "pods",
+    "Event": "events",
+}
+
+
+class KubeError(Exception):
+    """An API answer other than success; ``status`` is the HTTP code (0: no answer)."""
+
+    def __init__(self, status: int, reason: str, body: dict[str, Any] | None = None):
+        self.status, self.reason, self.body = status, reason, body or {}
+        super().__init__(f"{status} {reason}: {self.body.get('message', '')}".strip())
+
+
+def path_of(api_version: str, kind: str, namespace: str | None = None, name: str | None = None,
+            subresource: str | None = None) -> str:
+    """The REST path of a kind's collection, or of one object and its subresource."""
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    path = prefix + (f"/namespaces/{namespace}" if namespace else "") + f"/{PLURALS[kind]}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+class Kube:
+    """Get, list, create, patch and post events; dict in, dict out."""
+
+    def __init__(self, api_client: Any = None, timeout: float = 30.0):
+        if api_client is None:
+            from kubernetes import client, config  # imported late: KUBECONFIG is read at import time
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api_client = client.ApiClient()
+        self.api = api_client
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+                content_type: str = "application/json") -> dict[str, Any]:
+        """One API call; raises KubeError unless the answer is 2xx."""
+        from kubernetes.client.exceptions import ApiException
+
+        url = path + (f"?{urlencode(query)}" if query else "")
+        _, full_url, headers, payload, _ = self.api.param_serialize(
+            method=method, resource_path=url, header_params={"Accept": "application/json",
+                                                              "Content-Type": content_type},
+            body=body, auth_settings=["BearerToken"])
+        try:
+            response = self.api.call_api(method, full_url, header_params=headers, body=payload,
+                                         _request_timeout=self.timeout)
+        except ApiException as err:
+            raise KubeError(err.status or 0, str(err.reason)) from None
+        except Exception as err:  # connection refused, timeouts
+            raise KubeError(0, f"{type(err).__name__}: {err}") from None
+        data = response.read()
+        try:
+            decoded = json.loads(data) if data else {}
+        except ValueError:
+            decoded = {"message": data[:200].decode(errors="replace")}
+        if not 200 <= response.status < 300:
+            raise KubeError(response.status, decoded.get("reason", ""), decoded)
+        return decoded
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        try:
+            return self.request("GET", path_of(api_version, kind, namespace, name))
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str | None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self.request("GET", path_of(api_version, kind, namespace), query=query).get("items", [])
+
+    def create(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Creates the object if absent. Returns (the object as stored, whether this call created it)."""
+        meta = manifest["metadata"]
+        path = path_of(manifest["apiVersion"], manifest["kind"], meta.get("namespace"))
+        try:
+            return self.request("POST", path, body=manifest), True
+        except KubeError as err:
+            if err.status != 409:
+                raise
+        existing = self.get(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
+        if existing is None:  # deleted in between: let the next reconcile try again
+            raise KubeError(409, "Conflict", {"message": f"{meta['name']} exists and vanished"})
+        return existing, False
+
+    def patch_status(self, api_version: str, kind: str, namespace: str | None, name: str,
+                     status: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the status subresource."""
+        return self.request("PATCH", path_of(api_version, kind, namespace, name, "status"),
+                            body={"status": status}, content_type="application/merge-patch+json")
+
+    def post_event(self, involved: dict[str, Any], event_type: str, reason: str, message: str,
+                   component: str = "rlaif-operator") -> None:
+        """A core/v1 Event on ``involved`` (best effort: losing an event must not fail a reconcile)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta.get("namespace")},
+            "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
+                               "name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+            "reason": reason, "message": message[:1024], "type": event_type,
+            "source": {"component": component}, "reportingComponent": component,
+            "reportingInstance": component, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            self.request("POST", path_of("v1", "Event", meta.get("namespace")), body=event)
+        except KubeError as err:
+            log.warning("could not post event %s on %s/%s: %s", reason, involved["kind"], meta["name"], err)
