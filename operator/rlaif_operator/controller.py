@@ -20,6 +20,7 @@ from typing import Any
 
 from rlaif_operator import metrics
 from rlaif_operator.cache import Key, key_of
+from rlaif_operator.kube import KubeError
 from rlaif_operator.reconcile import STAGE_KINDS, Context, Outcome, reconcile
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,13 @@ class Controller:
             loop = asyncio.get_running_loop()
             try:
                 outcome: Outcome = await loop.run_in_executor(self.executor, reconcile, self.ctx, body)
+            except KubeError as err:
+                if err.status == 404:  # deleted meanwhile: its DELETED event cleans up
+                    return
+                self._failed(key, err)
+                return
             except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never fatal
-                count = self.failures.get(key, 0) + 1
-                self.failures[key] = count
-                delay = min(2.0 ** count, self.ctx.settings.recheck_max_seconds)
-                log.warning("reconcile of %s/%s/%s failed (%s); retrying in %.0fs", *key, err, delay,
-                            exc_info=not isinstance(err, OSError) and type(err).__name__ != "KubeError")
-                self._schedule(key, delay)
+                self._failed(key, err)
                 return
             self.failures.pop(key, None)
             if outcome.changed and outcome.body is not None:
@@ -101,6 +102,14 @@ class Controller:
                 self._cancel(key)
         if outcome.changed and outcome.body is not None:
             await self._propagate(key, outcome.body)
+
+    def _failed(self, key: Key, err: Exception) -> None:
+        count = self.failures.get(key, 0) + 1
+        self.failures[key] = count
+        delay = min(2.0 ** count, self.ctx.settings.recheck_max_seconds)
+        log.warning("reconcile of %s/%s/%s failed (%s); retrying in %.0fs", *key, err, delay,
+                    exc_info=not isinstance(err, KubeError | OSError))
+        self._schedule(key, delay)
 
     async def _propagate(self, key: Key, body: dict[str, Any]) -> None:
         kind, namespace, _ = key
