@@ -93,9 +93,7 @@ def build_trainer_job(resource: Resource, settings: OperatorSettings) -> dict[st
     """The reward-model or policy Job: one pod per node, each running torchrun."""
     component = names.STAGE[resource.kind]
     nodes = resource.spec.resources.nodes  # type: ignore[attr-defined]
-    template = pod_template(
-        resource, settings, container_name="trainer", command=torchrun_command(resource, settings),
-        component=component, subdomain=names.service_name(resource),
-        extra_env=[{"name": "NCCL_SOCKET_IFNAME", "value": "eth0"}] if nodes > 1 else [],
-    )
+    template = pod_template(resource, settings, container_name="trainer",
+                            command=torchrun_command(resource, settings), component=component,
+                            subdomain=names.service_name(resource))
     return _job(resource, names.job_name(resource), component, nodes, template)

@@ -1,0 +1,257 @@
+"""compute_status / compute_pipeline_status / transition_events: table-driven, one readable id per case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rlaif_operator.api.common import Condition, Status
+from rlaif_operator.api.kinds import KINDS, Resource
+from rlaif_operator.status import (
+    ChildObservation,
+    JobObservation,
+    StageObservation,
+    UpstreamObservation,
+    compute_pipeline_status,
+    compute_status,
+    parse_report,
+    transition_events,
+)
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+REWARD_SPEC = {"baseModel": {"uri": "/sft"}, "preferences": {"fromLabelJob": "labels"}, "output": {"uri": "/o"}}
+LABEL_SPEC = {"labeler": {"model": {"uri": "builtin://x"}}, "dataset": {"uri": "/d"}, "output": {"uri": "/o"}}
+UP_OK = UpstreamObservation("PreferenceLabelJob", "labels", "labels", found=True, phase="Succeeded",
+                            outputs={"labels": "/o/labels.jsonl"})
+REPORT = {"outputs": {"model": "/o/model"}, "metrics": {"evalAccuracy": 0.7}}
+
+
+def reward(status: Status | None = None) -> Resource:
+    return KINDS["RewardModelRun"].model_validate({
+        "apiVersion": "rlaif.dev/v1alpha1", "kind": "RewardModelRun",
+        "metadata": {"name": "rm", "namespace": "ns", "uid": "u", "generation": 1},
+        "spec": REWARD_SPEC, "status": (status or Status()).model_dump(by_alias=True, exclude_none=True)})
+
+
+def running_job(**kw: Any) -> JobObservation:
+    return JobObservation(name="rm-reward", exists=True, active=1, start_time="2025-03-01T11:00:00Z", **kw)
+
+
+def waiting_status(reason: str) -> Status:
+    return Status(phase="Waiting", conditions=[Condition(type="InputsReady", status="False", reason=reason)])
+
+
+@dataclass
+class Case:
+    obs: StageObservation
+    phase: str
+    reasons: dict[str, str]  # condition type -> expected reason (and status True for the ones named in true)
+    true: tuple[str, ...] = ()
+    previous: Status | None = None
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CASES: dict[str, Case] = {
+    "upstream-running-waits": Case(
+        StageObservation(upstream=UpstreamObservation("PreferenceLabelJob", "labels", "labels", found=True,
+                                                      phase="Running")),
+        "Waiting", {"InputsReady": "WaitingForUpstream"}, message="waiting for upstream PreferenceLabelJob/labels"),
+    "upstream-absent-waits": Case(
+        StageObservation(upstream=UpstreamObservation("PreferenceLabelJob", "labels", "labels")),
+        "Waiting", {"InputsReady": "UpstreamNotFound"}, message="does not exist yet"),
+    "upstream-deleted-while-waiting": Case(
+        StageObservation(upstream=UpstreamObservation("PreferenceLabelJob", "labels", "labels")),
+        "Waiting", {"InputsReady": "UpstreamDeleted"}, previous=waiting_status("WaitingForUpstream"),
+        message="was deleted"),
+    "upstream-failed-fails": Case(
+        StageObservation(upstream=UpstreamObservation("PreferenceLabelJob", "labels", "labels", found=True,
+                                                      phase="Failed", message="OOM")),
+        "Failed", {"Failed": "UpstreamFailed", "InputsReady": "UpstreamFailed"}, true=("Failed",),
+        message="upstream PreferenceLabelJob/labels failed: OOM"),
+    "upstream-wrong-kind-fails": Case(
+        StageObservation(upstream=UpstreamObservation("PreferenceLabelJob", "labels", "labels",
+                                                      other_kind="RewardModelRun")),
+        "Failed", {"Failed": "InvalidReference"}, true=("Failed",), message="labels is a RewardModelRun"),
+    "upstream-without-output-fails": Case(
+        StageObservation(upstream=UpstreamObservation("PreferenceLabelJob", "labels", "labels", found=True,
+                                                      phase="Succeeded")),
+        "Failed", {"Failed": "UpstreamOutputMissing"}, true=("Failed",), message="reported no 'labels' output"),
+    "missing-secret-waits": Case(
+        StageObservation(upstream=UP_OK, missing_secrets=("hf",)), "Waiting", {"InputsReady": "SecretNotFound"},
+        message="Secret hf not found in namespace ns"),
+    "missing-secret-key-waits": Case(
+        StageObservation(upstream=UP_OK, missing_secrets=("hf/token",)), "Waiting",
+        {"InputsReady": "SecretKeyNotFound"}),
+    "invalid-spec-fails": Case(
+        StageObservation(spec_errors=("spec.resources.gpusPerNode is 12 but the largest node offers 8",)),
+        "Failed", {"Failed": "InvalidSpec"}, true=("Failed",), message="gpusPerNode is 12"),
+    "inputs-ready-job-being-created": Case(
+        StageObservation(upstream=UP_OK), "Pending", {"InputsReady": "UpstreamSucceeded"}, true=("InputsReady",),
+        message="using labels from PreferenceLabelJob/labels: /o/labels.jsonl"),
+    "job-pending-pods": Case(
+        StageObservation(job=JobObservation(name="rm-reward", exists=True), started=True), "Pending",
+        {"Running": "JobCreated", "InputsReady": "InputsResolved"}, true=("InputsReady",)),
+    "job-running": Case(
+        StageObservation(job=running_job(completions=2), started=True), "Running", {"Running": "JobRunning"},
+        true=("InputsReady", "Running"), message="0/2 completions done, 1 pods active",
+        extra={"start_time": "2025-03-01T11:00:00Z"}),
+    "job-queued-by-kueue": Case(
+        StageObservation(job=JobObservation(name="rm-reward", exists=True, suspended=True), started=True),
+        "Pending", {"Running": "Queued"}, true=("InputsReady",), message="until Kueue admits it"),
+    "pods-unschedulable": Case(
+        StageObservation(job=running_job(unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu."),
+                         started=True),
+        "Pending", {"Running": "Unschedulable"}, true=("InputsReady",), message="Insufficient nvidia.com/gpu"),
+    "job-succeeded-with-report": Case(
+        StageObservation(job=running_job(complete=True, completion_time="2025-03-01T11:30:00Z", reports=(REPORT,)),
+                         started=True),
+        "Succeeded", {"Succeeded": "JobSucceeded", "Running": "Completed"}, true=("InputsReady", "Succeeded"),
+        message="evalAccuracy=0.7",
+        extra={"outputs": {"model": "/o/model"}, "metrics": {"evalAccuracy": 0.7},
+               "completion_time": "2025-03-01T11:30:00Z"}),
+    "config-error-fails-fast": Case(
+        StageObservation(job=running_job(failed_reason="PodFailurePolicy", failed_message="exit code 3"),
+                         started=True),
+        "Failed", {"Failed": "ConfigError"}, true=("InputsReady", "Failed"), message="exit code 3"),
+    "backoff-exhausted": Case(
+        StageObservation(job=running_job(failed_reason="BackoffLimitExceeded", failed_message="limit"),
+                         started=True),
+        "Failed", {"Failed": "BackoffLimitExceeded"}, true=("InputsReady", "Failed"), message="runtime.backoffLimit"),
+    "deadline-exceeded": Case(
+        StageObservation(job=running_job(failed_reason="DeadlineExceeded", failed_message="late"), started=True),
+        "Failed", {"Failed": "DeadlineExceeded"}, true=("InputsReady", "Failed"),
+        message="runtime.activeDeadlineSeconds"),
+    "job-name-taken-by-someone-else": Case(
+        StageObservation(upstream=UP_OK, job=JobObservation(name="rm-reward", exists=True, owned=False)),
+        "Failed", {"Failed": "NameConflict"}, true=("InputsReady", "Failed"), message="not owned by this resource"),
+    "shards-done-merge-pending": Case(
+        StageObservation(job=running_job(complete=True, completions=4), needs_merge=True, started=True),
+        "Running", {"Running": "Merging"}, true=("InputsReady", "Running"), message="merging their labels"),
+    "merge-succeeded-wins-over-shards": Case(
+        StageObservation(job=running_job(complete=True, reports=({"outputs": {"labels": "/shard"},
+                                                                  "metrics": {"labeled": 1}},)),
+                         merge_job=JobObservation(name="m", exists=True, complete=True, reports=(
+                             {"outputs": {"labels": "/merged"}, "metrics": {"labeled": 4}},)),
+                         needs_merge=True, started=True),
+        "Succeeded", {"Succeeded": "JobSucceeded"}, true=("InputsReady", "Succeeded"),
+        extra={"outputs": {"labels": "/merged"}, "metrics": {"labeled": 4}}),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_compute_status(name: str) -> None:
+    case = CASES[name]
+    status = compute_status(reward(case.previous), case.obs, NOW)
+    assert status.phase == case.phase
+    conditions = {c.type: c for c in status.conditions}
+    assert list(conditions) == ["InputsReady", "Running", "Succeeded", "Failed"]
+    for ctype, reason in case.reasons.items():
+        assert conditions[ctype].reason == reason, ctype
+    for ctype, cond in conditions.items():
+        assert cond.status == ("True" if ctype in case.true else "False"), ctype
+        assert cond.observed_generation == 1
+        assert cond.reason and cond.reason[0].isupper() and " " not in cond.reason
+    assert case.message in (status.message or "")
+    assert status.observed_generation == 1
+    for key, value in case.extra.items():
+        assert getattr(status, key) == value, key
+
+
+def test_transition_time_is_kept_while_a_condition_holds() -> None:
+    first = compute_status(reward(), StageObservation(job=running_job(), started=True), NOW)
+    later = compute_status(reward(first), StageObservation(job=running_job(), started=True),
+                           NOW.replace(hour=13))
+    assert [c.last_transition_time for c in later.conditions] == [c.last_transition_time for c in first.conditions]
+    done = compute_status(reward(later), StageObservation(job=running_job(complete=True, reports=(REPORT,)),
+                                                          started=True), NOW.replace(hour=14))
+    running = next(c for c in done.conditions if c.type == "Running")
+    assert running.last_transition_time == "2025-03-01T14:00:00Z"
+
+
+def test_finished_stage_stays_finished_when_its_job_is_gone() -> None:
+    done = compute_status(reward(), StageObservation(job=running_job(complete=True, reports=(REPORT,)),
+                                                     started=True), NOW)
+    after_ttl = compute_status(reward(done), StageObservation(upstream=UP_OK), NOW.replace(hour=20))
+    assert after_ttl == done
+
+
+def test_upstream_failure_is_not_final_a_recreated_upstream_can_still_succeed() -> None:
+    failed = compute_status(reward(), CASES["upstream-failed-fails"].obs, NOW)
+    retried = compute_status(reward(failed), StageObservation(upstream=UP_OK), NOW)
+    assert retried.phase == "Pending"
+
+
+def stage_status(phase: str, metrics: dict[str, float] | None = None, reason: str = "") -> Status:
+    conditions = [Condition(type="Failed", status="True", reason=reason)] if reason else []
+    return Status(phase=phase, metrics=metrics or {}, outputs={"model": f"/{phase}"}, conditions=conditions,
+                  start_time="2025-03-01T10:00:00Z", message="boom" if reason else None,
+                  completion_time="2025-03-01T11:00:00Z" if phase in ("Succeeded", "Failed") else None)
+
+
+def children(*phases: str | None, failed_reason: str = "") -> list[ChildObservation]:
+    kinds = [("PreferenceLabelJob", "p-label"), ("RewardModelRun", "p-reward"), ("PolicyRLRun", "p-policy")]
+    out = []
+    for (kind, name), phase in zip(kinds, phases, strict=True):
+        if phase is None:
+            out.append(ChildObservation(kind, name))
+        else:
+            out.append(ChildObservation(kind, name, exists=True, status=stage_status(
+                phase, {"labeled": 1.0} if kind == "PreferenceLabelJob" else {"winRate": 0.6},
+                failed_reason if phase == "Failed" else "")))
+    return out
+
+
+PIPELINE_CASES = {
+    "creating-stages": (children(None, None, None), "Pending", "CreatingStages", "p-label"),
+    "first-stage-running": (children("Running", "Waiting", "Waiting"), "Running", "StagesCreated", "p-label"),
+    "second-stage-pending": (children("Succeeded", "Pending", "Waiting"), "Pending", "StagesCreated", "p-reward"),
+    "stage-failed": (children("Succeeded", "Failed", "Failed", failed_reason="ConfigError"), "Failed",
+                     "StagesCreated", None),
+    "all-succeeded": (children("Succeeded", "Succeeded", "Succeeded"), "Succeeded", "StagesCreated", None),
+}
+
+
+@pytest.mark.parametrize("name", list(PIPELINE_CASES), ids=list(PIPELINE_CASES))
+def test_compute_pipeline_status(name: str) -> None:
+    observed, phase, inputs_reason, current = PIPELINE_CASES[name]
+    pipe = KINDS["RLAIFPipeline"].model_validate({
+        "apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", "generation": 2},
+        "spec": {"labeling": LABEL_SPEC}})
+    status = compute_pipeline_status(pipe, observed, NOW)
+    assert status.phase == phase
+    assert status.current_stage == current
+    assert [s.name for s in status.stages] == ["p-label", "p-reward", "p-policy"]
+    assert next(c for c in status.conditions if c.type == "InputsReady").reason == inputs_reason
+    assert status.observed_generation == 2
+    if phase == "Failed":
+        failed = next(c for c in status.conditions if c.type == "Failed")
+        assert failed.reason == "StageFailed" and "p-reward" in failed.message and "ConfigError" in failed.message
+    if phase == "Succeeded":
+        assert status.metrics == {"labeled": 1.0, "winRate": 0.6}
+        assert status.outputs["policy.model"] == "/Succeeded"
+        assert status.completion_time == "2025-03-01T11:00:00Z"
+
+
+def test_events_on_transitions_only() -> None:
+    waiting = compute_status(reward(), CASES["upstream-running-waits"].obs, NOW)
+    events = transition_events(Status(), waiting)
+    assert [(e.type, e.reason) for e in events] == [("Normal", "WaitingForUpstream")]
+    assert transition_events(waiting, compute_status(reward(waiting), CASES["upstream-running-waits"].obs, NOW)) == []
+    failed = compute_status(reward(waiting), CASES["config-error-fails-fast"].obs, NOW)
+    assert ("Warning", "ConfigError") in [(e.type, e.reason) for e in transition_events(waiting, failed)]
+
+
+@pytest.mark.parametrize("message,expected", [
+    ('{"outputs":{"labels":"/l"},"metrics":{"alignment":0.8,"ok":true}}',
+     {"outputs": {"labels": "/l"}, "metrics": {"alignment": 0.8}}),
+    ("Traceback (most recent call last): ...", None),
+    ("", None),
+    ('["not", "a", "report"]', None),
+], ids=["report", "log-tail", "empty", "json-not-a-report"])
+def test_parse_report(message: str, expected: dict[str, Any] | None) -> None:
+    assert parse_report(message) == expected
