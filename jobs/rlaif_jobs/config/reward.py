@@ -13,6 +13,9 @@ class RewardTrainerSpec(TrainerSpec):
     """Reward-model training: the shared knobs plus the held-out split."""
 
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out for accuracy.")
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="Evaluate on the held-out pairs this often; default: with each checkpoint."
+    )
 
 
 class RewardConfig(CamelModel):
