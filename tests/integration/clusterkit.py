@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -67,7 +66,8 @@ class Cluster:
     def apply(self, manifest: str | dict[str, Any] | list[dict[str, Any]], ns: str,
               check: bool = True) -> subprocess.CompletedProcess[str]:
         docs = manifest if isinstance(manifest, list) else [manifest]
-        text = manifest if isinstance(manifest, str) else "---\n".join(yaml.safe_dump(d) for d in docs)
+        # YAML documents written as JSON: no YAML 1.1 surprises ("y" is not a bool), several per stream.
+        text = manifest if isinstance(manifest, str) else "".join(f"---\n{json.dumps(d)}\n" for d in docs)
         return self.kubectl("apply", "-n", ns, "-f", "-", input=text, check=check)
 
     def wait(self, target: str, ns: str, condition: str, timeout: float = 30) -> None:

@@ -114,12 +114,19 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
     for version in spec.get("versions", []):
         if not version.get("served", True):
             continue
+        schema = copy.deepcopy((version.get("schema") or {}).get("openAPIV3Schema"))
+        if schema is not None:
+            # apiVersion, kind and metadata are always allowed, whether the schema names them or not.
+            props = schema.setdefault("properties", {})
+            props.setdefault("apiVersion", {"type": "string"})
+            props.setdefault("kind", {"type": "string"})
+            props.setdefault("metadata", {"type": "object"})
         out.append(ResourceType(
             group=spec["group"], version=version["name"], plural=names["plural"], kind=names["kind"],
             namespaced=spec.get("scope", "Namespaced") == "Namespaced",
             short_names=tuple(names.get("shortNames", [])), categories=tuple(names.get("categories", [])),
             status_subresource="status" in (version.get("subresources") or {}),
-            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            schema=schema,
             printer_columns=list(version.get("additionalPrinterColumns", [])),
             crd_name=crd["metadata"]["name"], singular=names.get("singular", names["kind"].lower()),
         ))
