@@ -29,6 +29,10 @@ class EndpointSpec(CamelModel):
     max_concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
     timeout_seconds: float = Field(60.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx and timeouts, with backoff.")
+    top_logprobs: int = Field(
+        20, ge=1, le=20, description="Alternatives per position the endpoint returns (vLLM allows 20 by"
+        " default, some hosted APIs 5); a candidate token outside them makes the record abstain."
+    )
 
 
 class LabelerSpec(CamelModel):
@@ -109,6 +113,10 @@ class PromptSpec(CamelModel):
     few_shot: list[Exemplar] = Field(default_factory=list, description="Exemplars before the sample.")
     chain_of_thought: ChainOfThought = Field(default_factory=ChainOfThought, description="Two-step CoT.")
     both_orders: bool = Field(True, description="Label each pair in both orders and average (position bias).")
+    task_from_record: bool = Field(
+        True, description="Use a record's own task field (summarization, helpful, harmless) for its wording"
+        " when it has one, so one dataset can mix tasks; task applies to the rest. Ignored for custom."
+    )
 
     @model_validator(mode="after")
     def _template_for_custom(self) -> PromptSpec:

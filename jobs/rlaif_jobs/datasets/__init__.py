@@ -1,0 +1,1 @@
+"""Datasets the project ships (see generate.py) and their generator."""
