@@ -1,0 +1,46 @@
+"""``python -m rlaif_jobs.label --config FILE [--shard-index I] [--num-shards N] [--merge]``.
+
+Labels this process's shard (and merges when there is one shard); ``--merge`` only merges finished
+shards. Exit codes: 0 done, 3 bad input (config, dataset, a labeler that cannot load: retrying will
+not help), 1 anything else (retry: the shard resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rlaif_jobs.config.label import LabelConfig
+from rlaif_jobs.data import DatasetError
+from rlaif_jobs.entry import base_parser, run_main
+from rlaif_jobs.label.job import MergeError, StoreError, main, merge
+from rlaif_jobs.labeler import EngineLoadError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = base_parser("AI preference labeling (RLAIF stage 1): soft labels from an LLM judge.")
+    p.add_argument("--shard-index", type=int, default=None,
+                   help="this process's shard (default: shardIndex, else $JOB_COMPLETION_INDEX, else 0)")
+    p.add_argument("--num-shards", type=int, default=None, help="override numShards")
+    p.add_argument("--merge", action="store_true", help="only merge finished shards into labels + summary")
+    return p
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Parses arguments and runs the job; returns the exit code."""
+    args = parser().parse_args(argv)
+
+    def run(config: LabelConfig) -> object:
+        if args.num_shards is not None:
+            config = LabelConfig.model_validate({**config.model_dump(), "num_shards": args.num_shards})
+        return merge(config) if args.merge else main(config, shard_index=args.shard_index)
+
+    try:
+        return run_main(run, LabelConfig, args, config_errors=(DatasetError, EngineLoadError, StoreError))
+    except MergeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,143 @@
+"""The engine interface every labeler backend implements, and the pieces the backends share.
+
+An engine answers two questions about a causal LM:
+- ``continuation_logprobs(prompts, continuations)``: log P(continuation | prompt) for each prompt and
+  each continuation string. A continuation may be several tokens ("10", or " 1" in tokenizers that
+  split the space from the digit): its log-probability is the sum over its tokens, each conditioned
+  on the prompt plus the tokens before it. ``None`` means the engine cannot tell (an endpoint that
+  did not list the token among its top alternatives) — callers must not invent a value then.
+- ``generate(prompts, max_tokens, temperature)``: (text, number of generated tokens) per prompt.
+
+The token-level backends (vLLM, transformers) share ``token_continuation_logprobs``: it turns every
+(prompt, continuation) into next-token queries "given these token ids, the log-probabilities of these
+next token ids", asks them all in one batch, and sums the answers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+class EngineError(RuntimeError):
+    """The engine failed while labeling (an endpoint that kept failing, an engine crash)."""
+
+
+class EngineLoadError(RuntimeError):
+    """The labeler model or endpoint cannot be loaded or reached: one line saying which and why."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A labeler LLM behind one interface (see the module docstring)."""
+
+    model_name: str
+    tokenizer: PreTrainedTokenizerBase
+
+    def continuation_logprobs(self, prompts: list[str], continuations: list[str]) -> list[list[float | None]]:
+        """For each prompt, log P(c | prompt) for each continuation c (None where unknown)."""
+        ...
+
+    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0) -> list[tuple[str, int]]:
+        """For each prompt, (generated text, number of generated tokens)."""
+        ...
+
+    def close(self) -> None:
+        """Frees the engine's memory and processes."""
+        ...
+
+
+# A next-token query: (prompt token ids, the next-token ids whose log-probabilities are wanted).
+Query = tuple[list[int], list[int]]
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of a prompt string, with the BOS token only if the tokenizer adds one and it is absent.
+
+    Chat templates already write their special tokens into the text, so the text is encoded without
+    special tokens; a tokenizer that normally prepends BOS (Llama-2 style) gets it back unless the
+    template already put it there.
+    """
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos) and _adds_bos(tokenizer):
+        ids = [bos, *ids]
+    return list(ids)
+
+
+def _adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
+    cached = getattr(tokenizer, "_rlaif_adds_bos", None)
+    if cached is None:
+        probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+        cached = bool(probe) and probe[0] == tokenizer.bos_token_id
+        try:
+            tokenizer._rlaif_adds_bos = cached
+        except AttributeError:  # a tokenizer that refuses new attributes: just recompute next time
+            pass
+    return cached
+
+
+def encode_continuation(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of a continuation string on its own (no special tokens); raises on an empty string."""
+    if not text:
+        raise ValueError("a continuation must be a non-empty string")
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise ValueError(f"continuation {text!r} encodes to no tokens")
+    return ids
+
+
+def token_continuation_logprobs(
+    prompt_ids: Sequence[list[int]],
+    continuation_ids: Sequence[list[int]],
+    next_token_logprobs: Callable[[list[Query]], list[dict[int, float]]],
+) -> list[list[float | None]]:
+    """log P(continuation | prompt) for every pair, from one batch of next-token queries.
+
+    Inputs: each prompt's token ids, each continuation's token ids, and the engine's query function
+    (one dict {token id: log-prob} per query, covering at least the ids asked for), called once per
+    token depth. Continuations sharing a first token share a query, so ["1", "2", " 1", " 2"] costs
+    one query per prompt when all four are single tokens, and one more when " 1" is two tokens
+    (" ", "1"), asked after the first so that it reuses the prompt's cached prefix.
+    """
+    # queries by depth: the answers at depth k extend prompts whose depth k-1 query ran first, so an
+    # engine with a prefix cache computes only the few new tokens of a deeper query
+    levels: list[list[Query]] = []
+    index: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
+    for p, ids in enumerate(prompt_ids):
+        for cont in continuation_ids:
+            for k in range(len(cont)):
+                key = (p, tuple(cont[:k]))
+                if key not in index:
+                    while len(levels) <= k:
+                        levels.append([])
+                    index[key] = (k, len(levels[k]))
+                    levels[k].append(([*ids, *cont[:k]], []))
+                depth, i = index[key]
+                wanted = levels[depth][i][1]
+                if cont[k] not in wanted:
+                    wanted.append(cont[k])
+    level_answers = [next_token_logprobs(level) for level in levels]
+
+    def answer(key: tuple[int, tuple[int, ...]]) -> dict[int, float]:
+        depth, i = index[key]
+        return level_answers[depth][i]
+
+    out: list[list[float | None]] = []
+    for p in range(len(prompt_ids)):
+        row: list[float | None] = []
+        for cont in continuation_ids:
+            total: float | None = 0.0
+            for k in range(len(cont)):
+                lp = answer((p, tuple(cont[:k]))).get(cont[k])
+                if lp is None or math.isnan(lp):
+                    total = None
+                    break
+                total += lp
+            row.append(total)
+        out.append(row)
+    return out
