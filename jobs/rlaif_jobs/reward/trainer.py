@@ -1,0 +1,262 @@
+"""Stage 2: fit a scalar reward model to soft AI preferences with a DeepSpeed engine.
+
+``train_reward_model(config)`` runs on every rank of a torchrun job (or alone). In order:
+1. checks everything that could make training pointless before anything slow: the output location,
+   the batch arithmetic for this world size, the labels file (present, non-empty, pA in [0, 1]), that
+   there is at least one batch of training pairs, the base model and tokenizer, the DeepSpeed config;
+2. joins the process group and builds the engine (ZeRO stage, precision, accumulation, clipping,
+   gradient checkpointing from the spec);
+3. resumes from the newest complete checkpoint if there is one (weights, optimizer, LR schedule and
+   the step, which fixes the data position: see rlaif_jobs.train.sampler);
+4. trains with the soft-label loss, logging loss/accuracy per step, evaluating on the held-out pairs
+   (at the start, every evalEverySteps, at the end), checkpointing every checkpointEverySteps and at
+   the end;
+5. writes ``<output>/model`` (an HF folder), ``<output>/metrics.jsonl`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rlaif_jobs import io, report
+from rlaif_jobs.config.reward import RewardConfig
+from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.reward.data import PreferencePair, load_preferences, split_holdout
+from rlaif_jobs.reward.format import reward_input, tokenize_reward_inputs
+from rlaif_jobs.reward.loss import preferred_a, soft_label_loss
+from rlaif_jobs.reward.model import load_reward_model
+from rlaif_jobs.train import (
+    CheckpointManager,
+    DistEnv,
+    MetricsLogger,
+    ShardedSampler,
+    all_reduce_sum,
+    build_ds_config,
+    build_engine,
+    current_lr,
+    eval_shards,
+    export_hf_model,
+    init_distributed,
+    plan_batches,
+    progress_bar,
+    shutdown,
+    world_size_from_env,
+)
+
+log = logging.getLogger(__name__)
+ENGINE = "model"  # the engine's name inside checkpoints
+
+
+def output_dir(config: RewardConfig) -> Path:
+    """The local output folder; object stores are refused (DeepSpeed checkpoints need a filesystem)."""
+    uri = config.output.uri
+    if io.is_remote(uri):
+        raise ConfigError(f"output.uri: {uri!r} is an object store; the reward trainer writes DeepSpeed"
+                          " checkpoints and the model to a filesystem: use a mounted volume path")
+    return io.local_path(uri)
+
+
+class _Texts:
+    """reward_input strings per pair, rendered once and kept (the chat template is not free)."""
+
+    def __init__(self, tokenizer: Any, pairs: list[PreferencePair]):
+        self.tok, self.pairs, self.cache = tokenizer, pairs, {}
+
+    def get(self, i: int) -> tuple[str, str]:
+        if i not in self.cache:
+            x = self.pairs[i]
+            self.cache[i] = (reward_input(self.tok, x.context, x.response_a),
+                             reward_input(self.tok, x.context, x.response_b))
+        return self.cache[i]
+
+
+def _scores(engine: Any, tokenizer: Any, texts: _Texts, idx: list[int], max_length: int, device: Any):
+    """Scores (r_a, r_b) of pairs ``idx`` in one forward pass over the 2k sequences."""
+    ab = [texts.get(i) for i in idx]
+    enc = tokenize_reward_inputs(tokenizer, [a for a, _ in ab] + [b for _, b in ab], max_length)
+    out = engine(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
+    r = out.logits.squeeze(-1).float()
+    k = len(idx)
+    return r[:k], r[k:]
+
+
+def evaluate(engine: Any, tokenizer: Any, pairs: list[PreferencePair], texts: _Texts, env: DistEnv,
+             micro_batch: int, max_length: int) -> dict[str, float]:
+    """Held-out loss and pairwise accuracy, over all ranks (collective).
+
+    evalAccuracy: against the human label where a pair has one, else against the AI label's argmax;
+    evalAccuracyHuman / evalAccuracyAi: against each alone (ties p = 0.5 count for neither).
+    """
+    import torch
+
+    # [loss*w, w, correct_ref, n_ref, correct_human, n_human, correct_ai, n_ai]
+    sums = [0.0] * 8
+    engine.eval()
+    with torch.no_grad():
+        for chunk in eval_shards(len(pairs), env.world_size, env.rank, micro_batch):
+            idx = [i for i, _ in chunk]
+            w = torch.tensor([wt for _, wt in chunk])
+            r_a, r_b = _scores(engine, tokenizer, texts, idx, max_length, env.device)
+            p = torch.tensor([pairs[i].p for i in idx])
+            loss = soft_label_loss(r_a, r_b, p.to(r_a.device), reduction="none").cpu()
+            sums[0] += float((loss * w).sum())
+            sums[1] += float(w.sum())
+            a_wins = (r_a > r_b).cpu().tolist()
+            for j, i in enumerate(idx):
+                if w[j] == 0:
+                    continue
+                x = pairs[i]
+                for slot, ref in ((2, preferred_a(x.p, x.human)), (4, preferred_a(None, x.human)),
+                                  (6, preferred_a(x.p))):
+                    if ref is not None:
+                        sums[slot] += float(a_wins[j] == ref)
+                        sums[slot + 1] += 1
+    engine.train()
+    s = all_reduce_sum(sums, env)
+    ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    return {"evalLoss": ratio(s[0], s[1]), "evalAccuracy": ratio(s[2], s[3]),
+            "evalAccuracyHuman": ratio(s[4], s[5]), "evalAccuracyAi": ratio(s[6], s[7]),
+            "evalPairs": s[1], "evalHumanPairs": s[5]}
+
+
+def train_reward_model(config: RewardConfig) -> dict[str, Any]:
+    """Trains, exports and reports (see the module docstring). Returns the summary on rank 0, the
+    metrics dict elsewhere. Raises ConfigError subclasses (exit code 3) for bad input, before training."""
+    t0 = time.time()
+    spec = config.training
+    out = output_dir(config)
+
+    # 1. Input checks, cheapest first, before any process group exists (a bad input must not hang).
+    plan = plan_batches(spec, world_size_from_env(), "training")
+    import torch
+
+    ds_config = build_ds_config(spec, plan, "cuda" if torch.cuda.is_available() else "cpu", "training")
+    pairs = load_preferences(config.preferences_uri)
+    train, held = split_holdout(pairs, spec.eval_fraction, spec.seed)
+    if len(train) < plan.global_batch:
+        raise ConfigError(f"training.batchSize: {plan.global_batch} is more than the {len(train)} training pairs"
+                          f" in {config.preferences_uri} (after holding out {len(held)}); lower it")
+    torch.manual_seed(spec.seed)  # the new score head starts identical on every rank
+    tokenizer, model = load_reward_model(config.base_model)
+    tokenizer.model_max_length = spec.max_length  # saved with the model: the scorer truncates alike
+    tokenizer.truncation_side = "left"
+
+    # 2. Distributed engine.
+    env = init_distributed()
+    sampler = ShardedSampler(len(train), plan, env.rank, seed=spec.seed)
+    total_steps = max(1, math.ceil(spec.epochs * sampler.steps_per_epoch))
+    engine = build_engine(model, spec, ds_config, total_steps)
+
+    # 3. Resume.
+    ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
+    info = ckpt.load({ENGINE: engine})
+    start = info.step if info else 0
+    saved = info.state if info else {}
+    metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main, tensorboard_dir=out / "tensorboard",
+                            resume_step=start if info else None)
+    if info:
+        metrics.log(start, event="resumed", checkpoint=info.path.name)
+    elif env.is_main:
+        log.info("%d training pairs, %d held out; %d steps of %d pairs (%d ranks x %d micro x %d accumulation)",
+                 len(train), len(held), total_steps, plan.global_batch, env.world_size, plan.micro_batch,
+                 plan.grad_accum)
+
+    train_texts, held_texts = _Texts(tokenizer, train), _Texts(tokenizer, held)
+    eval_every = spec.eval_every_steps or spec.checkpoint_every_steps
+    last_eval: dict[str, float] = saved.get("lastEval", {})
+    last_eval_step = saved.get("lastEvalStep", -1)
+
+    def run_eval(step: int) -> None:
+        nonlocal last_eval, last_eval_step
+        if not held:
+            return
+        last_eval = evaluate(engine, tokenizer, held, held_texts, env, plan.micro_batch * 2, spec.max_length)
+        last_eval_step = step
+        metrics.log(step, **last_eval)
+        if env.is_main:
+            log.info("step %d: eval loss %.4f accuracy %.3f", step, last_eval["evalLoss"], last_eval["evalAccuracy"])
+
+    if start == 0:
+        run_eval(0)  # the starting point, to compare the trained model against
+
+    # 4. Train.
+    bar = progress_bar(total_steps, initial=start, enabled=env.is_main, desc="reward")
+    recent: list[float] = list(saved.get("recentTrainLoss", []))
+    window = [0.0, 0.0, 0.0, 0.0]  # loss*n, n, correct, n_acc since the last log line
+    train_seconds, steps_done, window_t = 0.0, 0, time.time()
+    last_saved = start if info else -1
+    for batch in sampler.steps(start, total_steps):
+        t_step = time.time()
+        for idx in batch.micro_batches:
+            r_a, r_b = _scores(engine, tokenizer, train_texts, idx, spec.max_length, env.device)
+            p = torch.tensor([train[i].p for i in idx], device=r_a.device)
+            loss = soft_label_loss(r_a, r_b, p)
+            engine.backward(loss)
+            engine.step()
+            with torch.no_grad():
+                window[0] += float(loss) * len(idx)
+                window[1] += len(idx)
+                a_wins = (r_a > r_b).tolist()
+                for j, i in enumerate(idx):
+                    ref = preferred_a(train[i].p)
+                    if ref is not None:
+                        window[2] += float(a_wins[j] == ref)
+                        window[3] += 1
+        train_seconds += time.time() - t_step
+        steps_done += 1
+        step = batch.global_step
+        bar.update(1)
+        if step % spec.log_every_steps == 0 or step == total_steps:
+            s = all_reduce_sum(window, env)
+            now = time.time()
+            train_loss = s[0] / max(s[1], 1)
+            recent = (recent + [train_loss])[-10:]
+            metrics.log(step, trainLoss=train_loss, trainAccuracy=s[2] / s[3] if s[3] else None,
+                        learningRate=current_lr(engine), epoch=round(step / sampler.steps_per_epoch, 4),
+                        samplesPerSecond=s[1] / max(now - window_t, 1e-9))
+            bar.set_postfix(loss=f"{train_loss:.4f}")
+            window, window_t = [0.0, 0.0, 0.0, 0.0], now
+        if step % eval_every == 0 or step == total_steps:
+            run_eval(step)
+        if step % spec.checkpoint_every_steps == 0 or step == total_steps:
+            ckpt.save({ENGINE: engine}, step, {"epoch": batch.epoch, "stepInEpoch": batch.step_in_epoch + 1,
+                                               "recentTrainLoss": recent, "lastEval": last_eval,
+                                               "lastEvalStep": last_eval_step})
+            last_saved = step
+    bar.close()
+    if last_eval_step != total_steps:
+        run_eval(total_steps)  # e.g. a restart after the final checkpoint: report the final model
+    if last_saved != total_steps:
+        ckpt.save({ENGINE: engine}, total_steps, {"recentTrainLoss": recent, "lastEval": last_eval,
+                                                  "lastEvalStep": last_eval_step})
+
+    # 5. Export and report.
+    export_hf_model(engine, out / "model", env, tokenizer)
+    trained_pairs = steps_done * plan.global_batch
+    results: dict[str, Any] = {
+        **{k: v for k, v in last_eval.items() if isinstance(v, float) and v == v},
+        "trainLoss": sum(recent) / len(recent) if recent else float("nan"),
+        "samplesPerSecond": trained_pairs / train_seconds if train_seconds > 0 else float("nan"),
+        "steps": total_steps,
+        "stepsThisRun": steps_done,
+        "resumedFromStep": start,
+        "trainPairs": len(train),
+        "heldOutPairs": len(held),
+        "worldSize": env.world_size,
+        "elapsedSeconds": time.time() - t0,
+    }
+    metrics.close()
+    summary: dict[str, Any] = results
+    if env.is_main:
+        summary = report.write_summary(
+            config.output.uri, "reward", {report.OUTPUT_MODEL: io.join(config.output.uri, "model")}, results,
+            extra={"baseModel": config.base_model.uri, "preferences": config.preferences_uri,
+                   "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
+                                 "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
+        log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
+    shutdown()
+    return summary

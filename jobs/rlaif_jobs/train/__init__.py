@@ -1,0 +1,63 @@
+"""The DeepSpeed training layer shared by the reward trainer and the policy (RL) trainer.
+
+Pieces, each in its own module, each usable alone:
+
+- ``dist``: ``init_distributed() -> DistEnv`` from torchrun's environment (world of one without it;
+  gloo on CPU, NCCL on GPU); ``world_size_from_env()`` before any process group exists;
+  ``barrier``, ``all_reduce_sum``, ``broadcast_object``, ``shutdown``.
+- ``dsconfig``: ``plan_batches(spec, world, field_prefix) -> BatchPlan`` (grad accumulation =
+  batchSize / (microBatchSize x world)), ``build_ds_config(spec, plan, device_type, field_prefix)``
+  (ZeRO stage, bf16/fp16/fp32, clipping, offload; the user's ``deepspeed.config`` merged over it).
+  Both raise ``TrainingConfigError`` (a ConfigError: exit code 3) naming the field.
+- ``engine``: ``build_engine(model, spec, ds_config, total_steps, lr=None)`` -> DeepSpeedEngine with
+  torch AdamW and warm-up + linear decay (call it once per model: policy and value get one each);
+  ``export_hf_model(engine, dir, env, tokenizer)`` writes a standard HF folder atomically (gathers
+  ZeRO-3 partitions).
+- ``checkpoint``: ``CheckpointManager(root, keep, env)``; ``.save({"policy": e1, "value": e2}, step,
+  state)`` every N steps and at the end; ``.load(engines) -> CheckpointInfo | None`` restores the
+  newest COMPLETE checkpoint (weights, optimizer, LR schedule) and returns the saved state (your data
+  position). A ``COMPLETE`` marker and then ``latest`` are written last, so a killed save is ignored.
+- ``sampler``: ``ShardedSampler(n, plan, rank, seed).steps(start_step, total_steps)`` yields each
+  rank's disjoint micro-batches per optimizer step, reproducibly, so the step count is the data
+  position; ``eval_shards`` splits an evaluation set with equal batch counts per rank.
+- ``metrics``: ``MetricsLogger(path, enabled=env.is_main, tensorboard_dir, resume_step)`` writes JSONL
+  (+TensorBoard when installed) and drops lines past the resumed step.
+- ``progress``: ``progress_bar(total, initial, enabled=env.is_main)``.
+
+A trainer's outline (what ``rlaif_jobs.reward.trainer`` does)::
+
+    plan = plan_batches(spec, world_size_from_env(), "training")      # check inputs before anything slow
+    env = init_distributed()
+    cfg = build_ds_config(spec, plan, env.device.type, "training")
+    engine = build_engine(model, spec, cfg, total_steps)
+    ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
+    info = ckpt.load({"model": engine}); start = info.step if info else 0
+    for batch in ShardedSampler(n, plan, env.rank, spec.seed).steps(start, total_steps):
+        for micro in batch.micro_batches:
+            loss = ...; engine.backward(loss); engine.step()
+        if batch.global_step % spec.checkpoint_every_steps == 0:
+            ckpt.save({"model": engine}, batch.global_step, {...})
+"""
+
+from rlaif_jobs.train.checkpoint import CheckpointError, CheckpointInfo, CheckpointManager
+from rlaif_jobs.train.dist import (
+    DistEnv,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    shutdown,
+    world_size_from_env,
+)
+from rlaif_jobs.train.dsconfig import BatchPlan, TrainingConfigError, build_ds_config, deep_merge, plan_batches
+from rlaif_jobs.train.engine import build_engine, current_lr, export_hf_model
+from rlaif_jobs.train.metrics import MetricsLogger, read_metrics
+from rlaif_jobs.train.progress import progress_bar
+from rlaif_jobs.train.sampler import ShardedSampler, StepBatch, eval_shards
+
+__all__ = [
+    "BatchPlan", "CheckpointError", "CheckpointInfo", "CheckpointManager", "DistEnv", "MetricsLogger",
+    "ShardedSampler", "StepBatch", "TrainingConfigError", "all_reduce_sum", "barrier", "broadcast_object",
+    "build_ds_config", "build_engine", "current_lr", "deep_merge", "eval_shards", "export_hf_model",
+    "init_distributed", "plan_batches", "progress_bar", "read_metrics", "shutdown", "world_size_from_env",
+]
