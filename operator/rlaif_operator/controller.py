@@ -25,6 +25,7 @@ from rlaif_operator.reconcile import STAGE_KINDS, Context, Outcome, reconcile
 
 log = logging.getLogger(__name__)
 WATCHED_KINDS = (*STAGE_KINDS, "RLAIFPipeline")
+PIPELINE_COALESCE_SECONDS = 0.2  # a pipeline's status follows its stages: one update for a burst of changes
 
 
 def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:
@@ -44,6 +45,10 @@ class Controller:
         self.waits: dict[Key, int] = {}
         self.written: dict[Key, str] = {}  # resourceVersion of the operator's own last status write
         self.tasks: set[asyncio.Task[None]] = set()
+        self.soon: set[Key] = set()  # pipelines with a reconcile already queued (coalesces child changes)
+        self.events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
+        kube = ctx.kube
+        ctx.post_event = lambda obj, *args: self.events.submit(kube.post_event, obj, *args) and None
 
     # --- entry points (kopf handlers call these) ---------------------------------------------------
 
@@ -63,6 +68,10 @@ class Controller:
         if event_type == "DELETED":
             self.ctx.cache.drop(key_of(body))
         else:
+            known = self.ctx.cache.get(key_of(body))
+            if known is not None and known["metadata"].get("resourceVersion") == body["metadata"].get(
+                    "resourceVersion"):
+                return  # the Job as the operator created it: its owner has already seen it
             self.ctx.cache.put(body)
         owner = _controller_ref(body, STAGE_KINDS)
         if owner is not None:
@@ -119,7 +128,22 @@ class Controller:
             await self.reconcile(waiter)
         owner = _controller_ref(body, ("RLAIFPipeline",))
         if owner is not None:
-            await self.reconcile(("RLAIFPipeline", namespace, owner["name"]))
+            self._reconcile_soon(("RLAIFPipeline", namespace, owner["name"]))
+
+    def _reconcile_soon(self, key: Key) -> None:
+        """Queues a reconcile off the hand-off path; several child changes make one pipeline update."""
+        if key in self.soon:
+            return
+        self.soon.add(key)
+
+        async def run() -> None:
+            await asyncio.sleep(PIPELINE_COALESCE_SECONDS)
+            self.soon.discard(key)
+            await self.reconcile(key)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     # --- timers ------------------------------------------------------------------------------------
 
@@ -157,3 +181,4 @@ class Controller:
         for task in self.tasks:
             task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.events.shutdown(wait=False, cancel_futures=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from rlaif_operator import metrics
+from rlaif_operator import kopfconfig, metrics
 from rlaif_operator.api.common import GROUP, VERSION
 from rlaif_operator.builders.names import LABEL_MANAGED_BY, MANAGED_BY
 from rlaif_operator.controller import Controller
@@ -26,12 +26,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     logging.getLogger("rlaif_operator").setLevel(ours.log_level)
     if ours.log_level != "DEBUG":  # kopf logs every handled event at INFO: one line per watch event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    # kopf's bookkeeping goes to annotations: the status schema is strict and the operator's alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.posting.enabled = False  # the operator posts its own Events, one per transition
-    settings.batching.batch_window = ours.batch_window_seconds
+    kopfconfig.configure(settings, ours)
     memo.controller = Controller(Context(Kube(timeout=ours.api_timeout_seconds), ours), ours.reconcile_workers)
     metrics.serve(ours.metrics_port)
 

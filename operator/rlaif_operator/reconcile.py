@@ -60,6 +60,12 @@ class Context:
     settings: OperatorSettings
     cache: Cache = field(default_factory=Cache)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # How Events get posted: inline by default; the controller hands them to a background thread so
+    # that a reconcile (and the hand-off behind it) never waits for them.
+    post_event: Callable[[dict[str, Any], str, str, str], None] | None = None
+
+    def event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        (self.post_event or self.kube.post_event)(obj, event_type, reason, message)
 
 
 @dataclass
@@ -147,14 +153,17 @@ def observe_job(ctx: Context, resource: Resource, job: dict[str, Any] | None, na
     namespace = resource.metadata.namespace
     if obs.owned and complete:
         obs = replace(obs, reports=_reports(ctx, namespace, name))
-    elif obs.owned and not failed and not obs.suspended and obs.active and not obs.ready:
+    elif obs.owned and not failed and not obs.suspended and obs.active and not obs.ready and (
+            obs.start_time is None or ctx.now().timestamp() - _seconds(obs.start_time)
+            >= ctx.settings.unschedulable_after_seconds):
         obs = replace(obs, unschedulable=_unschedulable(ctx, namespace, name))
     return obs
 
 
 def _job_body(ctx: Context, namespace: str | None, name: str) -> dict[str, Any] | None:
-    cached = ctx.cache.get(("Job", namespace, name))
-    return cached if cached is not None else ctx.kube.get("batch/v1", "Job", namespace, name)
+    """The Job as the watch last reported it. No GET on a miss: a Job the watch has not delivered yet
+    is found by the create's 409 (and its event reconciles the owner again anyway)."""
+    return ctx.cache.get(("Job", namespace, name))
 
 
 def _create(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +276,7 @@ def write_status(ctx: Context, body: dict[str, Any], old: Status, new: Status) -
     meta = body["metadata"]
     stored = ctx.kube.patch_status(API_VERSION, body["kind"], meta.get("namespace"), meta["name"], patch)
     for event in transition_events(old, new):
-        ctx.kube.post_event(stored, event.type, event.reason, event.message)
+        ctx.event(stored, event.type, event.reason, event.message)
     if new.phase != old.phase and new.phase in ("Succeeded", "Failed"):
         if new.phase == "Failed":
             reason = next((c.reason for c in new.conditions if c.type == "Failed"), "")

@@ -58,6 +58,11 @@ class OperatorSettings(BaseSettings):
         " (a missing Secret, unschedulable pods); it doubles up to recheck_max_seconds.",
     )
     recheck_max_seconds: float = Field(300.0, gt=0, description="Longest delay between such re-checks.")
+    unschedulable_after_seconds: float = Field(
+        10.0, ge=0,
+        description="How long a Job's pods may stay unscheduled before the operator looks for the scheduler's"
+        " reason (listing pods on every Job event would cost an API call per event).",
+    )
     reconcile_workers: int = Field(
         8, ge=1, le=64, description="Threads that run reconciles (each holds one API call at a time)."
     )

@@ -202,7 +202,8 @@ def _inputs(resource: Resource, obs: StageObservation) -> _Verdict:
             text = f"upstream {ref} failed" + (f": {up.message}" if up.message else "")
             return _fail(_Verdict("Failed", (False, "UpstreamFailed", text)), "UpstreamFailed", text)
         if up.phase != "Succeeded":
-            text = f"waiting for upstream {ref} to succeed (it is {up.phase or 'Pending'})"
+            # The upstream's own phase is not repeated here: it would rewrite this status at each change.
+            text = f"waiting for upstream {ref} to succeed"
             return _Verdict("Waiting", (False, "WaitingForUpstream", text))
         if not up.outputs.get(up.output):
             text = (f"upstream {ref} succeeded but reported no {up.output!r} output"
@@ -391,9 +392,8 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
             verdict.phase = "Pending" if any(p == "Pending" for p in phases) else "Waiting"
         if current is not None:
             cur_status = current.status.phase if current.status else None
+            # Not the stage's own message: it changes with every pod, the pipeline's status need not.
             text = f"stage {current.name} ({current.kind}) is {cur_status or 'being created'}"
-            if current.status and current.status.message:
-                text += f": {current.status.message}"
             verdict.running = (verdict.phase == "Running", "StageRunning" if verdict.phase == "Running"
                                else "StagePending", text)
     conditions = _conditions(previous, now, pipeline.metadata.generation, {

@@ -127,8 +127,9 @@ def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 
 class Operator:
     """The real operator process (``kopf run``) against the cluster."""
 
-    def __init__(self, cluster: Cluster, log_path: Path, **settings: str):
+    def __init__(self, cluster: Cluster, log_path: Path, namespaces: str | None = None, **settings: str):
         self.cluster = cluster
+        self.namespaces = namespaces
         self.log_path = log_path
         self.health_port = free_port()
         self.metrics_port = free_port()
@@ -141,7 +142,8 @@ class Operator:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "-m", "rlaif_operator.handlers", "--standalone",
-             "--all-namespaces", f"--liveness=http://127.0.0.1:{self.health_port}/healthz"],
+             *([f"--namespace={self.namespaces}"] if self.namespaces else ["--all-namespaces"]),
+             f"--liveness=http://127.0.0.1:{self.health_port}/healthz"],
             env=env, stdout=log, stderr=subprocess.STDOUT)
         eventually(self.healthy, timeout=60, what="the operator's liveness probe")
 

@@ -36,16 +36,22 @@ def testapi_only(cluster: Cluster) -> None:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(cluster, tmp_path_factory.mktemp("operator") / "operator.log",
-                  recheck_seconds="1", max_gpus_per_node="8", log_level="INFO")
+    op = Operator(cluster, tmp_path_factory.mktemp("operator") / "operator.log", OPERATOR_NAMESPACES,
+                  recheck_seconds="1", max_gpus_per_node="8", log_level="INFO",
+                  unschedulable_after_seconds="0")
     op.start()
     yield op
     op.stop()
 
 
+OPERATOR_NAMESPACES = "op-*"  # the operator watches these only: the contract tests' namespaces are its own
+
+
 @pytest.fixture
 def ns(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = cluster.new_namespace(request.node.name.split("[")[0].replace("_", "-")[5:30].strip("-") or "t")
+    prefix = "op" if "operator" in request.fixturenames else "ct"
+    slug = request.node.name.split("[")[0].replace("_", "-")[5:28].strip("-") or "t"
+    name = cluster.new_namespace(f"{prefix}-{slug}")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

@@ -191,12 +191,22 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
 
 
 def validate_custom(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
-    """The API server's complaints about a custom resource (empty when valid)."""
+    """The API server's complaints about a custom resource (empty when valid).
+
+    Updates are validated with ratcheting, as Kubernetes >= 1.30 does: a top-level field whose value
+    did not change is not validated again (so a status write does not re-run the spec's CEL rules)."""
     if rt.schema is None:
         return []
     if old is None:
         return crdschema.validate(rt.schema, obj)
-    return crdschema.validate(rt.schema, obj, old=old)
+    errors = []
+    props = rt.schema.get("properties", {})
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind", "metadata") or old.get(key) == value:
+            continue
+        if key in props:
+            errors += crdschema.validate(props[key], value, key, old=old.get(key, crdschema._MISSING))
+    return errors
 
 
 # --- built-in kinds --------------------------------------------------------------------------------
@@ -234,22 +244,20 @@ def _error_path(err: Any) -> str:
 
 
 def validate_builtin(obj: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Validates a built-in object against the real schema. Returns (errors, unknown field paths)."""
+    """Validates a built-in object against the real (strict) schema, in one pass.
+    Returns (errors, unknown field paths)."""
     kind, api_version = obj.get("kind", ""), obj.get("apiVersion", "")
-    loose = _builtin_validator(kind, api_version, False)
-    if loose is None:
-        return [], []
-    errors = [f"{_error_path(e)}: Invalid value: {json.dumps(e.instance)[:80]}: {e.message}"
-              for e in loose.iter_errors(obj) if e.validator != "additionalProperties"]
-    unknown = []
     strict = _builtin_validator(kind, api_version, True)
+    if strict is None:
+        return [], []
+    errors, unknown = [], []
     for e in strict.iter_errors(obj):
         if e.validator == "additionalProperties":
             allowed = set((e.schema.get("properties") or {}).keys())
             base = _error_path(e)
-            for key in e.instance:
-                if key not in allowed:
-                    unknown.append(key if base == "<root>" else f"{base}.{key}")
+            unknown += [key if base == "<root>" else f"{base}.{key}" for key in e.instance if key not in allowed]
+        else:
+            errors.append(f"{_error_path(e)}: Invalid value: {json.dumps(e.instance)[:80]}: {e.message}")
     return errors, unknown
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import time
 from typing import Any
 
 import aiohttp.web
@@ -172,6 +173,7 @@ class ApiServer(kmock.KubernetesScaffold):
                 return await super()._handle(request)
             except NotImplementedError:
                 pass
+        began = time.perf_counter()
         reply = await self._route(request)
         if isinstance(reply, aiohttp.web.StreamResponse):
             status = reply.status
@@ -184,7 +186,8 @@ class ApiServer(kmock.KubernetesScaffold):
                                          content_type="text/plain" if isinstance(payload, bytes)
                                          else "application/json")
         if self.log is not None:
-            self.log.append(f"{request.method.value} {request.url.path_qs} -> {status}")
+            self.log.append(f"{request.method.value} {request.url.path_qs} -> {status}"
+                            f" {1000 * (time.perf_counter() - began):.1f}ms")
         return reply
 
     async def _route(self, request: rendering.Request) -> Any:

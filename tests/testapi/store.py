@@ -219,10 +219,13 @@ class Store:
         return obj
 
     def _admit(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None,
-               field_validation: str) -> tuple[dict[str, Any], list[str]]:
-        """Validation, pruning and defaulting of a new object state; returns it and the warnings."""
+               field_validation: str, trusted: bool = False) -> tuple[dict[str, Any], list[str]]:
+        """Validation, pruning and defaulting of a new object state; returns it and the warnings.
+        ``trusted``: written by an in-process controller from already validated input (a Job's pods)."""
         name = obj["metadata"].get("name", "")
         warnings: list[str] = []
+        if trusted:
+            return obj, warnings
         errors = schemas.semantic_errors(rt, obj)
         if rt.schema is not None:
             obj = schemas.apply_defaults(rt.schema, obj)
@@ -234,7 +237,10 @@ class Store:
                 warnings += [f'unknown field "{u}"' for u in unknown]
             obj = pruned
             errors += schemas.validate_custom(rt, obj, old)
-        elif rt.group != "apiextensions.k8s.io":
+        elif rt.group != "apiextensions.k8s.io" and (old is None or {k: v for k, v in obj.items() if k != "status"}
+                                                      != {k: v for k, v in old.items() if k != "status"}):
+            # Built-in kinds are validated on create and when more than their status changes (status
+            # writes come from the kubelet and controllers; ratcheting, as for custom resources).
             found, unknown = schemas.validate_builtin(obj)
             errors += found
             if unknown and field_validation == "Strict":
@@ -278,7 +284,7 @@ class Store:
                            f" namespace {ns} because it is being terminated")
 
     def create(self, rt: ResourceType, ns: str | None, body: dict[str, Any], *, field_validation: str = "Warn",
-               dry_run: bool = False) -> tuple[dict[str, Any], list[str]]:
+               dry_run: bool = False, trusted: bool = False) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
         obj = copy.deepcopy(body)
@@ -318,7 +324,7 @@ class Store:
         if rt.schema is not None or rt.status_subresource:
             meta["generation"] = 1
         obj = self._builtin_defaults(rt, obj)
-        obj, warnings = self._admit(rt, obj, None, field_validation)
+        obj, warnings = self._admit(rt, obj, None, field_validation, trusted)
         if dry_run:
             return obj, warnings
         return self._commit(rt, "ADDED", obj, None), warnings
@@ -362,16 +368,17 @@ class Store:
                 field_validation: str, dry_run: bool = False) -> tuple[dict[str, Any], list[str]]:
         """A new state of an existing object, from PUT or PATCH (already merged)."""
         meta_old = old["metadata"]
-        new = copy.deepcopy(new)
-        if not isinstance(new.get("metadata"), dict):
-            new["metadata"] = {}
+        # Structural sharing: stored objects are never mutated, so a new version copies only what it
+        # changes (the top level and metadata here; patches copy the paths they touch).
+        new = dict(new)
+        new["metadata"] = dict(new["metadata"]) if isinstance(new.get("metadata"), dict) else {}
         want_rv = new["metadata"].get("resourceVersion")
         if want_rv and want_rv != meta_old["resourceVersion"]:
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rt.group_kind} "{meta_old["name"]}":'
                            " the object has been modified; please apply your changes to the latest version"
                            " and try again", {"name": meta_old["name"], "group": rt.group, "kind": rt.plural})
         if subresource == "status":
-            obj = copy.deepcopy(old)
+            obj = {**old, "metadata": dict(old["metadata"])}
             if "status" in new:
                 obj["status"] = new["status"]
             else:
@@ -380,7 +387,7 @@ class Store:
             obj = new
             if rt.status_subresource:
                 if "status" in old:
-                    obj["status"] = copy.deepcopy(old["status"])
+                    obj["status"] = old["status"]
                 else:
                     obj.pop("status", None)
         meta = obj["metadata"]
@@ -407,8 +414,7 @@ class Store:
         if subresource == "status" and obj == old:
             return old, []
         obj, warnings = self._admit(rt, obj, old, field_validation)
-        comparable = copy.deepcopy(obj)
-        comparable["metadata"]["resourceVersion"] = meta_old["resourceVersion"]
+        comparable = {**obj, "metadata": {**obj["metadata"], "resourceVersion": meta_old["resourceVersion"]}}
         if comparable == old:
             return old, warnings  # no-op updates do not bump the resourceVersion, as on a real server
         if dry_run:
@@ -518,6 +524,5 @@ class Store:
             return obj
         if current.get("status") == status:
             return current
-        new = copy.deepcopy(current)
-        new["status"] = copy.deepcopy(status)
+        new = {**current, "metadata": dict(current["metadata"]), "status": status}
         return self._commit(rt, "MODIFIED", new, current)

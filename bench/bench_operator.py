@@ -1,0 +1,158 @@
+"""Benchmark: 100 pipelines applied at once against the test API server, run by the real operator.
+
+Measures the hand-off latency (upstream Job succeeded -> downstream Job created, timed inside the API
+server at the two writes) p50/p99 over every hand-off, and the operator process's peak memory (VmHWM).
+Targets: p99 < 2 s, peak memory < 200 MB. Prints the figures; exits 1 if a target is missed.
+
+    .venv/bin/python bench/bench_operator.py [--pipelines 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from testapi import TestApiServer  # noqa: E402
+
+STAGES = [("label", "label-label"), ("reward", "reward-reward"), ("policy", "policy-policy")]
+REPORTS = {
+    "label-label": {"outputs": {"labels": "/data/labels.jsonl"}, "metrics": {"labeled": 48, "alignment": 0.8}},
+    "reward-reward": {"outputs": {"model": "/data/rm"}, "metrics": {"evalAccuracy": 0.7}},
+    "policy-policy": {"outputs": {"model": "/data/policy"}, "metrics": {"winRate": 0.6}},
+}
+TARGET_P99, TARGET_MB = 2.0, 200.0
+
+
+def pipeline(name: str) -> dict[str, Any]:
+    return {"apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline", "metadata": {"name": name}, "spec": {
+        "labeling": {"labeler": {"model": {"uri": "builtin://qwen2.5-coder-1.5b-instruct"}},
+                     "dataset": {"uri": "builtin://datasets/checkable-pairs"}, "output": {"uri": f"/data/{name}/l"},
+                     "resources": {"gpusPerNode": 1}},
+        "rewardModel": {"baseModel": {"uri": "builtin://smollm2-135m-instruct"}, "output": {"uri": f"/data/{name}/r"},
+                        "resources": {"gpusPerNode": 1}},
+        "policy": {"policy": {"uri": "builtin://smollm2-135m-instruct"},
+                   "prompts": {"uri": "builtin://datasets/checkable-prompts"}, "output": {"uri": f"/data/{name}/p"},
+                   "resources": {"gpusPerNode": 1}},
+    }}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipelines", type=int, default=100)
+    args = parser.parse_args()
+    n, ns = args.pipelines, "bench"
+
+    with TestApiServer(crds=REPO / "crds", node_gpus=8) as api:
+        created: dict[str, float] = {}
+        completed: dict[str, float] = {}
+
+        def hook(rt: Any, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+            if rt.kind != "Job":
+                return
+            name = obj["metadata"]["name"]
+            if etype == "ADDED":
+                created[name] = time.monotonic()
+            elif any(c.get("type") == "Complete" and c.get("status") == "True"
+                     for c in (obj.get("status") or {}).get("conditions", [])):
+                completed.setdefault(name, time.monotonic())
+
+        api.call(lambda store: store.hooks.append(hook))
+        api.handler.log = []
+        env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": "0", "RLAIF_LIVENESS_ENDPOINT": "",
+               "RLAIF_LOG_LEVEL": "WARNING", "KUBECACHEDIR": str(api.workdir / "cache")}
+        log = tempfile.NamedTemporaryFile(prefix="bench-operator-", suffix=".log", delete=False)  # noqa: SIM115
+        operator = subprocess.Popen([sys.executable, *os.environ.get("BENCH_PYFLAGS", "").split(), "-m", "kopf", "run", "-m", "rlaif_operator.handlers",
+                                     "--standalone", "--all-namespaces", "--quiet"],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            subprocess.run(["kubectl", "create", "namespace", ns], env=env, check=True, capture_output=True)
+            time.sleep(2)  # let the operator start its watches
+            manifests = "".join(f"---\n{json.dumps(pipeline(f'p{i:03d}'))}\n" for i in range(n))
+            started = time.monotonic()
+            cpu_start = (cpu_seconds(operator.pid), time.process_time())
+            subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=manifests, text=True, env=env,
+                           check=True, capture_output=True)
+            applied = time.monotonic()
+            for _, suffix in STAGES:
+                jobs = [f"p{i:03d}-{suffix}" for i in range(n)]
+                wait(lambda js=jobs: all(j in created for j in js), 120, f"{n} {suffix} Jobs")
+                wait(lambda js=jobs: sum(len(api.pods(ns, j)) for j in js[-3:]) >= 3, 30, "pods")
+                report = REPORTS[suffix]
+                for job in jobs:  # finish them all at once, as a burst of kubelet updates
+                    api.finish_job(ns, job, 0, report)
+            last = [f"p{i:03d}-policy-policy" for i in range(n)]
+            wait(lambda: all(j in completed for j in last), 120, "the last stage")
+            wait(lambda: api.call(lambda store: all(
+                (store.find(store.types[("rlaif.dev", "rlaifpipelines")], ns, f"p{i:03d}") or {}).get(
+                    "status", {}).get("phase") == "Succeeded" for i in range(n))), 120, "pipelines Succeeded")
+            finished = time.monotonic()
+            memory = peak_rss_mb(operator.pid)
+            cpu_operator = cpu_seconds(operator.pid) - cpu_start[0]
+            cpu_server = time.process_time() - cpu_start[1]
+        finally:
+            operator.terminate()
+            operator.wait(20)
+        requests = len(api.handler.log or [])
+
+    handoffs, by_edge = [], {}
+    for (_, up), (_, down) in zip(STAGES, STAGES[1:], strict=False):
+        edge = [created[f"p{i:03d}-{down}"] - completed[f"p{i:03d}-{up}"] for i in range(n)]
+        by_edge[f"{up.split('-')[0]}->{down.split('-')[0]}"] = edge
+        handoffs += edge
+    p50, p99 = statistics.median(handoffs), percentile(handoffs, 0.99)
+    print(f"pipelines: {n} applied at once with one kubectl apply ({applied - started:.2f} s)")
+    print(f"hand-offs: {len(handoffs)} (upstream Job Complete -> downstream Job created)")
+    print(f"hand-off latency: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(handoffs) * 1000:.0f} ms"
+          f"  (target p99 < {TARGET_P99:.0f} s)")
+    for edge, values in by_edge.items():
+        print(f"  {edge}: p50 {statistics.median(values) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms")
+    print(f"operator peak memory (VmHWM): {memory:.0f} MB  (target < {TARGET_MB:.0f} MB)")
+    print(f"all {n} pipelines Succeeded {finished - started:.1f} s after apply;"
+          f" {requests} API requests ({requests / n:.0f} per pipeline, kubelet and driver included)")
+    print(f"CPU: operator {cpu_operator:.1f} s ({1000 * cpu_operator / n:.0f} ms per pipeline), test API server"
+          f" and driver {cpu_server:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    ok = p99 < TARGET_P99 and memory < TARGET_MB
+    print("targets:", "met" if ok else "MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

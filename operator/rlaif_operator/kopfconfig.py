@@ -1,0 +1,32 @@
+"""How kopf is configured for this operator (called from the startup handler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from rlaif_operator.api.common import GROUP
+from rlaif_operator.settings import OperatorSettings
+
+
+class NoEssenceDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff-base storage, in annotations, without building an essence on every event.
+
+    The operator has only event handlers (level-based: every event triggers one reconcile), never
+    create/update handlers, so kopf has no diff to compute; its default deep-copies each body on each
+    event for nothing, which was a quarter of the operator's CPU in bench/bench_operator.py.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return kopf.BodyEssence()
+
+
+def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """kopf's bookkeeping goes to annotations under rlaif.dev (the status schema is strict and the
+    operator's alone); kopf posts no Events of its own (the operator posts one per transition)."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = NoEssenceDiffBaseStorage(prefix=GROUP)
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.enabled = False
+    settings.batching.batch_window = ours.batch_window_seconds
