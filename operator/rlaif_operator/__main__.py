@@ -20,7 +20,7 @@ def main() -> None:
         peering_name=settings.peering_name,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        liveness_endpoint=settings.liveness_endpoint,
+        liveness_endpoint=settings.liveness_endpoint or None,
     )
 
 
