@@ -1,0 +1,75 @@
+"""End to end on a real cluster (skipped unless KUBECONFIG names one): the CRDs, the real operator
+process, real images, real GPUs or CPUs.
+
+    KUBECONFIG=~/.kube/config pytest tests/e2e -m e2e
+
+Environment: RLAIF_E2E_OPERATOR=deployed uses an operator installed with the chart instead of starting
+one here; RLAIF_E2E_TIMEOUT (seconds, default 7200) bounds the full pipeline; the operator's own
+settings (RLAIF_LABELER_IMAGE, ...) apply to the one started here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from clusterkit import REPO, Cluster, Operator, eventually  # noqa: E402
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs a real cluster in KUBECONFIG")]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    c = Cluster(os.environ["KUBECONFIG"], str(tmp_path_factory.mktemp("kubectl-cache")))
+    c.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    for crd in ("rlaifpipelines", "preferencelabeljobs", "rewardmodelruns", "policyrlruns"):
+        c.kubectl("wait", "--for=condition=Established", f"crd/{crd}.rlaif.dev", "--timeout=60s")
+    return c
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator | None]:
+    if os.environ.get("RLAIF_E2E_OPERATOR") == "deployed":
+        yield None
+        return
+    op = Operator(cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(cluster: Cluster) -> Iterator[str]:
+    name = cluster.new_namespace("rlaif-e2e")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_bad_input_is_rejected_or_reported(cluster: Cluster, operator: Operator | None, ns: str) -> None:
+    bad = yaml.safe_load((REPO / "tests" / "data" / "invalid" / "zero-shards.yaml").read_text())
+    result = cluster.apply(bad, ns, check=False)
+    assert result.returncode != 0 and "numShards" in result.stderr
+    doc = yaml.safe_load((REPO / "examples" / "preference-label-job.yaml").read_text())
+    doc["spec"].setdefault("runtime", {})["hubTokenSecret"] = {"name": "absent", "key": "token"}
+    cluster.apply(doc, ns)
+    name = doc["metadata"]["name"]
+    eventually(lambda: (c := cluster.condition("plj", name, ns, "InputsReady")) and c["reason"] == "SecretNotFound",
+               timeout=60, what="SecretNotFound")
+
+
+def test_quickstart_pipeline_succeeds(cluster: Cluster, operator: Operator | None, ns: str) -> None:
+    docs = [d for d in yaml.safe_load_all((REPO / "examples" / "quickstart-pipeline.yaml").read_text()) if d]
+    cluster.apply(docs, ns)
+    name = docs[0]["metadata"]["name"]
+    timeout = float(os.environ.get("RLAIF_E2E_TIMEOUT", "7200"))
+    cluster.wait(f"rlaifpipeline/{name}", ns, "condition=Succeeded", timeout=timeout)
+    status = cluster.get("rlp", name, ns)["status"]
+    assert {"alignment", "evalAccuracy", "winRate"} <= set(status["metrics"])
+    assert [s["phase"] for s in status["stages"]] == ["Succeeded"] * 3
