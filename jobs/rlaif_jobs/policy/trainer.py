@@ -1,0 +1,460 @@
+"""Stage 3: RL fine-tuning of the SFT policy against a reward model or the labeler (d-RLAIF).
+
+``train_policy(config, reward=None)`` runs on every rank of a torchrun job (or alone). In order:
+1. input checks before anything slow: output location, batch arithmetic for this world size, the
+   prompt set (present, non-empty, enough for one step), the reward source (a reward model that
+   loads, or a labeler that answers), the policy model;
+2. joins the process group and builds DeepSpeed engines for the policy and (REINFORCE, PPO) the
+   value model, ZeRO stage and precision from ``rl``; the frozen SFT reference sits beside them;
+3. resumes from the newest complete checkpoint (both engines, optimizers, schedules, the step: the
+   step fixes the prompt position) and pushes the resumed weights into the rollout engine;
+4. per step: roll out ``samplesPerPrompt`` responses per prompt (vLLM or transformers), score them,
+   compute log-probs of policy and reference and the values, the KL penalty, the algorithm's
+   advantages and losses, update (``ppoEpochs`` passes for PPO), push the new weights to vLLM, log
+   metrics, checkpoint every ``checkpointEverySteps`` and at the end;
+5. exports ``<output>/model`` (an HF folder), evaluates the win rate against the SFT policy when a
+   judge is available, writes ``summary.json``.
+
+A reward source that fails mid-run (a labeler endpoint that stays down after its retries) raises
+RewardError: the run stops, the checkpoints written so far stay, and a rerun resumes from the last.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlaif_jobs import io, report
+from rlaif_jobs.config.policy import PolicyConfig
+from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.policy.algorithms import get_algorithm
+from rlaif_jobs.policy.kl import kl_per_token, masked_mean, sequence_kl
+from rlaif_jobs.policy.models import (
+    load_policy,
+    load_reference,
+    load_value_model,
+    make_batch,
+    policy_forward,
+    value_forward,
+)
+from rlaif_jobs.policy.prompts import Prompt, load_prompt_records, split_eval, to_prompts
+from rlaif_jobs.policy.rewards import RewardError, RewardSource
+from rlaif_jobs.policy.rollout import RolloutEngine, TransformersRollout
+from rlaif_jobs.train import (
+    BatchPlan,
+    CheckpointManager,
+    DistEnv,
+    MetricsLogger,
+    ShardedSampler,
+    all_reduce_sum,
+    barrier,
+    build_ds_config,
+    build_engine,
+    current_lr,
+    export_hf_model,
+    init_distributed,
+    plan_batches,
+    progress_bar,
+    shutdown,
+    world_size_from_env,
+)
+
+log = logging.getLogger(__name__)
+RECENT = 5  # steps averaged for the summary's final meanReward / kl
+
+
+def output_dir(config: PolicyConfig) -> Path:
+    """The local output folder; object stores are refused (DeepSpeed checkpoints need a filesystem)."""
+    uri = config.output.uri
+    if io.is_remote(uri):
+        raise ConfigError(f"output.uri: {uri!r} is an object store; the policy trainer writes DeepSpeed"
+                          " checkpoints and the model to a filesystem: use a mounted volume path")
+    return io.local_path(uri)
+
+
+def prompts_per_rank(config: PolicyConfig, plan: BatchPlan) -> int:
+    """Prompts each rank rolls out per step: its share of rl.batchSize responses / samplesPerPrompt."""
+    k = config.rl.samples_per_prompt
+    if plan.per_rank_batch % k:
+        raise ConfigError(
+            f"rl.batchSize: {plan.global_batch} responses over {plan.world_size} rank(s) is"
+            f" {plan.per_rank_batch} per rank, not a multiple of rl.samplesPerPrompt {k} (a prompt's"
+            " responses stay on one rank, as RLOO's leave-one-out group needs)")
+    return plan.per_rank_batch // k
+
+
+def judge_spec(config: PolicyConfig) -> Any:
+    """The evaluation judge: evaluation.judge, else the d-RLAIF labeler, else None (no evaluation)."""
+    if config.evaluation.judge is not None:
+        return config.evaluation.judge
+    return config.direct_reward.labeler if config.direct_reward is not None else None
+
+
+def build_reward(config: PolicyConfig, device: Any) -> RewardSource:
+    """The reward source the config names (reward model folder, or the labeler for d-RLAIF)."""
+    from rlaif_jobs.policy.rewards import DirectLabelerReward, RewardModelReward
+
+    if config.reward_model_uri is not None:
+        return RewardModelReward(config.reward_model_uri, device=str(device),
+                                 batch_size=max(config.rl.micro_batch_size, 8))
+    spec = config.direct_reward
+    assert spec is not None  # PolicyConfig's validator: exactly one reward source
+    return DirectLabelerReward(_build_labeler(spec.labeler, "directReward.labeler"), task=spec.task,
+                               template=spec.template, use_chat_template=spec.labeler.use_chat_template,
+                               batch_size=spec.labeler.batch_size)
+
+
+class LabelerUnavailableError(RuntimeError):
+    """A labeler endpoint that cannot be reached (retryable: exit code 1, not 3)."""
+
+
+def _build_labeler(spec: Any, where: str) -> Any:
+    from rlaif_jobs.labeler import EngineLoadError, build_engine
+
+    try:
+        return build_engine(spec)
+    except EngineLoadError as err:
+        if spec.engine == "openai":  # an endpoint that is down may come back: let the Job retry
+            raise LabelerUnavailableError(f"{where}: {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _make_rollout(config: PolicyConfig, policy_path: str, module: Any, tokenizer: Any, env: DistEnv,
+                  precision: str) -> RolloutEngine:
+    """The configured rollout engine; vLLM falls back to transformers (with a warning) where it cannot run."""
+    if config.rollout.engine == "vllm":
+        from rlaif_jobs.policy.rollout_vllm import RolloutEngineError, VLLMRollout
+
+        try:
+            return VLLMRollout(policy_path, tokenizer, dtype={"fp32": "float32", "bf16": "bfloat16",
+                                                             "fp16": "float16"}[precision],
+                               max_model_len=config.rl.max_length, seed=config.rl.seed,
+                               gpu_memory_utilization=config.rollout.gpu_memory_utilization,
+                               world_size=env.world_size)
+        except RolloutEngineError as err:
+            log.warning("rollout.engine vllm cannot run here (%s); falling back to transformers generate", err)
+    return TransformersRollout(module, tokenizer, env.device)
+
+
+def policy_weights(engine: Any) -> list[tuple[str, Any]]:
+    """(HF name, full tensor) of every weight of the policy, tied ones under each of their names.
+
+    vLLM must receive tied weights under every name (``lm_head.weight`` as well as
+    ``model.embed_tokens.weight``): its in-place reload restores a layer that received nothing to its
+    old values. Under ZeRO 0-2 the tensors are the training module's own (no copy); under ZeRO-3 the
+    partitions are gathered and copied, which needs one full copy of the model in memory for a moment.
+    """
+    module = engine.module
+    if not engine.zero_optimization_partition_weights():
+        return list(module.state_dict().items())
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(module.parameters())):
+        return [(name, tensor.detach().clone()) for name, tensor in module.state_dict().items()]
+
+
+def _rollout_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 10_007 + rank * 101) % (2**31 - 1)
+
+
+def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> dict[str, Any]:
+    """Trains, exports, evaluates and reports (see the module docstring).
+
+    ``reward`` replaces the config's reward source (tests and experiments: a ProgrammaticReward, or a
+    labeler engine built once for several runs); the config must still name one. Returns the summary.
+    Raises ConfigError subclasses (exit code 3) for bad input before training; RewardError when
+    scoring fails mid-run (checkpoints kept).
+    """
+    t_start = time.time()
+    spec = config.rl
+    algo = get_algorithm(spec.algorithm)
+    out = output_dir(config)
+
+    # 1. Input checks, cheapest first, before any process group exists.
+    plan = plan_batches(spec, world_size_from_env(), "rl")
+    n_prompts_rank = prompts_per_rank(config, plan)
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    ds_config = build_ds_config(spec, plan, device_type, "rl")
+    if spec.max_new_tokens >= spec.max_length:
+        raise ConfigError(f"rl.maxNewTokens: {spec.max_new_tokens} leaves no room for the prompt within"
+                          f" rl.maxLength {spec.max_length}")
+    records = load_prompt_records(config.prompts)
+    judge = judge_spec(config) if config.evaluation.enabled else None
+    eval_records: list[dict] = []
+    if judge is not None:
+        if config.evaluation.prompts is not None:
+            eval_records = load_prompt_records(config.evaluation.prompts)[: config.evaluation.num_prompts]
+        else:  # hold out part of the prompts, at most a fifth
+            records, eval_records = split_eval(records, min(config.evaluation.num_prompts, len(records) // 5),
+                                               spec.seed)
+    prompts_per_step = n_prompts_rank * plan.world_size
+    if len(records) < prompts_per_step:
+        raise ConfigError(f"prompts: {config.prompts.uri} has {len(records)} training prompts, fewer than one"
+                          f" step's {prompts_per_step} (rl.batchSize {spec.batch_size} / samplesPerPrompt"
+                          f" {spec.samples_per_prompt}); add prompts or lower rl.batchSize")
+
+    env = init_distributed()
+    device = env.device
+    own_reward = reward is None
+    if reward is None:
+        reward = build_reward(config, device)  # an unreadable reward model fails here, before training
+    torch.manual_seed(spec.seed)
+    policy_path, tokenizer, policy_model = load_policy(config.policy)
+    prompts = to_prompts(records, tokenizer, spec.max_length - spec.max_new_tokens)
+    held = to_prompts(eval_records, tokenizer, spec.max_length - spec.max_new_tokens)
+
+    # 2. Engines.
+    prompt_plan = BatchPlan(global_batch=prompts_per_step, micro_batch=n_prompts_rank, grad_accum=1,
+                            world_size=plan.world_size)
+    sampler = ShardedSampler(len(prompts), prompt_plan, env.rank, seed=spec.seed)
+    total_steps = spec.max_steps or max(1, math.floor(spec.epochs * sampler.steps_per_epoch))
+    epochs = spec.ppo_epochs if algo.multi_epoch else 1
+    policy = build_engine(policy_model, spec, ds_config, total_steps * epochs)
+    engines: dict[str, Any] = {"policy": policy}
+    value = None
+    if algo.uses_value:
+        value = build_engine(load_value_model(policy_path, config.policy), spec, ds_config, total_steps * epochs,
+                             lr=spec.value_learning_rate)
+        engines["value"] = value
+    reference = load_reference(policy_path, config.policy, spec.precision, device)
+
+    # 3. Resume.
+    ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
+    info = ckpt.load(engines)
+    start = info.step if info else 0
+    saved = info.state if info else {}
+    metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main, tensorboard_dir=out / "tensorboard",
+                            resume_step=start if info else None)
+    if info:
+        metrics.log(start, event="resumed", checkpoint=info.path.name)
+    rollout = _make_rollout(config, policy_path, policy.module, tokenizer, env, spec.precision)
+    sync_seconds: list[float] = []
+    if info and rollout.needs_sync:
+        sync_seconds.append(rollout.load_weights(policy_weights(policy)))
+    if env.is_main:
+        log.info("%s: %d prompts (%d held out), %d steps of %d prompts x %d samples; rollouts by %s; reward %s",
+                 algo.name, len(prompts), len(held), total_steps, prompts_per_step, spec.samples_per_prompt,
+                 rollout.name, reward.name)
+
+    # 4. Train.
+    bar = progress_bar(total_steps, initial=start, enabled=env.is_main, desc="policy")
+    recent: list[dict[str, float]] = list(saved.get("recent", []))
+    first: dict[str, float] | None = saved.get("first")
+    times = {"rollout": 0.0, "reward": 0.0, "prepare": 0.0, "update": 0.0, "sync": 0.0}
+    steps_done, samples_done = 0, 0
+    last_saved = start if info else -1
+    try:
+        for sb in sampler.steps(start, total_steps):
+            step = sb.global_step
+            mine = [prompts[i] for mb in sb.micro_batches for i in mb]
+            row = _train_step(config, algo, step, env, mine, rollout, reward, policy, value, reference,
+                              tokenizer, plan, times)
+            steps_done += 1
+            samples_done += plan.global_batch
+            if rollout.needs_sync:
+                t = rollout.load_weights(policy_weights(policy))
+                times["sync"] += t
+                sync_seconds.append(t)
+                row["syncSeconds"] = t
+            row["learningRate"] = current_lr(policy)
+            first = first or {k: row[k] for k in ("meanReward", "kl")}
+            recent = (recent + [{k: row[k] for k in ("meanReward", "kl", "objective")}])[-RECENT:]
+            if step % spec.log_every_steps == 0 or step == total_steps:
+                metrics.log(step, **row)
+            bar.update(1)
+            bar.set_postfix(reward=f"{row['meanReward']:.3f}", kl=f"{row['kl']:.3f}")
+            if step % spec.checkpoint_every_steps == 0 or step == total_steps:
+                ckpt.save(engines, step, {"recent": recent, "first": first})
+                last_saved = step
+    except RewardError as err:
+        bar.close()
+        kept = ckpt.latest()
+        where = f"the last checkpoint ({kept.path.name}) is kept; rerun to resume from it" if kept else \
+            "no checkpoint was written yet"
+        metrics.log(step, event="failed", error=str(err)[:500])
+        metrics.close()
+        rollout.close()
+        raise RewardError(f"{err} (at step {step}; {where})") from err
+    bar.close()
+    if last_saved != total_steps and start < total_steps:
+        ckpt.save(engines, total_steps, {"recent": recent, "first": first})
+
+    # 5. Export, evaluate, report.
+    export_hf_model(policy, out / "model", env, tokenizer)
+    results: dict[str, Any] = {}
+    if recent:
+        for k in ("meanReward", "kl", "objective"):
+            results[k] = sum(r[k] for r in recent) / len(recent)
+    if first:
+        results["initialMeanReward"] = first["meanReward"]
+        results["initialKl"] = first["kl"]
+    train_seconds = sum(times.values())
+    results.update({
+        "steps": total_steps, "stepsThisRun": steps_done, "resumedFromStep": start,
+        "samplesPerSecond": samples_done / train_seconds if train_seconds > 0 else float("nan"),
+        **{f"{k}Seconds": v for k, v in times.items()},
+        "meanSyncSeconds": sum(sync_seconds) / len(sync_seconds) if sync_seconds else 0.0,
+        "worldSize": env.world_size,
+    })
+    if judge is not None and held:
+        results.update(_evaluate(config, judge, reward, held, rollout, policy, reference, tokenizer, env, out))
+    rollout.close()
+    if own_reward:
+        reward.close()
+    results["elapsedSeconds"] = time.time() - t_start
+    metrics.close()
+    summary: dict[str, Any] = results
+    if env.is_main:
+        summary = report.write_summary(
+            config.output.uri, "policy", {report.OUTPUT_MODEL: io.join(config.output.uri, "model")}, results,
+            extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
+                   "policy": config.policy.uri,
+                   "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
+                                 "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
+        log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
+    shutdown()
+    return summary
+
+
+def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: list[Prompt],
+                rollout: RolloutEngine, reward: RewardSource, policy: Any, value: Any, reference: Any,
+                tokenizer: Any, plan: BatchPlan, times: dict[str, float]) -> dict[str, float]:
+    """One RL step on this rank's prompts; returns the step's metrics (averaged over all ranks)."""
+    spec = config.rl
+    k = spec.samples_per_prompt
+    device = env.device
+
+    t = time.perf_counter()
+    gens = rollout.generate([p.ids for p in mine], k, spec.max_new_tokens, spec.temperature, spec.top_p,
+                            _rollout_seed(spec.seed, step, env.rank))
+    times["rollout"] += (t1 := time.perf_counter()) - t
+    flat = [(p, g) for p, group in zip(mine, gens, strict=True) for g in group]  # prompt-major: RLOO's groups
+    raw = reward.score([p.text for p, _ in flat], [g.text for _, g in flat], [p.task for p, _ in flat])
+    times["reward"] += (t2 := time.perf_counter()) - t1
+    scores = torch.tensor(raw, dtype=torch.float32)
+    unscored = torch.isnan(scores)
+    if bool(unscored.all()):
+        raise RewardError(f"step {step}: the reward source could not score any of {len(raw)} responses")
+    if bool(unscored.any()):  # no signal from these: the batch mean, so their advantage is about zero
+        scores[unscored] = scores[~unscored].mean()
+
+    batch = make_batch([p.ids for p, _ in flat], [g.token_ids for _, g in flat],
+                       tokenizer.pad_token_id).to(device)
+    m = plan.micro_batch
+    n = len(flat)
+    old_logp, ref_logp, entropy = [], [], []
+    old_values = []
+    policy.eval()
+    with torch.no_grad():
+        for lo in range(0, n, m):
+            mb = batch.slice(slice(lo, lo + m))
+            lp, ent = policy_forward(policy, mb, spec.temperature, with_entropy=True)
+            old_logp.append(lp)
+            entropy.append(ent)
+            ref_logp.append(policy_forward(reference, mb, spec.temperature)[0])
+            if value is not None:
+                old_values.append(value_forward(value, mb))
+    policy.train()
+    old_lp = torch.cat(old_logp)
+    mask = batch.mask
+    kl_tokens = kl_per_token(old_lp, torch.cat(ref_logp), mask)
+    values_old = torch.cat(old_values) if old_values else None
+    adv, returns = algo.targets(scores.to(device), kl_tokens, mask, values_old, spec.kl_coef, k)
+    times["prepare"] += (t3 := time.perf_counter()) - t2
+
+    policy_losses, value_losses, extra = [], [], {}
+    for _ in range(spec.ppo_epochs if algo.multi_epoch else 1):
+        for lo in range(0, n, m):
+            rows = slice(lo, lo + m)
+            mb = batch.slice(rows)
+            lp, _ = policy_forward(policy, mb, spec.temperature)
+            loss, stats = algo.policy_loss(lp, old_lp[rows], adv[rows], mb.mask, spec.clip_range)
+            policy.backward(loss)
+            policy.step()
+            policy_losses.append(float(loss))
+            for key, v in stats.items():
+                extra.setdefault(key, []).append(v)
+            if value is not None:
+                v = value_forward(value, mb)
+                vloss = algo.value_loss(v, values_old[rows], returns[rows], mb.mask, spec.clip_range)
+                value.backward(vloss)
+                value.step()
+                value_losses.append(float(vloss))
+    times["update"] += time.perf_counter() - t3
+
+    seq_kl = sequence_kl(kl_tokens, mask)
+    lengths = mask.sum(-1)
+    local = [
+        float(scores.sum()), float(n), float(seq_kl.sum()), float((torch.cat(entropy) * mask).sum()),
+        float(mask.sum()), float(sum(g.finished for _, g in flat)), float(unscored.sum()),
+        float(((1 - spec.kl_coef) * scores.to(device) - spec.kl_coef * seq_kl).sum()),
+        sum(policy_losses) / len(policy_losses), sum(value_losses) / len(value_losses) if value_losses else 0.0,
+        float((adv.sum(-1) / lengths.clamp(min=1)).abs().mean()),
+    ]
+    s = all_reduce_sum(local, env)
+    w = env.world_size
+    row = {
+        "meanReward": s[0] / s[1], "kl": s[2] / s[1], "entropy": s[3] / max(s[4], 1.0),
+        "responseLength": s[4] / s[1], "finishedShare": s[5] / s[1], "unscored": s[6],
+        "objective": s[7] / s[1], "policyLoss": s[8] / w, "meanAbsAdvantage": s[10] / w,
+        "rewardStd": float(scores.std()) if n > 1 else 0.0,
+    }
+    if value is not None:
+        row["valueLoss"] = s[9] / w
+    for key, vals in extra.items():
+        row[key] = sum(vals) / len(vals)
+    row["tokenKl"] = float(masked_mean(kl_tokens, mask))
+    return row
+
+
+def _evaluate(config: PolicyConfig, judge_spec_: Any, reward: RewardSource, held: list[Prompt],
+              rollout: RolloutEngine, policy: Any, reference: Any, tokenizer: Any, env: DistEnv,
+              out: Path) -> dict[str, float]:
+    """Win rate (and length-controlled win rate) of the trained policy against SFT, on rank 0."""
+    from rlaif_jobs.policy.evaluate import judge_pairs, win_rates
+
+    results: dict[str, float] = {}
+    spec = config.rl
+    ids = [p.ids for p in held]
+    seed = _rollout_seed(spec.seed, 10**6, 0)
+    # Every rank generates (ZeRO-3 forward passes are collective); rank 0 judges.
+    if rollout.needs_sync:
+        policy_gens = rollout.generate(ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
+        rollout.load_weights(reference.state_dict().items())  # the same engine, now sampling from SFT
+        sft_gens = rollout.generate(ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
+    else:
+        policy_gens = rollout.generate(ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
+        sft_gens = TransformersRollout(reference, tokenizer, env.device).generate(
+            ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
+    if env.is_main:
+        from rlaif_jobs.policy.rewards import DirectLabelerReward
+
+        # Reuse the d-RLAIF labeler when it is also the judge; otherwise load the judge now.
+        if isinstance(reward, DirectLabelerReward) and reward.engine is not None and (
+                config.evaluation.judge is None or config.evaluation.judge == config.direct_reward.labeler):
+            judge, owned = reward.engine, False
+        else:
+            judge, owned = _build_labeler(judge_spec_, "evaluation.judge"), True
+        try:
+            default_task = config.direct_reward.task if config.direct_reward else "helpful"
+            p = judge_pairs(judge, [h.text for h in held], [g[0].text for g in policy_gens],
+                            [g[0].text for g in sft_gens], [h.task for h in held], default_task,
+                            judge_spec_.use_chat_template)
+        finally:
+            if owned:
+                judge.close()
+        pl = [len(g[0].token_ids) for g in policy_gens]
+        sl = [len(g[0].token_ids) for g in sft_gens]
+        results = win_rates(p, pl, sl)
+        io.write_jsonl(str(out / "eval.jsonl"), (
+            {"id": h.id, "prompt": h.text, "policy": pg[0].text, "sft": sg[0].text, "pPolicyBetter": pp}
+            for h, pg, sg, pp in zip(held, policy_gens, sft_gens, p, strict=True)))
+        log.info("evaluation on %d prompts: win rate %.3f, length-controlled %.3f", len(held),
+                 results["winRate"], results["lcWinRate"])
+    barrier()
+    return results
