@@ -99,7 +99,8 @@ def main() -> int:
         env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": "0", "RLAIF_LIVENESS_ENDPOINT": "",
                "RLAIF_LOG_LEVEL": "WARNING", "KUBECACHEDIR": str(api.workdir / "cache")}
         log = tempfile.NamedTemporaryFile(prefix="bench-operator-", suffix=".log", delete=False)  # noqa: SIM115
-        operator = subprocess.Popen([sys.executable, *os.environ.get("BENCH_PYFLAGS", "").split(), "-m", "kopf", "run", "-m", "rlaif_operator.handlers",
+        pyflags = os.environ.get("BENCH_PYFLAGS", "").split()  # e.g. "-m cProfile -o op.prof"
+        operator = subprocess.Popen([sys.executable, *pyflags, "-m", "kopf", "run", "-m", "rlaif_operator.handlers",
                                      "--standalone", "--all-namespaces", "--quiet"],
                                     env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

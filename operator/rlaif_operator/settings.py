@@ -6,10 +6,10 @@ one onto these variables, and a test checks that the two stay in step.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from importlib.metadata import PackageNotFoundError, version
 
 try:
     _VERSION = version("rlaif")

@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from clusterkit import REPO, Cluster, Operator
 
 NODE_GPUS = 4  # the test API server's one node; the operator is told nodes have 8 (see test_bad_input)

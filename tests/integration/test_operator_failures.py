@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-
 from clusterkit import Cluster, Operator, eventually
 from test_operator_pipeline import LABEL_REPORT, LABELING, POLICY_REPORT, REWARD, REWARD_REPORT, pipeline, wait_job
 

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-
 from clusterkit import Cluster, Operator, eventually
 
 pytestmark = pytest.mark.usefixtures("testapi_only")

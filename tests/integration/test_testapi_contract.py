@@ -12,8 +12,6 @@ import json
 import time
 from typing import Any
 
-import pytest
-
 from clusterkit import REPO, Cluster, eventually
 
 PLJ = {"apiVersion": "rlaif.dev/v1alpha1", "kind": "PreferenceLabelJob", "metadata": {"name": "plj"},

@@ -17,6 +17,7 @@ All work is scheduled on the event loop after the triggering write, as real cont
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import random
 import string
@@ -139,11 +140,9 @@ class Controllers:
                     self.store._commit(rt, "MODIFIED", new, dep)
                     continue
             if policy != "Orphan" and not alive and not meta.get("deletionTimestamp"):
-                try:
+                with contextlib.suppress(ApiError):
                     self.store.delete(rt, meta.get("namespace"), meta["name"],
                                       propagation="Foreground" if policy == "Foreground" else "Background")
-                except ApiError:
-                    pass
 
     def _finish_foreground(self, owner_uid: str) -> None:
         found = self.store.by_uid(owner_uid)
@@ -164,10 +163,8 @@ class Controllers:
             return
         refs = current["metadata"].get("ownerReferences", [])
         if refs and all(self.store.by_uid(r["uid"]) is None for r in refs):
-            try:
+            with contextlib.suppress(ApiError):
                 self.store.delete(rt, current["metadata"].get("namespace"), current["metadata"]["name"])
-            except ApiError:
-                pass
 
     # --- namespaces -----------------------------------------------------------------------------------
 
@@ -178,10 +175,8 @@ class Controllers:
                 continue
             for (ons, name), obj in list(objects.items()):
                 if ons == ns and not obj["metadata"].get("deletionTimestamp"):
-                    try:
+                    with contextlib.suppress(ApiError):
                         self.store.delete(rt, ns, name, propagation="Background")
-                    except ApiError:
-                        pass
         self._finish_namespace(ns)
 
     def _finish_namespace(self, ns: str) -> None:
@@ -440,10 +435,8 @@ class JobSync:
         if current is None:
             return
         # The kubelet would kill it: record it as failed by deletion, then remove it.
-        try:
+        with contextlib.suppress(ApiError):
             self.ctl.store.delete(pods, pod["metadata"]["namespace"], pod["metadata"]["name"])
-        except ApiError:
-            pass
 
     def _create_pod(self, index: int | None) -> dict[str, Any]:
         meta = self.job["metadata"]

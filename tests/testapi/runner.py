@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import threading
 from collections.abc import Callable
@@ -159,7 +160,5 @@ def main() -> None:
     args = parser.parse_args()
     with TestApiServer(crds=args.crds, port=args.port, node_gpus=args.node_gpus, workdir=".") as api:
         print(f"serving {api.url}; KUBECONFIG={api.kubeconfig}; Ctrl-C stops", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass

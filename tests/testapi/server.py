@@ -12,6 +12,7 @@ field validation to the server, and registers CRDs when they are created.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import time
@@ -139,10 +140,8 @@ class ApiServer(kmock.KubernetesScaffold):
         if etype == "DELETED":
             for t in schemas.types_from_crd(obj):
                 for (ns, name), _ in list(self.store.objects.get(t.key, {}).items()):
-                    try:
+                    with contextlib.suppress(ApiError):
                         self.store.delete(t, ns, name)
-                    except ApiError:
-                        pass
                 self.store.unregister(t.key)
             return
         for t in schemas.types_from_crd(obj):

@@ -429,11 +429,10 @@ class Store:
         old = self.get(rt, ns, name)
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
-        if not (body.get("metadata") or {}).get("resourceVersion") and rt.kind not in ("Namespace",):
-            # Kubernetes requires it for custom resources; kubectl replace always sends it.
-            if rt.schema is not None:
-                raise invalid(rt, name, ["metadata.resourceVersion: Invalid value: 0x0: must be specified"
-                                         " for an update"])
+        # Kubernetes requires a resourceVersion to replace a custom resource; kubectl replace sends it.
+        if not (body.get("metadata") or {}).get("resourceVersion") and rt.schema is not None:
+            raise invalid(rt, name, ["metadata.resourceVersion: Invalid value: 0x0: must be specified"
+                                     " for an update"])
         return self._update(rt, old, body, subresource, field_validation, dry_run)
 
     def patch(self, rt: ResourceType, ns: str | None, name: str, content_type: str, body: Any, *,
