@@ -48,7 +48,11 @@ class Controller:
         self.soon: set[Key] = set()  # pipelines with a reconcile already queued (coalesces child changes)
         self.events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
         kube = ctx.kube
-        ctx.post_event = lambda obj, *args: self.events.submit(kube.post_event, obj, *args) and None
+
+        def post_in_background(obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+            self.events.submit(kube.post_event, obj, event_type, reason, message)
+
+        ctx.post_event = post_in_background
 
     # --- entry points (kopf handlers call these) ---------------------------------------------------
 

@@ -24,22 +24,24 @@ class OperatorSettings(BaseSettings):
 
     # --- what the workloads run -------------------------------------------------------------------
     labeler_image: str = Field(
-        f"ghcr.io/rlaif/labeler:{_VERSION}",
+        default=f"ghcr.io/rlaif/labeler:{_VERSION}",
         description="Image of the labeling stage (vLLM + rlaif_jobs), unless a resource sets runtime.image.",
     )
     trainer_image: str = Field(
-        f"ghcr.io/rlaif/trainer:{_VERSION}",
+        default=f"ghcr.io/rlaif/trainer:{_VERSION}",
         description="Image of the reward and policy stages (torch + DeepSpeed + rlaif_jobs).",
     )
     image_pull_policy: str = Field(
-        "IfNotPresent", pattern="^(Always|IfNotPresent|Never)$", description="Pull policy of workload pods."
+        default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$", description="Pull policy of workload pods."
     )
     default_service_account: str | None = Field(
-        None, description="Service account of workload pods when a resource sets none (None: the namespace's default)."
+        default=None,
+        description="Service account of workload pods when a resource sets none (None: the namespace's default).",
     )
-    master_port: int = Field(29500, ge=1, le=65535, description="torchrun rendezvous port on pod 0 of a trainer.")
+    master_port: int = Field(default=29500, ge=1, le=65535,
+                             description="torchrun rendezvous port on pod 0 of a trainer.")
     max_gpus_per_node: int | None = Field(
-        None, ge=0,
+        default=None, ge=0,
         description="Largest nvidia.com/gpu count one node offers; larger requests fail at once with a clear"
         " reason instead of waiting as unschedulable pods. None: do not check.",
     )
@@ -49,31 +51,35 @@ class OperatorSettings(BaseSettings):
         default_factory=list, description="Namespaces to watch (glob patterns allowed); empty: cluster-wide."
     )
     standalone: bool = Field(
-        True, description="Run without kopf peering (one replica). False needs the KopfPeering CRDs."
+        default=True, description="Run without kopf peering (one replica). False needs the KopfPeering CRDs."
     )
-    peering_name: str | None = Field(None, description="kopf peering object name when standalone is False.")
+    peering_name: str | None = Field(default=None,
+                                     description="kopf peering object name when standalone is False.")
     recheck_seconds: float = Field(
-        15.0, gt=0,
+        default=15.0, gt=0,
         description="First delay before re-checking a resource that waits on something no event announces"
         " (a missing Secret, unschedulable pods); it doubles up to recheck_max_seconds.",
     )
-    recheck_max_seconds: float = Field(300.0, gt=0, description="Longest delay between such re-checks.")
+    recheck_max_seconds: float = Field(default=300.0, gt=0,
+                                       description="Longest delay between such re-checks.")
     unschedulable_after_seconds: float = Field(
-        10.0, ge=0,
+        default=10.0, ge=0,
         description="How long a Job's pods may stay unscheduled before the operator looks for the scheduler's"
         " reason (listing pods on every Job event would cost an API call per event).",
     )
     reconcile_workers: int = Field(
-        8, ge=1, le=64, description="Threads that run reconciles (each holds one API call at a time)."
+        default=8, ge=1, le=64, description="Threads that run reconciles (each holds one API call at a time)."
     )
-    api_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of each Kubernetes API call.")
-    metrics_port: int = Field(8000, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off.")
+    api_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of each Kubernetes API call.")
+    metrics_port: int = Field(default=8000, ge=0, le=65535,
+                              description="Prometheus /metrics port; 0 turns it off.")
     liveness_endpoint: str | None = Field(
-        "http://0.0.0.0:8080/healthz", description="kopf liveness probe URL to serve; None turns it off."
+        default="http://0.0.0.0:8080/healthz", description="kopf liveness probe URL to serve; None turns it off."
     )
-    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Operator log level.")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$",
+                           description="Operator log level.")
     batch_window_seconds: float = Field(
-        0.05, ge=0, description="How long kopf waits for more events of one object before handling them."
+        default=0.05, ge=0, description="How long kopf waits for more events of one object before handling them."
     )
 
 
