@@ -1,0 +1,65 @@
+"""`rlaif run` end to end: a whole pipeline through the real entrypoints, then a resumed re-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _rlaif(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rlaif_operator.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("local")
+    manifest = work / "pipeline.yaml"
+    manifest.write_text((REPO / "tests/data/local/tiny-pipeline.yaml").read_text().replace("OUT/", f"{work}/out/"))
+    proc = _rlaif("run", str(manifest), "--workdir", str(work / "runs"), cwd=work)
+    return work, manifest, proc
+
+
+def test_every_stage_succeeds_and_hands_its_output_on(tiny_run):
+    work, _, proc = tiny_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    statuses = {n: json.loads((work / "runs" / n / "status.json").read_text())
+                for n in ("tiny-label", "tiny-reward", "tiny-policy")}
+    assert all(s["phase"] == "Succeeded" for s in statuses.values()), statuses
+    labels = statuses["tiny-label"]["outputs"]["labels"]
+    assert Path(labels).exists() and statuses["tiny-label"]["metrics"]["labeled"] > 0
+    # the reward stage was configured with the labeling stage's reported output, the policy with the RM's
+    reward_cfg = json.loads((work / "runs/tiny-reward/config.json").read_text())
+    assert reward_cfg["preferencesUri"] == labels
+    policy_cfg = json.loads((work / "runs/tiny-policy/config.json").read_text())
+    assert policy_cfg["rewardModelUri"] == statuses["tiny-reward"]["outputs"]["model"]
+    assert (Path(statuses["tiny-policy"]["outputs"]["model"]) / "config.json").exists()
+    assert "Summary:" in proc.stdout
+
+
+def test_a_rerun_skips_what_already_succeeded(tiny_run):
+    work, manifest, first = tiny_run
+    assert first.returncode == 0
+    again = _rlaif("run", str(manifest), "--workdir", str(work / "runs"), cwd=work)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already succeeded with this config, skipping") == 3
+
+
+def test_a_dangling_reference_is_a_clear_error(tmp_path):
+    manifest = tmp_path / "rm.yaml"
+    manifest.write_text((REPO / "examples/reward-model-run.yaml").read_text())
+    proc = _rlaif("run", str(manifest), "--workdir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "spec.preferences.fromLabelJob names 'checkable-labels'" in proc.stderr
+
+
+def test_an_invalid_manifest_names_the_field(tmp_path):
+    proc = _rlaif("run", str(REPO / "tests/data/invalid/zero-stage-four.yaml"), cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "spec.training.deepspeed.zeroStage" in proc.stderr
