@@ -112,10 +112,15 @@ def main() -> int:
             subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=manifests, text=True, env=env,
                            check=True, capture_output=True)
             applied = time.monotonic()
-            for _, suffix in STAGES:
+            plurals = {"label": "preferencelabeljobs", "reward": "rewardmodelruns", "policy": "policyrlruns"}
+            for stage, suffix in STAGES:
                 jobs = [f"p{i:03d}-{suffix}" for i in range(n)]
                 wait(lambda js=jobs: all(j in created for j in js), 120, f"{n} {suffix} Jobs")
-                wait(lambda js=jobs: sum(len(api.pods(ns, j)) for j in js[-3:]) >= 3, 30, "pods")
+                # The stage "runs" until the operator has seen every pod start (a real stage runs for
+                # hours, so each burst of completions meets an idle operator); then all finish at once.
+                wait(lambda st=stage: api.call(lambda store: all(
+                    (store.find(store.types[("rlaif.dev", plurals[st])], ns, f"p{i:03d}-{st}") or {}).get(
+                        "status", {}).get("phase") == "Running" for i in range(n))), 120, f"{stage} Running")
                 report = REPORTS[suffix]
                 for job in jobs:  # finish them all at once, as a burst of kubelet updates
                     api.finish_job(ns, job, 0, report)

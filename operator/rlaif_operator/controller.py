@@ -25,7 +25,7 @@ from rlaif_operator.reconcile import STAGE_KINDS, Context, Outcome, reconcile
 
 log = logging.getLogger(__name__)
 WATCHED_KINDS = (*STAGE_KINDS, "RLAIFPipeline")
-PIPELINE_COALESCE_SECONDS = 0.2  # a pipeline's status follows its stages: one update for a burst of changes
+PIPELINE_COALESCE_SECONDS = 0.5  # a pipeline's status follows its stages: one update for a burst of changes
 
 
 def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:

@@ -27,7 +27,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if ours.log_level != "DEBUG":  # kopf logs every handled event at INFO: one line per watch event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopfconfig.configure(settings, ours)
-    memo.controller = Controller(Context(Kube(timeout=ours.api_timeout_seconds), ours), ours.reconcile_workers)
+    kube = Kube(timeout=ours.api_timeout_seconds, connections=ours.reconcile_workers + 4)
+    memo.controller = Controller(Context(kube, ours), ours.reconcile_workers)
     metrics.serve(ours.metrics_port)
 
 

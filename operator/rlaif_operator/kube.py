@@ -47,15 +47,18 @@ def path_of(api_version: str, kind: str, namespace: str | None = None, name: str
 class Kube:
     """Get, list, create, patch and post events; dict in, dict out."""
 
-    def __init__(self, api_client: Any = None, timeout: float = 30.0):
+    def __init__(self, api_client: Any = None, timeout: float = 30.0, connections: int = 16):
         if api_client is None:
             from kubernetes import client, config  # imported late: KUBECONFIG is read at import time
 
+            configuration = client.Configuration()
             try:
-                config.load_incluster_config()
+                config.load_incluster_config(client_configuration=configuration)
             except config.ConfigException:
-                config.load_kube_config()
-            api_client = client.ApiClient()
+                config.load_kube_config(client_configuration=configuration)
+            # One kept-alive connection per worker thread (the default pool keeps 5 per CPU).
+            configuration.connection_pool_maxsize = connections
+            api_client = client.ApiClient(configuration)
         self.api = api_client
         self.timeout = timeout
 

@@ -68,7 +68,9 @@ class OperatorSettings(BaseSettings):
         " reason (listing pods on every Job event would cost an API call per event).",
     )
     reconcile_workers: int = Field(
-        default=8, ge=1, le=64, description="Threads that run reconciles (each holds one API call at a time)."
+        default=16, ge=1, le=64,
+        description="Threads that run reconciles; each waits on one API call at a time, so more threads keep"
+        " more calls in flight when the API server is slow to answer.",
     )
     api_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of each Kubernetes API call.")
     metrics_port: int = Field(default=8000, ge=0, le=65535,

@@ -53,6 +53,7 @@ class Controllers:
         self.loop = loop
         self.node_gpus = node_gpus
         self._pending_jobs: set[str] = set()
+        self._pods_by_job: dict[str, set[tuple[str, str]]] = {}  # Job uid -> its pods' (namespace, name)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         store.hooks.append(self._on_change)
         self._ensure_node()
@@ -104,11 +105,18 @@ class Controllers:
             handle = self._timers.pop(uid, None)
             if handle:
                 handle.cancel()
+            self._pods_by_job.pop(uid, None)
         elif rt.kind == "Pod":
             if etype == "ADDED":
                 self.loop.call_soon(self._schedule, obj)
             owner = _controller_of(obj)
             if owner and owner.get("kind") == "Job":
+                where = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+                pods = self._pods_by_job.setdefault(owner["uid"], set())
+                if etype == "DELETED":
+                    pods.discard(where)
+                else:
+                    pods.add(where)
                 self._queue_job(owner["uid"])
 
     # --- garbage collector ----------------------------------------------------------------------------
@@ -236,10 +244,9 @@ class Controllers:
         JobSync(self, rt, job).run()
 
     def pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = job["metadata"]["uid"]
-        ns = job["metadata"]["namespace"]
-        return [p for (pns, _), p in self.store.objects[("", "pods")].items()
-                if pns == ns and (_controller_of(p) or {}).get("uid") == uid]
+        pods = self.store.objects[("", "pods")]
+        found = (pods.get(key) for key in sorted(self._pods_by_job.get(job["metadata"]["uid"], ())))
+        return [p for p in found if p is not None]
 
     def timer(self, key: str, delay: float, callback: Any, *args: Any) -> None:
         old = self._timers.pop(key, None)

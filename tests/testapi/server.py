@@ -172,7 +172,7 @@ class ApiServer(kmock.KubernetesScaffold):
                 return await super()._handle(request)
             except NotImplementedError:
                 pass
-        began = time.perf_counter()
+        began = time.thread_time()
         reply = await self._route(request)
         if isinstance(reply, aiohttp.web.StreamResponse):
             status = reply.status
@@ -186,7 +186,7 @@ class ApiServer(kmock.KubernetesScaffold):
                                          else "application/json")
         if self.log is not None:
             self.log.append(f"{request.method.value} {request.url.path_qs} -> {status}"
-                            f" {1000 * (time.perf_counter() - began):.1f}ms")
+                            f" {1000 * (time.thread_time() - began):.1f}ms")
         return reply
 
     async def _route(self, request: rendering.Request) -> Any:

@@ -110,6 +110,8 @@ class Store:
         self.hooks: list[Hook] = []
         self.warnings: list[str] = []  # every warning ever sent, for tests to assert on
         self.deletion_policy: dict[str, str] = {}  # uid -> Background/Foreground/Orphan, for the GC
+        # (type, label key, value) -> objects with that label: `-l job-name=x` need not scan every pod
+        self.label_index: dict[tuple[TypeKey, str, str], set[ObjKey]] = {}
         for rt in schemas.BUILTIN_TYPES:
             self.register(rt)
 
@@ -156,9 +158,20 @@ class Store:
             labels, fields = label_matcher(label_selector), field_matcher(field_selector)
         except SelectorError as err:
             raise ApiError(400, "BadRequest", str(err)) from None
-        items = [o for (ons, _), o in sorted(self.objects[rt.key].items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+        objects = self.objects[rt.key]
+        keys = self._indexed(rt, label_selector)
+        candidates = objects.items() if keys is None else ((k, objects[k]) for k in keys if k in objects)
+        items = [o for (ons, _), o in sorted(candidates, key=lambda kv: (kv[0][0] or "", kv[0][1]))
                  if (ns is None or ons == ns) and labels(o) and fields(o)]
         return items, self.rv
+
+    def _indexed(self, rt: ResourceType, selector: str | None) -> set[ObjKey] | None:
+        """The objects carrying the selector's first plain ``key=value`` label, or None (scan all)."""
+        for term in (selector or "").split(","):
+            key, sep, value = term.partition("=")
+            if sep and not any(c in key + value for c in "!()= ") and key and value:
+                return self.label_index.get((rt.key, key, value.lstrip("=")), set())
+        return None
 
     # --- watching ---------------------------------------------------------------------------------
 
@@ -202,12 +215,16 @@ class Store:
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.rv)
         key = (meta.get("namespace"), meta["name"])
+        for label in (old or {}).get("metadata", {}).get("labels", {}).items():
+            self.label_index.get((rt.key, *label), set()).discard(key)
         if etype == "DELETED":
             self.objects[rt.key].pop(key, None)
             self.uids.pop(meta["uid"], None)
         else:
             self.objects[rt.key][key] = obj
             self.uids[meta["uid"]] = (rt.key, key)
+            for label in (meta.get("labels") or {}).items():
+                self.label_index.setdefault((rt.key, *label), set()).add(key)
         self.history.append((self.rv, rt.key, etype, obj, old))
         for watcher in self.watchers:
             if watcher.key == rt.key:
