@@ -135,15 +135,22 @@ class Operator:
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, entry: str = "kopf") -> None:
+        """Starts ``kopf run -m rlaif_operator.handlers`` (entry "kopf") or ``python -m rlaif_operator``
+        (entry "module", configured through RLAIF_* only, as the chart's Deployment does)."""
         env = {**self.cluster.env, "RLAIF_METRICS_PORT": str(self.metrics_port),
                **{f"RLAIF_{k.upper()}": v for k, v in self.settings.items()}}
+        liveness = f"http://127.0.0.1:{self.health_port}/healthz"
+        if entry == "module":
+            env.update(RLAIF_LIVENESS_ENDPOINT=liveness, RLAIF_NAMESPACES=json.dumps(
+                [self.namespaces] if self.namespaces else []))
+            command = [sys.executable, "-m", "rlaif_operator"]
+        else:
+            command = [sys.executable, "-m", "kopf", "run", "-m", "rlaif_operator.handlers", "--standalone",
+                       *([f"--namespace={self.namespaces}"] if self.namespaces else ["--all-namespaces"]),
+                       f"--liveness={liveness}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "-m", "rlaif_operator.handlers", "--standalone",
-             *([f"--namespace={self.namespaces}"] if self.namespaces else ["--all-namespaces"]),
-             f"--liveness=http://127.0.0.1:{self.health_port}/healthz"],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         eventually(self.healthy, timeout=60, what="the operator's liveness probe")
 
     def healthy(self) -> bool:

@@ -169,3 +169,21 @@ def test_metrics_and_liveness(cluster: Cluster, operator: Operator, ns: str) -> 
     assert 'rlaif_operator_reconciles_total{kind="RLAIFPipeline",result="ok"}' in text
     assert "rlaif_operator_reconcile_seconds_bucket" in text
     assert "rlaif_operator_children_created_total" in text
+
+
+def test_python_m_rlaif_operator_starts_from_settings_alone(cluster: Cluster, tmp_path: Any) -> None:
+    """The chart's entry point: ``python -m rlaif_operator`` configured by RLAIF_* only. It watches its
+    own namespace pattern, so it does not meet the session's operator."""
+    solo = Operator(cluster, tmp_path / "solo.log", "solo-*", recheck_seconds="1")
+    ns = cluster.new_namespace("solo")
+    try:
+        solo.start(entry="module")
+        cluster.apply({"apiVersion": "rlaif.dev/v1alpha1", "kind": "PreferenceLabelJob", "metadata": {"name": "solo"},
+                       "spec": LABELING}, ns)
+        wait_job(cluster, "solo-label", ns)
+        cluster.finish_pods("solo-label", ns, 0, LABEL_REPORT)
+        cluster.wait("plj/solo", ns, "condition=Succeeded")
+        assert "rlaif_operator_reconciles_total" in solo.metrics()
+    finally:
+        solo.stop()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
