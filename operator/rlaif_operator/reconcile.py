@@ -214,6 +214,9 @@ def observe_stage(ctx: Context, resource: Resource, spec_errors: list[str]) -> S
     merge = needs_merge(resource)
     job_name = names.job_name(resource)
     job_body = _job_body(ctx, ns, job_name)
+    if job_body is None and any(c.type == "InputsReady" and c.status == "True" for c in resource.status.conditions):
+        # Started before, but the watch has not delivered its Job yet (an operator restart): ask.
+        job_body = ctx.kube.get("batch/v1", "Job", ns, job_name)
     if job_body is not None and _owned_by(job_body, resource.metadata.uid):
         obs = StageObservation(job=observe_job(ctx, resource, job_body, job_name), needs_merge=merge, started=True)
     else:
@@ -320,14 +323,15 @@ def reconcile_pipeline(ctx: Context, body: dict[str, Any]) -> Outcome:
         stored, changed = write_status(ctx, body, pipeline.status, new)
         return Outcome(body=stored, changed=changed)
     assert isinstance(pipeline, RLAIFPipeline)
+    if pipeline.status.phase == "Succeeded":
+        return Outcome(body=body)  # finished for good: its stages are not re-run, its status is final
     ns = pipeline.metadata.namespace
     children = []
     for manifest in build_pipeline_children(pipeline):
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        child = ctx.cache.get((kind, ns, name)) or ctx.kube.get(API_VERSION, kind, ns, name)
-        if child is None and pipeline.status.phase != "Succeeded":
-            # Missing: never made, or deleted by a user to re-run a failed stage. (A finished pipeline
-            # is not re-run by deleting its stages.)
+        child = ctx.cache.get((kind, ns, name))  # not in the watch cache yet: the create's 409 finds it
+        if child is None:
+            # Missing: never made, or deleted by a user to re-run a failed stage.
             child = _create(ctx, manifest)
             ctx.cache.put(child)
         if child is None:

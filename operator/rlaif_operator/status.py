@@ -442,7 +442,7 @@ def transition_events(old: Status, new: Status) -> list[EventSpec]:
                                                           "UpstreamOutputMissing"):
             kind = "Warning" if c.reason in _WARNING_WAITS else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
-        elif c.type == "Running" and c.reason in ("Unschedulable", "Queued", "JobCreated"):
+        elif c.type == "Running" and c.reason in ("Unschedulable", "Queued"):  # JobCreated: InputsReady says it
             kind = "Warning" if c.reason == "Unschedulable" else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
     return events
