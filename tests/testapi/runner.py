@@ -4,7 +4,8 @@
         env = {"KUBECONFIG": api.kubeconfig}      # for kubectl, kopf, the Python client
         api.call(lambda store: store.rv)           # run code on the server's loop, get the result
 
-``python -m testapi --port 8001`` (from tests/) serves it in the foreground for manual use.
+``python -m testapi --port 8001`` (from tests/) serves it in the foreground for manual use and prints
+the KUBECONFIG to use.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def main() -> None:
     parser.add_argument("--crds", default=str(Path(__file__).resolve().parents[2] / "crds"))
     parser.add_argument("--node-gpus", type=int, default=8)
     args = parser.parse_args()
-    with TestApiServer(crds=args.crds, port=args.port, node_gpus=args.node_gpus, workdir=".") as api:
+    with TestApiServer(crds=args.crds, port=args.port, node_gpus=args.node_gpus) as api:
         print(f"serving {api.url}; KUBECONFIG={api.kubeconfig}; Ctrl-C stops", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
