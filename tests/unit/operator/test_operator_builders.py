@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from rlaif_jobs.config import LabelConfig, PolicyConfig, RewardConfig
+from rlaif_operator.api import crdschema
+from rlaif_operator.api.crdgen import build_crd
 from rlaif_operator.api.kinds import KINDS, Resource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.children import build_pipeline_children, build_stage_children, spec_problems
@@ -215,6 +217,8 @@ def test_pipeline_children_are_owned_stage_resources_wired_by_name() -> None:
     assert children[1]["spec"]["preferences"] == {"fromLabelJob": "demo-label"}
     assert children[2]["spec"]["reward"] == {"fromRewardModelRun": "demo-reward"}
     for child in children:
+        # As the API server will: the generated CRD's schema and CEL rules accept the child.
+        assert crdschema.validate(crdschema.crd_schema(build_crd(KINDS[child["kind"]])), child) == []
         assert child["metadata"]["ownerReferences"][0]["kind"] == "RLAIFPipeline"
         assert child["metadata"]["labels"]["team"] == "alignment"
         assert child["metadata"]["labels"]["rlaif.dev/pipeline"] == "demo"
