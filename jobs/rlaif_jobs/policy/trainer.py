@@ -158,6 +158,13 @@ def policy_weights(engine: Any) -> list[tuple[str, Any]]:
         return [(name, tensor.detach().clone()) for name, tensor in module.state_dict().items()]
 
 
+def _device_from_env() -> str:
+    """This rank's device before the process group exists: cuda:LOCAL_RANK with CUDA, else cpu."""
+    import os
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+
+
 def _rollout_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 10_007 + rank * 101) % (2**31 - 1)
 
@@ -198,11 +205,16 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
                           f" step's {prompts_per_step} (rl.batchSize {spec.batch_size} / samplesPerPrompt"
                           f" {spec.samples_per_prompt}); add prompts or lower rl.batchSize")
 
+    # A reward model is loaded before the process group exists, so a bad one fails fast (exit 3) and
+    # cannot leave other ranks waiting; a labeler engine after it (vLLM must join the trainer's group).
+    own_reward = reward is None
+    if reward is None and config.reward_model_uri is not None:
+        reward = build_reward(config, _device_from_env())
+    created_group = not torch.distributed.is_initialized()
     env = init_distributed()
     device = env.device
-    own_reward = reward is None
     if reward is None:
-        reward = build_reward(config, device)  # an unreadable reward model fails here, before training
+        reward = build_reward(config, device)
     torch.manual_seed(spec.seed)
     policy_path, tokenizer, policy_model = load_policy(config.policy)
     prompts = to_prompts(records, tokenizer, spec.max_length - spec.max_new_tokens)
@@ -279,6 +291,10 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         metrics.log(step, event="failed", error=str(err)[:500])
         metrics.close()
         rollout.close()
+        if own_reward:
+            reward.close()
+        if created_group:
+            shutdown()
         raise RewardError(f"{err} (at step {step}; {where})") from err
     bar.close()
     if last_saved != total_steps and start < total_steps:
@@ -317,7 +333,8 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
                    "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
                                  "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
         log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
-    shutdown()
+    if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
+        shutdown()
     return summary
 
 
@@ -409,6 +426,8 @@ def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: 
     for key, vals in extra.items():
         row[key] = sum(vals) / len(vals)
     row["tokenKl"] = float(masked_mean(kl_tokens, mask))
+    row.update(rolloutSeconds=t1 - t, rewardSeconds=t2 - t1, prepareSeconds=t3 - t2,
+               updateSeconds=time.perf_counter() - t3)
     return row
 
 
