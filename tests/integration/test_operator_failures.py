@@ -186,8 +186,11 @@ def test_invalid_spec_the_schema_misses_fails_without_a_retry_storm(
     cluster.wait("rlp/storm", ns, "condition=Failed")
     failed = cluster.condition("rlp", "storm", ns, "Failed")
     assert failed["reason"] == "InvalidSpec" and "fromLabelJob" in failed["message"]
-    writes = lambda: cluster.testapi.call(  # noqa: E731
-        lambda store: sum(1 for rv, key, *_ in store.history if key == ("rlaif.dev", "rlaifpipelines")))
+    def writes() -> int:
+        return cluster.testapi.call(lambda store: sum(
+            1 for _, key, _, obj, _ in store.history
+            if key == ("rlaif.dev", "rlaifpipelines") and obj["metadata"]["namespace"] == ns))
+
     before = writes()
     time.sleep(2)
     assert writes() == before, "the operator keeps rewriting a resource it cannot fix"
