@@ -108,7 +108,8 @@ class Store:
         self.history: deque[tuple[int, TypeKey, str, dict[str, Any], dict[str, Any] | None]] = deque(maxlen=history)
         self.watchers: list[Watcher] = []
         self.hooks: list[Hook] = []
-        self.warnings: list[str] = []  # every warning ever sent, for tests to assert on
+        # every warning ever sent, as (namespace, kind/name, warning), for tests to assert on
+        self.warnings: list[tuple[str | None, str, str]] = []
         self.deletion_policy: dict[str, str] = {}  # uid -> Background/Foreground/Orphan, for the GC
         # (type, label key, value) -> objects with that label: `-l job-name=x` need not scan every pod
         self.label_index: dict[tuple[TypeKey, str, str], set[ObjKey]] = {}
@@ -271,7 +272,8 @@ class Store:
             errors += self._immutable(rt, obj, old)
         if errors:
             raise invalid(rt, name, errors)
-        self.warnings += warnings
+        meta = obj.get("metadata") or {}
+        self.warnings += [(meta.get("namespace"), f"{rt.kind}/{name}", w) for w in warnings]
         return obj, warnings
 
     @staticmethod
