@@ -16,7 +16,7 @@ def test_writes_lines_with_step_and_time(tmp_path):
     recs = read_metrics(path)
     assert [r["step"] for r in recs] == [1, 2]
     assert recs[0]["trainLoss"] == 0.5 and recs[0]["evalAccuracy"] is None
-    assert {"time", "elapsed"} <= set(recs[0])
+    assert {"time", "elapsed", "cpuSeconds"} <= set(recs[0])
 
 
 def test_other_ranks_write_nothing(tmp_path):
