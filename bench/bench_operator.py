@@ -65,6 +65,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def quiesce(api: TestApiServer, quiet: float = 1.0, limit: float = 60.0) -> None:
+    """Waits until nothing has been written to the API for ``quiet`` seconds (at most ``limit``)."""
+    deadline, last, since = time.monotonic() + limit, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        rv = api.call(lambda store: store.rv)
+        if rv != last:
+            last, since = rv, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
+
+
 def wait(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,6 +133,7 @@ def main() -> int:
                 wait(lambda st=stage: api.call(lambda store: all(
                     (store.find(store.types[("rlaif.dev", plurals[st])], ns, f"p{i:03d}-{st}") or {}).get(
                         "status", {}).get("phase") == "Running" for i in range(n))), 120, f"{stage} Running")
+                quiesce(api)  # ... and the operator has caught up (its Events, the pipelines' status)
                 report = REPORTS[suffix]
                 for job in jobs:  # finish them all at once, as a burst of kubelet updates
                     api.finish_job(ns, job, 0, report)
