@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,12 @@ def pipeline(name: str) -> dict[str, Any]:
                    "prompts": {"uri": "builtin://datasets/checkable-prompts"}, "output": {"uri": f"/data/{name}/p"},
                    "resources": {"gpusPerNode": 1}},
     }}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -108,7 +116,9 @@ def main() -> int:
 
         api.call(lambda store: store.hooks.append(hook))
         api.handler.log = []
-        env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": "0", "RLAIF_LIVENESS_ENDPOINT": "",
+        metrics_port = free_port()
+        env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": str(metrics_port),
+               "RLAIF_LIVENESS_ENDPOINT": "",
                "RLAIF_LOG_LEVEL": "WARNING", "KUBECACHEDIR": str(api.workdir / "cache")}
         log = tempfile.NamedTemporaryFile(prefix="bench-operator-", suffix=".log", delete=False)  # noqa: SIM115
         pyflags = os.environ.get("BENCH_PYFLAGS", "").split()  # e.g. "-m cProfile -o op.prof"
@@ -146,6 +156,8 @@ def main() -> int:
             memory = peak_rss_mb(operator.pid)
             cpu_operator = cpu_seconds(operator.pid) - cpu_start[0]
             cpu_server = time.process_time() - cpu_start[1]
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+                scraped = r.read().decode()
         finally:
             operator.terminate()
             operator.wait(20)
@@ -168,6 +180,12 @@ def main() -> int:
           f" {requests} API requests ({requests / n:.0f} per pipeline, kubelet and driver included)")
     print(f"CPU: operator {cpu_operator:.1f} s ({1000 * cpu_operator / n:.0f} ms per pipeline), test API server"
           f" and driver {cpu_server:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    events: dict[str, float] = {}
+    for line in scraped.splitlines():
+        if line.startswith("rlaif_operator_watch_events_total{"):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            events[outcome] = events.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
+    print("operator watch events per pipeline: " + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(events.items())))
     ok = p99 < TARGET_P99 and memory < TARGET_MB
     print("targets:", "met" if ok else "MISSED")
     return 0 if ok else 1

@@ -59,24 +59,30 @@ class Controller:
     async def on_resource_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         key = key_of(body)
         if event_type == "DELETED":
+            metrics.WATCH_EVENTS.labels(key[0], "deleted").inc()
             self.ctx.cache.drop(key)
             self._forget(key)
             await self._propagate(key, body)  # dependents report it gone; the pipeline recreates or reports
             return
         self.ctx.cache.put(body)
         if self.written.get(key) == body["metadata"].get("resourceVersion"):
+            metrics.WATCH_EVENTS.labels(key[0], "echo").inc()
             return  # the echo of our own status write: nothing new to act on
+        metrics.WATCH_EVENTS.labels(key[0], "reconciled").inc()
         await self.reconcile(key)
 
     async def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
+            metrics.WATCH_EVENTS.labels("Job", "deleted").inc()
             self.ctx.cache.drop(key_of(body))
         else:
             known = self.ctx.cache.get(key_of(body))
             if known is not None and known["metadata"].get("resourceVersion") == body["metadata"].get(
                     "resourceVersion"):
+                metrics.WATCH_EVENTS.labels("Job", "echo").inc()
                 return  # the Job as the operator created it: its owner has already seen it
             self.ctx.cache.put(body)
+            metrics.WATCH_EVENTS.labels("Job", "reconciled").inc()
         owner = _controller_ref(body, STAGE_KINDS)
         if owner is not None:
             await self.reconcile((owner["kind"], body["metadata"].get("namespace"), owner["name"]))

@@ -17,6 +17,9 @@ CHILDREN_CREATED = Counter("rlaif_operator_children_created_total", "Objects cre
 HANDOFF_SECONDS = Histogram("rlaif_operator_handoff_seconds",
                             "Upstream stage finished -> downstream Job created (1 s timestamp resolution).",
                             buckets=(0.5, 1, 2, 5, 10, 30, 60, 300))
+WATCH_EVENTS = Counter("rlaif_operator_watch_events_total",
+                       "Watch events handled, by kind and what came of them (reconciled, echo: the operator's own"
+                       " write coming back, deleted).", ["kind", "outcome"])
 QUEUED_RECHECKS = Gauge("rlaif_operator_rechecks_pending", "Resources waiting for a timed re-check.")
 
 
