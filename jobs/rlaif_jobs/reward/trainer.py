@@ -220,6 +220,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
                         samplesPerSecond=s[1] / max(now - window_t, 1e-9))
             bar.set_postfix(loss=f"{train_loss:.4f}")
             window, window_t = [0.0, 0.0, 0.0, 0.0], now
+        t_pause = time.time()
         if step % eval_every == 0 or step == total_steps:
             run_eval(step)
         if step % spec.checkpoint_every_steps == 0 or step == total_steps:
@@ -227,6 +228,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
                                                "recentTrainLoss": recent, "lastEval": last_eval,
                                                "lastEvalStep": last_eval_step})
             last_saved = step
+        window_t += time.time() - t_pause  # the logged samples/s counts training time only
     bar.close()
     if last_eval_step != total_steps:
         run_eval(total_steps)  # e.g. a restart after the final checkpoint: report the final model

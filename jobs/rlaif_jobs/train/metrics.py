@@ -1,6 +1,7 @@
 """Per-step metrics: JSON lines on rank 0 (and TensorBoard events when the package is installed).
 
-Each line is ``{"step": N, "time": unix seconds, "elapsed": seconds since this process started, ...}``.
+Each line is ``{"step": N, "time": unix seconds, "elapsed": seconds since the logger started,
+"cpuSeconds": this process's CPU time, ...}`` (CPU time tells compute from waiting on a shared machine).
 A resumed run first drops the lines of steps after the checkpoint it resumes from (they were trained
 again), so the file reads as one run. Other ranks hold a logger that writes nothing.
 """
@@ -66,7 +67,8 @@ class MetricsLogger:
             return
         now = time.time()
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-        rec = {"step": step, "time": round(now, 3), "elapsed": round(now - self.start, 3), **clean}
+        rec = {"step": step, "time": round(now, 3), "elapsed": round(now - self.start, 3),
+               "cpuSeconds": round(time.process_time(), 3), **clean}
         self._file.write(json.dumps(rec) + "\n")
         if self._tb is not None:
             for k, v in clean.items():
