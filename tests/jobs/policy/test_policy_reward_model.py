@@ -19,13 +19,23 @@ pytestmark = pytest.mark.slow
 
 
 def preference_pairs(prompts: list[str], n: int, seed: int = 0) -> list[dict]:
-    """Labels-file records: the answer that says "blue" is preferred (pA 0.9 towards it), side random."""
+    """Labels-file records: the answer that says "blue" is preferred (pA 0.9 towards it), side random.
+
+    Half of the rejected answers are degenerate: cut short, empty, or running on past their end. A
+    reward model that never saw those scores them as it pleases, and RL finds them within a few steps
+    (we saw both: a policy that answers nothing, and one that repeats "car is blue" to the token
+    limit): reward hacking of an under-specified reward model, which a labeler would not allow.
+    """
     rng = random.Random(seed)
     out = []
     for i in range(n):
         subject = rng.choice(SUBJECTS)
         good = f"{subject} is blue."
         bad = f"{rng.choice(SUBJECTS)} is {rng.choice([c for c in COLORS if c != 'blue'])}."
+        if i % 4 == 2:
+            bad = rng.choice(["", ".", subject, f"{subject} is"])
+        elif i % 4 == 3:
+            bad = rng.choice([f"{good} {subject} is blue", f"{good} is blue.", f"{subject} {subject} is blue."])
         a_good = rng.random() < 0.5
         out.append({"id": f"p{i}", "context": rng.choice(prompts), "responseA": good if a_good else bad,
                     "responseB": bad if a_good else good, "pA": 0.9 if a_good else 0.1})
@@ -39,9 +49,9 @@ def reward_model(tiny_sft_policy, tmp_path_factory):
     prompts = [json.loads(x)["prompt"] for x in
                (REPO / "jobs/rlaif_jobs/datasets/checkable-prompts.jsonl").read_text().splitlines()]
     labels = work / "labels.jsonl"
-    labels.write_text("".join(json.dumps(r) + "\n" for r in preference_pairs(prompts, 96)))
+    labels.write_text("".join(json.dumps(r) + "\n" for r in preference_pairs(prompts, 128)))
     cfg = {"baseModel": {"uri": str(tiny_sft_policy)}, "preferencesUri": str(labels),
-           "training": {"batchSize": 16, "microBatchSize": 16, "epochs": 2, "learningRate": 3e-3,
+           "training": {"batchSize": 16, "microBatchSize": 16, "epochs": 8, "learningRate": 5e-3,
                         "precision": "fp32", "maxLength": 160, "warmupRatio": 0.0, "evalFraction": 0.15,
                         "checkpointEverySteps": 100, "deepspeed": {"zeroStage": 0}},
            "output": {"uri": str(work / "out")}}
@@ -51,6 +61,7 @@ def reward_model(tiny_sft_policy, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((work / "out/summary.json").read_text())
     assert summary["metrics"]["evalAccuracy"] >= 0.9, summary  # it must know blue from the rest
+    assert summary["metrics"]["evalLoss"] < 0.4, summary  # the optimum with pA 0.9 is H(0.9) = 0.325
     return work / "out/model"
 
 
@@ -64,7 +75,8 @@ def test_policy_learns_against_the_trained_reward_model(reward_model, tiny_sft_p
 
     out = tmp_path / "run"
     cfg = policy_config(tiny_sft_policy, out, rewardModelUri=str(reward_model),
-                        rl={"algorithm": "reinforce", "maxSteps": 10, "deepspeed": {"zeroStage": 1}})
+                        rl={"algorithm": "reinforce", "maxSteps": 10, "learningRate": 1e-3,
+                            "deepspeed": {"zeroStage": 1}})
     proc = run_cli(write_config(tmp_path / "cfg.json", cfg), tmp_path / "log.txt")
     assert proc.returncode == 0, proc.stdout[-3000:]
     rows = steps(out)
