@@ -56,9 +56,10 @@ def run_main(main: Callable[[M], object], model: type[M], args: argparse.Namespa
              config_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Loads the config, runs ``main(config)``, maps input errors to exit code 3 with a clear message."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    caught: tuple[type[BaseException], ...] = (ConfigError, *config_errors)
     try:
         main(load_config(args.config, model))
-    except (ConfigError, *config_errors) as err:
+    except caught as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
+from pydantic.json_schema import JsonDict
 
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import SecretKeyRef
@@ -17,7 +18,7 @@ GROUP = "rlaif.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 

@@ -88,7 +88,7 @@ def _schema_of(model: type, mode: str = "validation") -> dict[str, Any]:
 
 def openapi_schema(kind: type[Resource]) -> dict[str, Any]:
     """The openAPIV3Schema of one kind: apiVersion, kind, metadata, spec (immutable), status."""
-    spec_model = kind.model_fields["spec"].annotation
+    spec_model: Any = kind.model_fields["spec"].annotation
     spec = _schema_of(spec_model)
     rules = spec.setdefault("x-kubernetes-validations", [])
     for field in kind.REQUIRED_IN_SPEC:

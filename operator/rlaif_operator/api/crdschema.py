@@ -31,16 +31,22 @@ def _cel_program(rule: str) -> Any:
     return env.program(env.compile(rule))
 
 
-def _cel_holds(rule: str, value: Any, old: Any) -> bool:
+def _failed_rules(rules: list[dict[str, str]], value: Any, old: Any) -> list[dict[str, str]]:
+    """The rules that do not hold; ``self`` (and ``oldSelf``) are converted to CEL once per node."""
     import celpy
 
     activation = {"self": celpy.json_to_cel(value)}
-    if "oldSelf" in rule:
-        if old is _MISSING:
-            return True  # transition rules only apply to updates
-        activation["oldSelf"] = celpy.json_to_cel(old)
-    result = _cel_program(rule).evaluate(activation)
-    return bool(result) if not isinstance(result, Exception) else False
+    failed = []
+    for rule in rules:
+        if "oldSelf" in rule["rule"]:
+            if old is _MISSING:
+                continue  # transition rules only apply to updates
+            if "oldSelf" not in activation:
+                activation["oldSelf"] = celpy.json_to_cel(old)
+        result = _cel_program(rule["rule"]).evaluate(activation)
+        if isinstance(result, Exception) or not bool(result):
+            failed.append(rule)
+    return failed
 
 
 def _type_ok(expected: str, value: Any) -> bool:
@@ -107,10 +113,10 @@ def validate(schema: dict[str, Any], value: Any, path: str = "", old: Any = _MIS
     if isinstance(value, dict):
         errors += _validate_object(schema, value, path, old)
 
-    if not errors:
-        for rule in schema.get("x-kubernetes-validations", []):
-            if not _cel_holds(rule["rule"], value, old):
-                errors.append(f"{where}: Invalid value: \"object\": {rule.get('message', rule['rule'])}")
+    rules = schema.get("x-kubernetes-validations")
+    if rules and not errors:
+        for rule in _failed_rules(rules, value, old):
+            errors.append(f"{where}: Invalid value: \"object\": {rule.get('message', rule['rule'])}")
     return errors
 
 
@@ -130,7 +136,7 @@ def _validate_object(schema: dict[str, Any], value: dict, path: str, old: Any) -
             errors += validate(props[key], item, sub, old_item)
         elif isinstance(extra, dict):
             errors += validate(extra, item, sub, old_item)
-        elif not preserve and not (path == "metadata" or (not path and key in ("apiVersion", "kind"))):
+        elif not preserve and not (path == "metadata" or (not path and key in ("apiVersion", "kind", "metadata"))):
             errors.append(f"{sub}: unknown field \"{sub}\"")
     return errors
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec, PromptSpec
 from rlaif_jobs.config.policy import DirectRewardSpec, EvaluationSpec, RLSpec, RolloutSpec
 from rlaif_jobs.config.reward import RewardTrainerSpec
-from rlaif_operator.api.common import API_VERSION, DNS_LABEL, ObjectMeta, Resources, Runtime, Status
+from rlaif_operator.api.common import DNS_LABEL, ObjectMeta, Resources, Runtime, Status
 
 IMMUTABLE = {"rule": "self == oldSelf", "message": "spec is immutable: create a new resource with a new name"}
 
 
-def exactly_one(*fields: str) -> dict[str, str]:
+def exactly_one(*fields: str) -> JsonDict:
     """A CEL rule (and its message) that exactly one of the named optional fields is set."""
     terms = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
     return {"rule": f"{terms} == 1", "message": f"set exactly one of {', '.join(fields)}"}
@@ -165,7 +166,7 @@ class Resource(CamelModel):
     MAX_NAME: ClassVar[int] = 40  # children add suffixes such as "-label-merge"; Job names cap at 63
     REQUIRED_IN_SPEC: ClassVar[list[str]] = []
 
-    api_version: Literal["rlaif.dev/v1alpha1"] = Field(API_VERSION)
+    api_version: Literal["rlaif.dev/v1alpha1"] = Field("rlaif.dev/v1alpha1")
     kind: str
     metadata: ObjectMeta
     status: Status = Field(default_factory=Status)

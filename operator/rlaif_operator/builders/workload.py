@@ -31,13 +31,13 @@ class UpstreamRef(NamedTuple):
 def upstream_ref(resource: Resource) -> UpstreamRef | None:
     """What this resource waits for, or None if its inputs are all explicit URIs."""
     if isinstance(resource, RewardModelRun):
-        src = resource.spec.preferences
-        if src is not None and src.from_label_job:
-            return UpstreamRef("PreferenceLabelJob", src.from_label_job, OUTPUT_LABELS)
+        prefs = resource.spec.preferences
+        if prefs is not None and prefs.from_label_job:
+            return UpstreamRef("PreferenceLabelJob", prefs.from_label_job, OUTPUT_LABELS)
     if isinstance(resource, PolicyRLRun):
-        src = resource.spec.reward
-        if src is not None and src.from_reward_model_run:
-            return UpstreamRef("RewardModelRun", src.from_reward_model_run, OUTPUT_MODEL)
+        reward = resource.spec.reward
+        if reward is not None and reward.from_reward_model_run:
+            return UpstreamRef("RewardModelRun", reward.from_reward_model_run, OUTPUT_MODEL)
     return None
 
 
@@ -53,23 +53,25 @@ def workload_config(resource: Resource, upstream_uri: str | None = None) -> Labe
     JOB_COMPLETION_INDEX).
     """
     if isinstance(resource, PreferenceLabelJob):
-        s = resource.spec
-        return LabelConfig(labeler=s.labeler, dataset=s.dataset, prompt=s.prompt, output=s.output,
-                           output_format=s.output_format, num_shards=s.num_shards)
+        ls = resource.spec
+        return LabelConfig(labeler=ls.labeler, dataset=ls.dataset, prompt=ls.prompt, output=ls.output,
+                           output_format=ls.output_format, num_shards=ls.num_shards)
     needs = upstream_ref(resource)
     if needs is not None and not upstream_uri:
         raise MissingInputError(f"{resource.kind}/{resource.metadata.name} needs the {needs.output!r} output"
                                 f" of {needs.kind}/{needs.name}")
     if isinstance(resource, RewardModelRun):
-        s = resource.spec
-        assert s.preferences is not None  # the resource model requires it
-        return RewardConfig(base_model=s.base_model, preferences_uri=upstream_uri or s.preferences.uri,
-                            training=s.training, output=s.output)
+        rs = resource.spec
+        assert rs.preferences is not None  # the resource model requires it
+        preferences_uri = upstream_uri or rs.preferences.uri
+        assert preferences_uri is not None  # exactly one of fromLabelJob / uri is set
+        return RewardConfig(base_model=rs.base_model, preferences_uri=preferences_uri,
+                            training=rs.training, output=rs.output)
     if isinstance(resource, PolicyRLRun):
-        s = resource.spec
-        assert s.reward is not None
-        model_uri = upstream_uri or s.reward.model_uri
-        return PolicyConfig(policy=s.policy, prompts=s.prompts, reward_model_uri=model_uri,
-                            direct_reward=s.reward.direct, rl=s.rl, rollout=s.rollout,
-                            evaluation=s.evaluation, output=s.output)
+        ps = resource.spec
+        assert ps.reward is not None
+        model_uri = upstream_uri or ps.reward.model_uri
+        return PolicyConfig(policy=ps.policy, prompts=ps.prompts, reward_model_uri=model_uri,
+                            direct_reward=ps.reward.direct, rl=ps.rl, rollout=ps.rollout,
+                            evaluation=ps.evaluation, output=ps.output)
     raise TypeError(f"{resource.kind} has no workload of its own")

@@ -51,7 +51,7 @@ def order(stages: list[Resource], done: dict[str, str]) -> list[Resource]:
     placed: set[str] = set(done)
     pending = list(stages)
     while pending:
-        ready = [s for s in pending if (upstream_ref(s) is None or upstream_ref(s).name in placed)]
+        ready = [s for s in pending if (ref := upstream_ref(s)) is None or ref.name in placed]
         if not ready:
             names = ", ".join(s.metadata.name for s in pending)
             raise PlanError(f"the references among {names} form a cycle")
