@@ -54,3 +54,16 @@ def test_eval_shards_cover_everything_once_with_equal_batch_counts():
     # a rank with nothing left still runs a (weight-0) batch
     tiny = [eval_shards(3, 4, r, 8) for r in range(4)]
     assert tiny[3] == [[(0, 0.0)]] and all(len(s) == 1 for s in tiny)
+
+
+def test_regroup_by_length_keeps_the_step_and_the_sizes():
+    from rlaif_jobs.train.sampler import regroup_by_length
+
+    lengths = {0: 50, 1: 10, 2: 90, 3: 12, 4: 48, 5: 95}
+    micro = [[0, 1, 2], [3, 4, 5]]
+    got = regroup_by_length(micro, lengths.__getitem__)
+    assert got == [[1, 3, 4], [0, 2, 5]]
+    assert sorted(i for mb in got for i in mb) == list(range(6))  # the same examples, so the same gradient
+    assert [len(mb) for mb in got] == [3, 3]
+    padded = lambda groups: sum(len(g) * max(lengths[i] for i in g) for g in groups)  # noqa: E731
+    assert padded(got) < padded(micro)

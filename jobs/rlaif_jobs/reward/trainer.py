@@ -43,6 +43,7 @@ from rlaif_jobs.train import (
     init_distributed,
     plan_batches,
     progress_bar,
+    regroup_by_length,
     shutdown,
     world_size_from_env,
 )
@@ -65,6 +66,11 @@ class _Texts:
 
     def __init__(self, tokenizer: Any, pairs: list[PreferencePair]):
         self.tok, self.pairs, self.cache = tokenizer, pairs, {}
+
+    def length(self, i: int) -> int:
+        """Characters of the longer of the two texts: a cheap proxy for the padded token length."""
+        a, b = self.get(i)
+        return max(len(a), len(b))
 
     def get(self, i: int) -> tuple[str, str]:
         if i not in self.cache:
@@ -191,7 +197,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     last_saved = start if info else -1
     for batch in sampler.steps(start, total_steps):
         t_step = time.time()
-        for idx in batch.micro_batches:
+        for idx in regroup_by_length(batch.micro_batches, train_texts.length):
             r_a, r_b = _scores(engine, tokenizer, train_texts, idx, spec.max_length, env.device)
             p = torch.tensor([train[i].p for i in idx], device=r_a.device)
             loss = soft_label_loss(r_a, r_b, p)

@@ -19,7 +19,8 @@ Pieces, each in its own module, each usable alone:
   position). A ``COMPLETE`` marker and then ``latest`` are written last, so a killed save is ignored.
 - ``sampler``: ``ShardedSampler(n, plan, rank, seed).steps(start_step, total_steps)`` yields each
   rank's disjoint micro-batches per optimizer step, reproducibly, so the step count is the data
-  position; ``eval_shards`` splits an evaluation set with equal batch counts per rank.
+  position; ``regroup_by_length`` re-cuts a step's micro-batches by length (less padding, same
+  gradient); ``eval_shards`` splits an evaluation set with equal batch counts per rank.
 - ``metrics``: ``MetricsLogger(path, enabled=env.is_main, tensorboard_dir, resume_step)`` writes JSONL
   (+TensorBoard when installed) and drops lines past the resumed step.
 - ``progress``: ``progress_bar(total, initial, enabled=env.is_main)``.
@@ -53,11 +54,12 @@ from rlaif_jobs.train.dsconfig import BatchPlan, TrainingConfigError, build_ds_c
 from rlaif_jobs.train.engine import build_engine, current_lr, export_hf_model
 from rlaif_jobs.train.metrics import MetricsLogger, read_metrics
 from rlaif_jobs.train.progress import progress_bar
-from rlaif_jobs.train.sampler import ShardedSampler, StepBatch, eval_shards
+from rlaif_jobs.train.sampler import ShardedSampler, StepBatch, eval_shards, regroup_by_length
 
 __all__ = [
     "BatchPlan", "CheckpointError", "CheckpointInfo", "CheckpointManager", "DistEnv", "MetricsLogger",
     "ShardedSampler", "StepBatch", "TrainingConfigError", "all_reduce_sum", "barrier", "broadcast_object",
     "build_ds_config", "build_engine", "current_lr", "deep_merge", "eval_shards", "export_hf_model",
-    "init_distributed", "plan_batches", "progress_bar", "read_metrics", "shutdown", "world_size_from_env",
+    "init_distributed", "plan_batches", "progress_bar", "read_metrics", "regroup_by_length", "shutdown",
+    "world_size_from_env",
 ]
