@@ -205,10 +205,11 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
                           f" step's {prompts_per_step} (rl.batchSize {spec.batch_size} / samplesPerPrompt"
                           f" {spec.samples_per_prompt}); add prompts or lower rl.batchSize")
 
-    # A reward model is loaded before the process group exists, so a bad one fails fast (exit 3) and
-    # cannot leave other ranks waiting; a labeler engine after it (vLLM must join the trainer's group).
+    # Reward sources load before the process group exists, so a bad one fails fast (exit 3, or 1 for
+    # an endpoint that is down) and cannot leave other ranks waiting; except an in-process vLLM
+    # labeler, which must join the trainer's group rather than create its own.
     own_reward = reward is None
-    if reward is None and config.reward_model_uri is not None:
+    if reward is None and (config.direct_reward is None or config.direct_reward.labeler.engine != "vllm"):
         reward = build_reward(config, _device_from_env())
     created_group = not torch.distributed.is_initialized()
     env = init_distributed()
@@ -393,7 +394,7 @@ def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: 
             loss, stats = algo.policy_loss(lp, old_lp[rows], adv[rows], mb.mask, spec.clip_range)
             policy.backward(loss)
             policy.step()
-            policy_losses.append(float(loss))
+            policy_losses.append(loss.item())
             for key, v in stats.items():
                 extra.setdefault(key, []).append(v)
             if value is not None:
@@ -401,7 +402,7 @@ def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: 
                 vloss = algo.value_loss(v, values_old[rows], returns[rows], mb.mask, spec.clip_range)
                 value.backward(vloss)
                 value.step()
-                value_losses.append(float(vloss))
+                value_losses.append(vloss.item())
     times["update"] += time.perf_counter() - t3
 
     seq_kl = sequence_kl(kl_tokens, mask)
