@@ -1,8 +1,8 @@
 """Plain transformers engine: the fallback where vLLM is unavailable, and the benchmark's baseline.
 
 Scoring runs left-padded batches of ``batch_size`` prompts through one forward pass each and reads
-the last position's log-softmax; with ``batch_size=1`` it is the straightforward loop (one prompt per
-forward pass). Generation uses ``model.generate`` (greedy at temperature 0).
+the log-softmax at the answer positions (teacher forcing over multi-token continuations); with
+``batch_size=1`` it is the straightforward loop (one prompt, i.e. one pair in one order, per pass). Generation uses ``model.generate`` (greedy at temperature 0).
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.labeler.base import (
     EngineError,
     EngineLoadError,
-    Query,
     encode_continuation,
     encode_prompt,
-    token_continuation_logprobs,
 )
 from rlaif_jobs.labeler.loading import load_tokenizer, resolve_checked
 
@@ -25,10 +23,11 @@ class TransformersEngine:
     """A labeler run by ``AutoModelForCausalLM`` in this process."""
 
     def __init__(self, spec: LabelerSpec) -> None:
+        path = resolve_checked(spec.model)  # before the heavy imports: a wrong path fails in a second
+
         import torch
         from transformers import AutoModelForCausalLM
 
-        path = resolve_checked(spec.model)
         self.model_name = spec.model.uri
         self.tokenizer = load_tokenizer(spec.model, path)
         self.batch_size = spec.batch_size
@@ -55,33 +54,53 @@ class TransformersEngine:
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
         return ids, mask
 
-    def _next_token_logprobs(self, queries: list[Query]) -> list[dict[int, float]]:
+    def _forward_logprobs(self, seqs: list[list[int]], last: int) -> list:
+        """log-softmax rows for the final ``last`` positions of each sequence, in left-padded batches."""
         import torch
 
-        answers: list[dict[int, float]] = []
-        # long prompts together: less padding per batch
-        order = sorted(range(len(queries)), key=lambda i: len(queries[i][0]))
-        by_index: dict[int, dict[int, float]] = {}
+        rows: dict[int, torch.Tensor] = {}
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths: less padding
         for chunk in self._batches(order):
-            ids, mask = self._pad_left([queries[i][0] for i in chunk])
+            ids, mask = self._pad_left([seqs[i] for i in chunk])
             # positions count real tokens only, so a left-padded prompt scores as it would alone
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             try:
                 with torch.inference_mode():
-                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                        logits_to_keep=last).logits[:, -last:]
             except Exception as err:
                 raise EngineError(f"transformers forward pass failed: {err}") from err
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             for row, i in enumerate(chunk):
-                wanted = queries[i][1]
-                by_index[i] = dict(zip(wanted, logprobs[row, wanted].tolist()))
-        answers = [by_index[i] for i in range(len(queries))]
-        return answers
+                rows[i] = logprobs[row]
+        return [rows[i] for i in range(len(seqs))]
 
     def continuation_logprobs(self, prompts: list[str], continuations: list[str]) -> list[list[float | None]]:
-        prompt_ids = [encode_prompt(self.tokenizer, p) for p in prompts]
+        """Teacher forcing: one forward pass over prompt + the longest shared token path reads every
+        continuation on that path, e.g. prompt + [" "] scores "1", "2" (at the prompt's end) and
+        " 1", " 2" (one position later) at once: one pass per prompt, as a plain loop would do."""
         cont_ids = [encode_continuation(self.tokenizer, c) for c in continuations]
-        return token_continuation_logprobs(prompt_ids, cont_ids, self._next_token_logprobs)
+        heads = {tuple(c[:-1]) for c in cont_ids}
+        paths = sorted(h for h in heads if not any(o != h and o[:len(h)] == h for o in heads))
+        path_of = [next(i for i, m in enumerate(paths) if m[:len(c) - 1] == tuple(c[:-1])) for c in cont_ids]
+        depth = max(len(m) for m in paths) + 1
+        seqs, where = [], {}
+        for p, text in enumerate(prompts):
+            ids = encode_prompt(self.tokenizer, text)
+            for m, path in enumerate(paths):
+                where[(p, m)] = len(seqs)
+                seqs.append([*ids, *path])
+        rows = self._forward_logprobs(seqs, depth)
+        out: list[list[float | None]] = []
+        for p in range(len(prompts)):
+            row_out: list[float | None] = []
+            for c, cont in enumerate(cont_ids):
+                m = path_of[c]
+                table = rows[where[(p, m)]]
+                start = depth - 1 - len(paths[m])  # the row that predicts the token after the prompt
+                row_out.append(float(sum(table[start + k, t] for k, t in enumerate(cont))))
+            out.append(row_out)
+        return out
 
     def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0) -> list[tuple[str, int]]:
         import torch

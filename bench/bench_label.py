@@ -1,0 +1,227 @@
+"""Benchmark of AI preference labeling (issue 3): throughput against transformers, and alignment.
+
+Part 1, throughput. The same pairs, both orders, SmolLM2-135M-Instruct on CPU, float32, Base prompt:
+  (a) this labeler on the in-process vLLM engine (prefix caching on), and again with it off;
+  (b) a straightforward transformers loop: one pair in one order per forward pass (batch size 1);
+  (c) batched transformers (one forward pass per batch of prompts).
+Pairs/s exclude model loading (reported apart); ratios are computed from numbers measured in this run.
+The prefix-caching effect is also shown with the Detailed preamble, whose ~500-token rater
+instructions are the shared prefix.
+
+Part 2, the paper's alignment table at our scale: alignment with the shipped checkable dataset's
+correct answers (builtin://datasets/checkable-pairs), per task, for Base, Detailed and Detailed+CoT,
+with the position-bias rate (% same position preferred in both orders), for SmolLM2-135M-Instruct
+and Qwen2.5-Coder-1.5B-Instruct, on the vLLM engine in float32.
+
+  python bench/bench_label.py                       # default size: ~10-15 min on 2 idle cores
+  python bench/bench_label.py --align-pairs 300 --cot-pairs 300 --cot-tokens 256   # the full dataset
+  python bench/bench_label.py --skip-qwen --throughput-pairs 64 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+
+from rlaif_jobs.config.label import LabelConfig  # noqa: E402
+from rlaif_jobs.datasets.generate import checkable_pairs  # noqa: E402
+from rlaif_jobs.label import main as label  # noqa: E402
+from rlaif_jobs.label import scoring  # noqa: E402
+from rlaif_jobs.labeler import build_engine  # noqa: E402
+
+SMOLLM2 = "builtin://smollm2-135m-instruct"
+QWEN = "builtin://qwen2.5-coder-1.5b-instruct"
+TASKS = ("summarization", "helpful", "harmless")
+
+
+def _config(model: str, engine: str, data: str, out: str, *, dtype: str = "float32", batch: int = 64,
+            caching: bool = True, prompt: dict | None = None) -> LabelConfig:
+    return LabelConfig.model_validate({
+        "labeler": {"model": {"uri": model, "dtype": dtype}, "engine": engine, "batchSize": batch,
+                    "maxModelLen": 4096, "enablePrefixCaching": caching},
+        "dataset": {"uri": data}, "output": {"uri": out}, "prompt": prompt or {}})
+
+
+def _dataset(rows: list[dict], folder: Path, name: str) -> str:
+    path = folder / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _run(cfg: LabelConfig, engine) -> tuple[dict, list[dict]]:
+    summary = label(cfg, engine=engine)
+    labels_path = Path(summary["outputs"]["labels"])
+    labels = [json.loads(x) for x in labels_path.read_text().splitlines() if x.strip()]
+    return summary["metrics"], labels
+
+
+def _load(spec_cfg: LabelConfig):
+    t0 = time.perf_counter()
+    engine = build_engine(spec_cfg.labeler)
+    return engine, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- part 1: throughput
+def throughput(args, work: Path) -> dict:
+    rows = checkable_pairs()[: args.throughput_pairs]
+    warm = checkable_pairs()[-4:]
+    data, warm_data = _dataset(rows, work, "tp"), _dataset(warm, work, "warm")
+    results: dict[str, dict] = {}
+    arms = [
+        ("a", "vLLM engine, prefix caching on", "vllm", dict(caching=True)),
+        ("a-nocache", "vLLM engine, prefix caching off", "vllm", dict(caching=False)),
+        ("b", "transformers loop (1 pair x 1 order per pass)", "transformers", dict(batch=1)),
+        ("c", f"transformers batched ({args.hf_batch} prompts per pass)", "transformers",
+         dict(batch=args.hf_batch)),
+    ]
+    for key, title, engine_kind, opts in arms:
+        base = _config(SMOLLM2, engine_kind, data, str(work / f"tp-{key}"), **opts)
+        engine, load_s = _load(base)
+        try:
+            _run(_config(SMOLLM2, engine_kind, warm_data, str(work / f"warm-{key}"), **opts), engine)
+            n0 = (getattr(engine, "cached_tokens", 0), getattr(engine, "prompt_tokens", 0))
+            metrics, _ = _run(base, engine)
+            entry = {"title": title, "pairsPerSecond": metrics["pairsPerSecond"],
+                     "elapsedSeconds": metrics["elapsedSeconds"], "loadSeconds": load_s,
+                     "inputTokens": metrics["inputTokens"]}
+            if engine_kind == "vllm":
+                cached, sent = engine.cached_tokens - n0[0], engine.prompt_tokens - n0[1]
+                entry["prefixCacheHitRate"] = cached / sent if sent else 0.0
+                detailed = _config(SMOLLM2, engine_kind, data, str(work / f"tp-{key}-detailed"), **opts,
+                                   prompt={"preamble": "detailed"})
+                n1 = (engine.cached_tokens, engine.prompt_tokens)
+                m2, _ = _run(detailed, engine)
+                entry["detailedPairsPerSecond"] = m2["pairsPerSecond"]
+                sent = engine.prompt_tokens - n1[1]
+                entry["detailedPrefixCacheHitRate"] = (engine.cached_tokens - n1[0]) / sent if sent else 0.0
+        finally:
+            engine.close()
+        results[key] = entry
+        print(f"  ({key}) {title}: {entry['pairsPerSecond']:.2f} pairs/s "
+              f"(labeling {entry['elapsedSeconds']:.1f}s, load {load_s:.1f}s)", flush=True)
+    return results
+
+
+# ---------------------------------------------------------------- part 2: alignment
+VARIANTS = [
+    ("Base", {"preamble": "base"}),
+    ("Detailed", {"preamble": "detailed"}),
+    ("Detailed + CoT", {"preamble": "detailed", "chainOfThought": {"enabled": True}}),
+]
+
+
+def _per_task(labels: list[dict]) -> dict[str, float | None]:
+    out = {}
+    for task in TASKS:
+        out[task] = scoring.alignment([r for r in labels if r.get("task") == task])[0]
+    return out
+
+
+def alignment(args, work: Path, model: str, dtype: str) -> list[dict]:
+    rows = checkable_pairs()[: args.align_pairs]
+    cot_rows = checkable_pairs()[: args.cot_pairs]
+    data, cot_data = _dataset(rows, work, "align"), _dataset(cot_rows, work, "align-cot")
+    name = model.removeprefix("builtin://")
+    engine, load_s = _load(_config(model, "vllm", data, str(work / "x"), dtype=dtype))
+    print(f"  {name} ({dtype}) loaded in {load_s:.0f}s", flush=True)
+    table = []
+    try:
+        for title, prompt in VARIANTS:
+            cot = "chainOfThought" in prompt
+            if cot:
+                prompt = {**prompt, "chainOfThought": {"enabled": True, "maxTokens": args.cot_tokens}}
+            out = work / f"align-{name}-{dtype}-{title.replace(' ', '').replace('+', '-')}"
+            cfg = _config(model, "vllm", cot_data if cot else data, str(out), dtype=dtype, prompt=prompt)
+            metrics, labels = _run(cfg, engine)
+            row = {"model": name, "dtype": dtype, "prompt": title, "pairs": len(labels),
+                   "abstained": int(metrics.get("abstained", 0)), "alignment": metrics.get("alignment"),
+                   "samePositionRate": metrics.get("samePositionRate"), "perTask": _per_task(labels),
+                   "pairsPerSecond": metrics["pairsPerSecond"],
+                   "inputTokensPerPair": metrics["inputTokens"] / max(1, len(labels)),
+                   "outputTokensPerPair": metrics["outputTokens"] / max(1, len(labels))}
+            table.append(row)
+            print(f"  {name:28s} {title:15s} n={row['pairs']:3d} alignment {row['alignment']:.3f} "
+                  f"same-position {row['samePositionRate']:.0%}  ({row['pairsPerSecond']:.2f} pairs/s)", flush=True)
+    finally:
+        engine.close()
+    return table
+
+
+def _print_report(tp: dict | None, table: list[dict]) -> None:
+    if tp:
+        b = tp["b"]["pairsPerSecond"]
+        print("\n== Throughput: SmolLM2-135M-Instruct, float32, both orders, Base prompt ==")
+        print(f"{'arm':10s} {'pairs/s':>8s} {'vs (b)':>8s} {'vs (c)':>8s}  engine")
+        for key, e in tp.items():
+            print(f"{key:10s} {e['pairsPerSecond']:8.2f} {e['pairsPerSecond'] / b:7.1f}x "
+                  f"{e['pairsPerSecond'] / tp['c']['pairsPerSecond']:7.1f}x  {e['title']}")
+        a, nc = tp["a"], tp["a-nocache"]
+        print(f"target (a) >= 5x (b): {a['pairsPerSecond'] / b:.1f}x "
+              f"-> {'met' if a['pairsPerSecond'] >= 5 * b else 'NOT met'}")
+        print(f"prefix caching, Base prompt: {a['pairsPerSecond'] / nc['pairsPerSecond']:.2f}x pairs/s "
+              f"({a['prefixCacheHitRate']:.0%} of prompt tokens from cache)")
+        print(f"prefix caching, Detailed prompt: {a['detailedPairsPerSecond'] / nc['detailedPairsPerSecond']:.2f}x "
+              f"pairs/s ({a['detailedPrefixCacheHitRate']:.0%} of prompt tokens from cache)")
+    if table:
+        print("\n== Alignment with the checkable dataset's correct answers (vLLM engine) ==")
+        print(f"{'model':30s} {'dtype':8s} {'prompt':15s} {'n':>4s} {'align':>6s} {'summ':>6s} {'help':>6s} "
+              f"{'harm':>6s} {'same-pos':>8s} {'abst':>4s} {'in tok':>7s} {'out tok':>7s}")
+        for r in table:
+            t = r["perTask"]
+            fmt = lambda v: f"{v:6.2f}" if v is not None else "     -"  # noqa: E731
+            print(f"{r['model']:30s} {r['dtype']:8s} {r['prompt']:15s} {r['pairs']:4d} {fmt(r['alignment'])} "
+                  f"{fmt(t['summarization'])} {fmt(t['helpful'])} {fmt(t['harmless'])} "
+                  f"{r['samePositionRate']:8.0%} {r['abstained']:4d} {r['inputTokensPerPair']:7.0f} "
+                  f"{r['outputTokensPerPair']:7.1f}")
+        print("(tokens are per pair, both orders; a coin flip aligns 0.50 on this dataset, whose correct side"
+              " is random)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--throughput-pairs", type=int, default=48, help="pairs for part 1 (default 48)")
+    p.add_argument("--hf-batch", type=int, default=16, help="prompts per pass for arm (c) (default 16)")
+    p.add_argument("--align-pairs", type=int, default=90, help="pairs for Base/Detailed (default 90, max 300)")
+    p.add_argument("--cot-pairs", type=int, default=30, help="pairs for Detailed+CoT (default 30)")
+    p.add_argument("--cot-tokens", type=int, default=64, help="rationale cap for CoT (paper: 512; default 64)")
+    p.add_argument("--dtypes", default="float32", help="labeler dtypes for part 2, comma-separated")
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-alignment", action="store_true")
+    p.add_argument("--skip-qwen", action="store_true", help="part 2 with SmolLM2 only")
+    p.add_argument("--json", help="also write the results to this file")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-label-") as tmp:
+        work = Path(tmp)
+        tp = None
+        if not args.skip_throughput:
+            print(f"Part 1: throughput on {args.throughput_pairs} pairs x 2 orders", flush=True)
+            tp = throughput(args, work)
+        table: list[dict] = []
+        if not args.skip_alignment:
+            print(f"Part 2: alignment on {args.align_pairs} pairs (CoT: {args.cot_pairs} pairs, "
+                  f"{args.cot_tokens} tokens)", flush=True)
+            models = [SMOLLM2] + ([] if args.skip_qwen else [QWEN])
+            for model in models:
+                for dtype in args.dtypes.split(","):
+                    table += alignment(args, work, model, dtype.strip())
+    _print_report(tp, table)
+    print(f"\nbenchmark took {time.perf_counter() - t0:.0f}s; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"throughput": tp, "alignment": table}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
