@@ -124,17 +124,24 @@ class VLLMRollout:
 
     def load_weights(self, named: Iterable[tuple[str, Any]]) -> float:
         """Pushes the weights into the engine (see the module docstring); returns the seconds taken."""
-        t = time.perf_counter()
+        start = time.perf_counter()
         weights = {name: tensor.detach() for name, tensor in named}
         if self.in_process:
             payload: Any = weights
         else:
             from safetensors.torch import save
 
-            payload = save({k: v.contiguous().cpu() for k, v in weights.items()})
+            blob, seen = {}, set()
+            for name, tensor in weights.items():
+                cpu = tensor.contiguous().cpu()
+                if cpu.data_ptr() in seen:  # a tied weight: safetensors refuses shared storage
+                    cpu = cpu.clone()
+                seen.add(cpu.data_ptr())
+                blob[name] = cpu
+            payload = save(blob)
         self.llm.collective_rpc("rlaif_load_weights", args=(payload,))
         self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
-        return time.perf_counter() - t
+        return time.perf_counter() - start
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -320,6 +320,8 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     })
     if judge is not None and held:
         results.update(_evaluate(config, judge, reward, held, rollout, policy, reference, tokenizer, env, out))
+    elif config.evaluation.enabled and env.is_main:
+        log.info("evaluation skipped: no judge (set evaluation.judge, or use directReward whose labeler judges)")
     rollout.close()
     if own_reward:
         reward.close()
@@ -471,6 +473,8 @@ def _evaluate(config: PolicyConfig, judge_spec_: Any, reward: RewardSource, held
         pl = [len(g[0].token_ids) for g in policy_gens]
         sl = [len(g[0].token_ids) for g in sft_gens]
         results = win_rates(p, pl, sl)
+        if not config.evaluation.length_controlled:
+            results.pop("lcWinRate")
         io.write_jsonl(str(out / "eval.jsonl"), (
             {"id": h.id, "prompt": h.text, "policy": pg[0].text, "sft": sg[0].text, "pPolicyBetter": pp}
             for h, pg, sg, pp in zip(held, policy_gens, sft_gens, p, strict=True)))

@@ -22,7 +22,7 @@ class Algorithm:
         (advantages [B,T], returns [B,T] | None), detached;
     policy_loss(logprobs, old_logprobs, advantages, mask, clip_range) -> (loss, stats);
     value_loss(values, old_values, returns, mask, clip_range) -> loss, or None without a value model;
-    epochs(spec) -> passes over each rollout batch.
+    multi_epoch: whether the update makes rl.ppoEpochs passes over each rollout batch (PPO) or one.
     """
 
     name: str
