@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OMP threads for each run")
     p.add_argument("--workdir", default=None, help="keep outputs here (default: a temporary folder)")
     p.add_argument("--only", choices=["ours", "trl"], default=None, help="run one side only")
+    p.add_argument("--trl-first", action="store_true",
+                   help="run TRL first (on a shared machine, run both orders: load drifts over minutes)")
     p.add_argument("--_trl-worker", dest="trl_worker", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -258,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} threads; workdir {work}", flush=True)
 
     results = {}
-    for name, run in (("ours", run_ours), ("trl", run_trl)):
+    order = (("ours", run_ours), ("trl", run_trl))
+    for name, run in (order[::-1] if args.trl_first else order):
         if args.only and args.only != name:
             continue
         r = run(args, train_file, work)

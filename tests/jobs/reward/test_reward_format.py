@@ -54,3 +54,24 @@ def test_encoder_without_template_gets_plain_text_and_its_own_special_tokens(enc
     assert text == "Is water wet?\n\nYes."  # no EOS token in a BERT vocabulary
     ids = tokenize_reward_inputs(encoder_tok, [text])["input_ids"][0].tolist()
     assert ids[0] == encoder_tok.cls_token_id and ids[-1] == encoder_tok.sep_token_id
+
+
+def test_scorer_on_an_encoder_keeps_input_order_across_batches(tmp_path):
+    # A MiniLM (BERT) classifier with one output, saved as a folder: no chat template, [CLS] pooling.
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from rlaif_jobs.reward.scorer import RewardModelScorer
+
+    src = resolve_model_uri("builtin://minilm-l6-v2")
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_pretrained(src, num_labels=1).save_pretrained(tmp_path / "rm")
+    AutoTokenizer.from_pretrained(src).save_pretrained(tmp_path / "rm")
+    scorer = RewardModelScorer(str(tmp_path / "rm"))
+    contexts = ["Q?", "A much longer question about many different things?", "Why?"]
+    responses = ["Yes.", "Because of several reasons that take a while to explain.", "No."]
+    one_by_one = [scorer.score([c], [r])[0] for c, r in zip(contexts, responses, strict=True)]
+    assert scorer.score(contexts, responses, batch_size=2) == pytest.approx(one_by_one, abs=1e-5)
+    assert len(set(one_by_one)) == 3
+    with pytest.raises(ValueError, match="3 contexts but 2 responses"):
+        scorer.score(contexts, responses[:2])
