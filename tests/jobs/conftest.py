@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -88,10 +89,8 @@ def _stop_server(server: Server) -> None:
             os.killpg(server.process.pid, signal.SIGTERM)
             server.process.wait(timeout=30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             server.process.wait(timeout=10)
 
 

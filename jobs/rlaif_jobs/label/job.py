@@ -151,7 +151,7 @@ def merge(config: LabelConfig) -> dict:
         others.extend(read_jsonl(store.abstained_uri))
     hashes = {s.get("promptHash") for s in shard_stats}
     if len(hashes) > 1:
-        raise MergeError(f"shards were labeled with different prompt settings (promptHash {sorted(hashes)})")
+        raise MergeError(f"shards were labeled with different prompt settings (promptHash {sorted(map(str, hashes))})")
     ids = [r["id"] for r in labels] + [r["id"] for r in others]
     if len(ids) != len(set(ids)):
         raise MergeError("shards overlap: some ids appear in more than one shard; was numShards changed?")

@@ -66,7 +66,7 @@ class PairLabeler:
         lengths = self._lengths(texts)
         limit = self.config.labeler.max_model_len
         keep_items, keep_texts = [], []
-        for i, (item, text) in enumerate(zip(items, texts)):
+        for i, (item, text) in enumerate(zip(items, texts, strict=True)):
             n = lengths[i] if lengths else 0
             if n + room > limit:
                 item.problem = (f"prompt is {n} tokens; with {room} more it exceeds maxModelLen {limit}")
@@ -83,8 +83,8 @@ class PairLabeler:
         spec = self.config.prompt
         entries: dict[int, dict] = {}
         items: list[_Item] = []
-        at = dict(zip(positions, records))
-        for record, position in zip(records, positions):
+        at = dict(zip(positions, records, strict=True))
+        for record, position in zip(records, positions, strict=True):
             empty = [f for f in RESPONSE_FIELDS if not str(record.get(f) or "").strip()]
             if empty:
                 entries[position] = self._other(record, position, "skipped", f"empty {' and '.join(empty)}")
@@ -98,7 +98,7 @@ class PairLabeler:
                      for it in items]
             texts = [self._render(p) for p in step1]
             ready, texts = self._fits(items, texts, cot.max_tokens + 16, usage)
-            for it, (text, n) in zip(ready, self.engine.generate(texts, cot.max_tokens, cot.temperature)):
+            for it, (text, n) in zip(ready, self.engine.generate(texts, cot.max_tokens, cot.temperature), strict=True):
                 usage.output_tokens += n
                 it.rationale = text.strip()
                 it.parts = P.prompt_parts(spec, at[it.position], it.swap,
@@ -109,7 +109,7 @@ class PairLabeler:
         scorable, texts = self._fits(scorable, texts, 2, usage)
         if scorable:
             logprobs = self.engine.continuation_logprobs(texts, S.CONTINUATIONS)
-            for it, lps in zip(scorable, logprobs):
+            for it, lps in zip(scorable, logprobs, strict=True):
                 try:
                     it.p_a = S.to_p_a(S.p_first(lps), it.swap)
                 except S.Abstain as why:
@@ -118,7 +118,7 @@ class PairLabeler:
         by_position: dict[int, dict[bool, _Item]] = {}
         for it in items:
             by_position.setdefault(it.position, {})[it.swap] = it
-        for record, position in zip(records, positions):
+        for record, position in zip(records, positions, strict=True):
             if position in entries:
                 continue
             orders = by_position[position]

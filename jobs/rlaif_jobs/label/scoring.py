@@ -32,7 +32,7 @@ def choice_logprob(logprobs: Sequence[float | None], variants: Sequence[str], ch
 
     ``logprobs`` are aligned with ``variants`` (a subset of CONTINUATIONS, in any order).
     """
-    known = [lp for text, lp in zip(variants, logprobs) if text in VARIANTS[choice] and lp is not None]
+    known = [lp for text, lp in zip(variants, logprobs, strict=True) if text in VARIANTS[choice] and lp is not None]
     if not known:
         raise Abstain(f"the labeler gave no probability for {VARIANTS[choice][0]!r}")
     return _logsumexp(known)

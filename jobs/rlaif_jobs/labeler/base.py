@@ -15,6 +15,7 @@ next token ids", asks them all in one batch, and sums the answers.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -74,10 +75,8 @@ def _adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
     if cached is None:
         probe = tokenizer("a", add_special_tokens=True)["input_ids"]
         cached = bool(probe) and probe[0] == tokenizer.bos_token_id
-        try:
+        with contextlib.suppress(AttributeError):  # a tokenizer refusing new attributes: recompute next time
             tokenizer._rlaif_adds_bos = cached
-        except AttributeError:  # a tokenizer that refuses new attributes: just recompute next time
-            pass
     return cached
 
 
@@ -131,13 +130,8 @@ def token_continuation_logprobs(
     for p in range(len(prompt_ids)):
         row: list[float | None] = []
         for cont in continuation_ids:
-            total: float | None = 0.0
-            for k in range(len(cont)):
-                lp = answer((p, tuple(cont[:k]))).get(cont[k])
-                if lp is None or math.isnan(lp):
-                    total = None
-                    break
-                total += lp
-            row.append(total)
+            steps = [answer((p, tuple(cont[:k]))).get(cont[k]) for k in range(len(cont))]
+            known = [lp for lp in steps if lp is not None and not math.isnan(lp)]
+            row.append(sum(known) if len(known) == len(steps) else None)
         out.append(row)
     return out

@@ -2,10 +2,13 @@
 
 Scoring runs left-padded batches of ``batch_size`` prompts through one forward pass each and reads
 the log-softmax at the answer positions (teacher forcing over multi-token continuations); with
-``batch_size=1`` it is the straightforward loop (one prompt, i.e. one pair in one order, per pass). Generation uses ``model.generate`` (greedy at temperature 0).
+``batch_size=1`` it is the straightforward loop (one prompt, i.e. one pair in one order, per pass).
+Generation uses ``model.generate`` (greedy at temperature 0).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.labeler.base import (
@@ -33,14 +36,13 @@ class TransformersEngine:
         self.batch_size = spec.batch_size
         dtype = "auto" if spec.model.dtype == "auto" else getattr(torch, spec.model.dtype)
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 path, dtype=dtype, revision=spec.model.revision, trust_remote_code=spec.model.trust_remote_code
             )
         except Exception as err:  # OSError, ValueError, safetensors errors
             raise EngineLoadError(f"labeler model {spec.model.uri}: transformers cannot load it ({err})") from None
-        self.model.eval()
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device)
+        self.model: Any = model.eval().to(self.device)
 
     def _batches(self, items: list) -> list[list]:
         return [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
@@ -84,7 +86,8 @@ class TransformersEngine:
         paths = sorted(h for h in heads if not any(o != h and o[:len(h)] == h for o in heads))
         path_of = [next(i for i, m in enumerate(paths) if m[:len(c) - 1] == tuple(c[:-1])) for c in cont_ids]
         depth = max(len(m) for m in paths) + 1
-        seqs, where = [], {}
+        seqs: list[list[int]] = []
+        where: dict[tuple[int, int], int] = {}
         for p, text in enumerate(prompts):
             ids = encode_prompt(self.tokenizer, text)
             for m, path in enumerate(paths):
@@ -126,7 +129,7 @@ class TransformersEngine:
                 new = out[row, ids.shape[1]:].tolist()
                 if eos is not None and eos in new:
                     new = new[:new.index(eos) + 1]  # count the EOS it produced, like vLLM does
-                results[i] = (self.tokenizer.decode(new, skip_special_tokens=True), len(new))
+                results[i] = (str(self.tokenizer.decode(new, skip_special_tokens=True)), len(new))
         return [results[i] for i in range(len(prompts))]
 
     def close(self) -> None:

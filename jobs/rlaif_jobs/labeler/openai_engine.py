@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -115,10 +116,8 @@ class OpenAIEngine:
                 raise EngineError(f"{url} failed {attempts} times; last: {problem}")
             delay = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
             if retry_after:
-                try:
+                with contextlib.suppress(ValueError):
                     delay = max(delay, float(retry_after))
-                except ValueError:
-                    pass
             self.retries += 1
             log.warning("labeler endpoint: %s; retry %d/%d in %.1fs", problem[:120], attempt + 1,
                         attempts - 1, delay)
@@ -157,7 +156,7 @@ class OpenAIEngine:
             if not pending:
                 break
             texts = sorted({prompts[p] + matched for p, _, matched, _ in pending})
-            tops = dict(zip(texts, self._map(self._top, texts)))
+            tops = dict(zip(texts, self._map(self._top, texts), strict=True))
             following = []
             for p, c, matched, lp in pending:
                 rest = continuations[c][len(matched):]

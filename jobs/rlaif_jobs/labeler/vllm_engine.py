@@ -75,7 +75,7 @@ class VLLMEngine:
         if not on_cpu:
             kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
         try:
-            self.llm = LLM(**{k: v for k, v in kwargs.items() if v is not None})
+            self.llm: Any = LLM(**{k: v for k, v in kwargs.items() if v is not None})
         except Exception as err:  # vLLM raises many types for a model it cannot load
             raise EngineLoadError(f"labeler model {spec.model.uri}: vLLM cannot load it "
                                   f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
@@ -94,7 +94,7 @@ class VLLMEngine:
                   for _, wanted in queries]
         outputs = self._run(prompts, params)
         answers = []
-        for out, (_, wanted) in zip(outputs, queries):
+        for out, (_, wanted) in zip(outputs, queries, strict=True):
             step = out.outputs[0].logprobs[0] if out.outputs[0].logprobs else {}
             answers.append({t: float(step[t].logprob) for t in wanted if t in step})
         return answers

@@ -36,7 +36,7 @@ def test_endpoint_labels_match_the_in_process_engine(vllm_server, smollm2_vllm_e
     a = read_jsonl(tmp_path / "vllm" / "labels.jsonl")
     b = read_jsonl(tmp_path / "api" / "labels.jsonl")
     assert [r["id"] for r in a] == [r["id"] for r in b]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         # the endpoint reads the top-20 alternatives, the engine the exact tokens: same model, same labels
         assert y["pAOrderAB"] == pytest.approx(x["pAOrderAB"], abs=0.02)
         assert y["pAOrderBA"] == pytest.approx(x["pAOrderBA"], abs=0.02)

@@ -228,7 +228,8 @@ def test_chunks_resume_numbering_and_ignore_temporaries(tmp_path):
 # ---------------------------------------------------------------- the shipped dataset
 def test_generator_reproduces_committed_files():
     for path, text in generate.outputs().items():
-        assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: run python -m rlaif_jobs.datasets.generate"
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path.name} is stale: run python -m rlaif_jobs.datasets.generate")
 
 
 def test_shipped_pairs_are_balanced_and_checkable():

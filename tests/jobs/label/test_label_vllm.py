@@ -28,7 +28,7 @@ def test_engine_scores_continuations_like_transformers(smollm2_vllm_engine, tmp_
         (text, n), = hf.generate(["The capital of France is"], max_tokens=5)
     finally:
         hf.close()
-    for g_row, w_row in zip(got, want):
+    for g_row, w_row in zip(got, want, strict=True):
         assert all(g is not None and g < 0 for g in g_row)
         assert g_row == pytest.approx(w_row, abs=2e-3)
     assert smollm2_vllm_engine.generate(["The capital of France is"], max_tokens=5) == [(text, n)]
@@ -43,7 +43,7 @@ def test_soft_labels_in_range_and_flip_when_candidates_swap(smollm2_vllm_engine,
     a = read_jsonl(tmp_path / "fwd" / "labels.jsonl")
     b = read_jsonl(tmp_path / "rev" / "labels.jsonl")
     assert [r["id"] for r in a] == [r["id"] for r in b] == [r["id"] for r in rows]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         for key in ("pA", "pAOrderAB", "pAOrderBA"):
             assert 0.0 <= x[key] <= 1.0
         # swapping the candidates turns order AB into order BA: the soft label flips exactly
@@ -59,6 +59,8 @@ def test_soft_labels_in_range_and_flip_when_candidates_swap(smollm2_vllm_engine,
     # SmolLM2 prefers one position whatever the content (STACK-NOTES: 100%): the metric must show it
     assert m["samePositionRate"] >= 0.75
     assert m["pairsPerSecond"] > 0 and m["elapsedSeconds"] > 0
+    # and alignment with the flipped human labels is the same: a label is about content, not sides
+    assert rev["metrics"]["alignment"] == pytest.approx(m["alignment"])
     assert smollm2_vllm_engine.prefix_cache_hit_rate() > 0.2  # the shared preamble is served from cache
 
 
@@ -99,7 +101,7 @@ def test_shards_then_merge_equal_one_shard(smollm2_vllm_engine, tmp_path):
     a = read_jsonl(tmp_path / "one" / "labels.jsonl")
     b = read_jsonl(tmp_path / "three" / "labels.jsonl")
     assert [r["id"] for r in a] == [r["id"] for r in b]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert {k: v for k, v in x.items() if not k.startswith("pA")} == {
             k: v for k, v in y.items() if not k.startswith("pA")}
         assert y["pA"] == pytest.approx(x["pA"], abs=1e-4)
