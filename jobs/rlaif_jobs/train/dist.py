@@ -91,6 +91,7 @@ def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> D
         # (importlib: the package attribute deepspeed.comm.torch is the torch module, not the submodule)
         importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
     if not tdist.is_initialized():
+        forget_deepspeed_groups()  # groups cached from an earlier, destroyed process group are stale
         deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(seconds=timeout_s), verbose=False)
     env = DistEnv(
         rank=tdist.get_rank(),
@@ -135,6 +136,19 @@ def broadcast_object(obj: Any, env: DistEnv, src: int = 0) -> Any:
     return box[0]
 
 
+def forget_deepspeed_groups() -> None:
+    """Drops DeepSpeed's cached process groups (its clone of WORLD, data-parallel group, ...).
+
+    DeepSpeed caches them at module level and only forgets them when the world is destroyed through
+    its own API; a group destroyed any other way (torch directly, or another library in the same
+    process) leaves stale handles that fail the next engine's first broadcast.
+    """
+    groups = importlib.import_module("deepspeed.utils.groups")
+    release = getattr(groups, "_release_process_group_references", None)
+    if release is not None:
+        release(None)
+
+
 def shutdown() -> None:
     """Leaves the process group (call once at the end of a run, on every rank)."""
     import torch.distributed as tdist
@@ -142,3 +156,4 @@ def shutdown() -> None:
     if tdist.is_initialized():
         tdist.barrier()
         tdist.destroy_process_group()
+    forget_deepspeed_groups()

@@ -22,11 +22,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from policy_helpers import COLORS, SUBJECTS
 
 from rlaif_jobs.models.cache import cache_root
 
-SUBJECTS = ["The sky", "My car", "The ball", "This flower", "Her hat"]
-COLORS = ["red", "green", "blue", "yellow", "black"]
 RECIPE = {"version": 1, "base": "smollm2-135m-instruct", "hidden": 128, "intermediate": 256, "layers": 2,
           "heads": 2, "kv_heads": 1, "head_dim": 64, "steps": 60, "batch": 16, "lr": 3e-3, "seed": 0,
           "subjects": SUBJECTS, "colors": COLORS}
@@ -97,7 +96,3 @@ def tiny_sft_policy() -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
-
-
-def blue_rate(texts: list[str]) -> float:
-    return sum("blue" in t.lower() for t in texts) / len(texts)

@@ -12,6 +12,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[3]
 PYTHON = sys.executable
 RUNNER = Path(__file__).with_name("run_programmatic.py")
+SUBJECTS = ["The sky", "My car", "The ball", "This flower", "Her hat"]
+COLORS = ["red", "green", "blue", "yellow", "black"]
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
                "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
@@ -75,3 +77,8 @@ def steps(out: Path) -> list[dict]:
 
 def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
+
+
+def blue_rate(texts: list[str]) -> float:
+    """Share of texts that say "blue" (the programmatic reward's target)."""
+    return sum("blue" in t.lower() for t in texts) / len(texts)

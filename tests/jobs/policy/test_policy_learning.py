@@ -11,8 +11,7 @@ import json
 
 import pytest
 import torch
-from conftest import blue_rate
-from policy_helpers import mean, policy_config, run_programmatic, steps, write_config
+from policy_helpers import blue_rate, mean, policy_config, run_programmatic, steps, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,19 @@ import random
 import subprocess
 
 import pytest
-from conftest import COLORS, SUBJECTS, blue_rate
-from policy_helpers import PYTHON, REPO, launch_env, mean, policy_config, run_cli, steps, write_config
+from policy_helpers import (
+    COLORS,
+    PYTHON,
+    REPO,
+    SUBJECTS,
+    blue_rate,
+    launch_env,
+    mean,
+    policy_config,
+    run_cli,
+    steps,
+    write_config,
+)
 from test_policy_learning import KL_BOUND, PROMPTS, sample_texts
 
 pytestmark = pytest.mark.slow

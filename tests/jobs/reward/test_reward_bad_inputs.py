@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, launch_env, learnable_pairs, torchrun_cmd, write_jsonl
+from reward_helpers import REPO, launch_env, learnable_pairs, torchrun_cmd, write_jsonl
 
 from rlaif_jobs.reward.__main__ import cli
 

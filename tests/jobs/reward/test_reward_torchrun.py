@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MARKER, REPO, launch_env, learnable_pairs, torchrun_cmd, write_jsonl
+from reward_helpers import MARKER, REPO, launch_env, learnable_pairs, torchrun_cmd, write_jsonl
 
 pytestmark = pytest.mark.slow
 
