@@ -13,9 +13,10 @@ splits it. It carries no AI labels, so the soft label is the human one, p = 1 or
 to train on a labeling stage's soft labels). TRL's RewardTrainer needs chosen/rejected: the argmax of p.
 Both trainers read the same training file; the held-out pairs are scored after training.
 
-One optimizer step of 8 pairs (16 sequences of ~75 tokens) costs ~40 CPU-seconds for SmolLM2-135M on
-this CPU, so the default is 8 steps per trainer: about 8 minutes on 2 idle cores (much longer on a
-shared, loaded machine: the samples/CPU-s column is the one that load barely moves).
+One optimizer step of 8 pairs (16 sequences of ~75 tokens) of SmolLM2-135M took ~6-7 s (~13 CPU-s) on
+this 2-core CPU when it was otherwise idle, so the default of 8 steps per trainer runs in ~5 minutes
+with loading and scoring. On a loaded, shared machine it takes far longer and the wall-clock rates
+swing with the load: compare the samples/CPU-s column too, and run both orders (--trl-first).
 
     .venv/bin/python bench/bench_reward.py                  # defaults
     .venv/bin/python bench/bench_reward.py --steps 30       # one full epoch of the 240 pairs
