@@ -62,10 +62,13 @@ def reward_model(tiny_sft_policy, tmp_path_factory):
     labels = work / "labels.jsonl"
     labels.write_text("".join(json.dumps(r) + "\n" for r in preference_pairs(prompts, 128)))
     cfg = {"baseModel": {"uri": str(tiny_sft_policy)}, "preferencesUri": str(labels),
-           "training": {"batchSize": 16, "microBatchSize": 16, "epochs": 8, "learningRate": 5e-3,
+           "training": {"batchSize": 16, "microBatchSize": 16, "epochs": 8, "learningRate": 2e-3,
                         "precision": "fp32", "maxLength": 160, "warmupRatio": 0.0, "evalFraction": 0.15,
                         "checkpointEverySteps": 100, "deepspeed": {"zeroStage": 0}},
            "output": {"uri": str(work / "out")}}
+    # lr 2e-3 converges to the soft-label optimum whatever the order of the examples; at 5e-3 the
+    # training oscillated and a harmless reordering of each batch (length grouping) decided whether it
+    # learned the colours at all.
     config = write_config(work / "rm.json", cfg)
     proc = subprocess.run([PYTHON, "-m", "rlaif_jobs.reward", "--config", str(config)], cwd=REPO,
                           env=launch_env(), capture_output=True, text=True, timeout=600)
@@ -86,7 +89,7 @@ def test_policy_learns_against_the_trained_reward_model(reward_model, tiny_sft_p
 
     out = tmp_path / "run"
     cfg = policy_config(tiny_sft_policy, out, rewardModelUri=str(reward_model),
-                        rl={"algorithm": "reinforce", "maxSteps": 10, "learningRate": 1e-3,
+                        rl={"algorithm": "reinforce", "maxSteps": 10, "learningRate": 1e-3, "valueLearningRate": 1e-2,
                             "deepspeed": {"zeroStage": 1}})
     proc = run_cli(write_config(tmp_path / "cfg.json", cfg), tmp_path / "log.txt")
     assert proc.returncode == 0, proc.stdout[-3000:]
