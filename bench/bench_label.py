@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-alignment", action="store_true")
     p.add_argument("--skip-qwen", action="store_true", help="part 2 with SmolLM2 only")
+    p.add_argument("--models", default="smollm2,qwen", help="part 2's labelers: smollm2, qwen (default both)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -211,15 +212,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_throughput:
             print(f"Part 1: throughput on {args.throughput_pairs} pairs x 2 orders", flush=True)
             tp = throughput(args, work)
+            if args.json:
+                Path(args.json).write_text(json.dumps({"throughput": tp, "alignment": []}, indent=2))
         table: list[dict] = []
         if not args.skip_alignment:
             print(f"Part 2: alignment on {args.align_pairs} pairs (CoT: {args.cot_pairs}), Qwen "
                   f"{args.qwen_align_pairs} (CoT: {args.qwen_cot_pairs}); rationales up to {args.cot_tokens} tokens",
                   flush=True)
-            models = [SMOLLM2] + ([] if args.skip_qwen else [QWEN])
+            chosen = {m.strip() for m in args.models.split(",")} - ({"qwen"} if args.skip_qwen else set())
+            models = [m for key, m in (("smollm2", SMOLLM2), ("qwen", QWEN)) if key in chosen]
             for model in models:
                 for dtype in args.dtypes.split(","):
                     table += alignment(args, work, model, dtype.strip())
+                    if args.json:  # keep what is measured even if a later model fails (memory, a kill)
+                        Path(args.json).write_text(json.dumps({"throughput": tp, "alignment": table}, indent=2))
     _print_report(tp, table)
     print(f"\nbenchmark took {time.perf_counter() - t0:.0f}s; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
