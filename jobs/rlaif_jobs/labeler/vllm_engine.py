@@ -45,6 +45,23 @@ def _block_size(on_cpu: bool) -> int | None:
     return 32 if on_cpu else None
 
 
+def close_llm(llm: Any) -> None:
+    """Shuts down an offline ``vllm.LLM`` (its engine core and workers) and frees its memory; None is a no-op.
+
+    Shared by the labeler engine and the policy's rollout engine.
+    """
+    if llm is None:
+        return
+    try:
+        llm.llm_engine.engine_core.shutdown()
+    except Exception as err:  # already gone
+        log.debug("vLLM shutdown: %s", err)
+    del llm
+    import gc
+
+    gc.collect()
+
+
 class VLLMEngine:
     """A labeler served by an offline ``vllm.LLM`` in this process (its engine core may be a child)."""
 
@@ -131,15 +148,5 @@ class VLLMEngine:
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
 
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
-        if llm is None:
-            return
-        self.llm = None
-        try:
-            llm.llm_engine.engine_core.shutdown()
-        except Exception as err:  # already gone
-            log.debug("vLLM shutdown: %s", err)
-        del llm
-        import gc
-
-        gc.collect()
+        llm, self.llm = getattr(self, "llm", None), None
+        close_llm(llm)

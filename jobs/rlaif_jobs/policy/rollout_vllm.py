@@ -144,15 +144,7 @@ class VLLMRollout:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
-        if llm is None:
-            return
-        self.llm = None
-        try:
-            llm.llm_engine.engine_core.shutdown()
-        except Exception as err:  # already gone
-            log.debug("vLLM shutdown: %s", err)
-        del llm
-        import gc
+        from rlaif_jobs.labeler.vllm_engine import close_llm
 
-        gc.collect()
+        llm, self.llm = getattr(self, "llm", None), None
+        close_llm(llm)
