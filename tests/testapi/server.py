@@ -76,6 +76,18 @@ def _jsonpath(obj: Any, path: str) -> Any:
     return obj
 
 
+def go_numbers(value: Any) -> Any:
+    """Numbers as the API server stores them: Go decodes ``3.0`` to float64 and stores it as ``3``
+    (encoding/json drops the ".0"), so every reader gets the integer 3 back."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: go_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [go_numbers(v) for v in value]
+    return value
+
+
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesScaffold):
     """The handler: kmock routing, the store, the controllers."""
@@ -333,6 +345,10 @@ class ApiServer(kmock.KubernetesScaffold):
 
     @staticmethod
     def _body(request: rendering.Request, yaml_ok: bool = False) -> Any:
+        return go_numbers(ApiServer._decoded_body(request, yaml_ok))
+
+    @staticmethod
+    def _decoded_body(request: rendering.Request, yaml_ok: bool = False) -> Any:
         if "protobuf" in request.headers.get("Content-Type", ""):
             try:
                 return protobuf.decode(request.body)

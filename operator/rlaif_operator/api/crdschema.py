@@ -28,21 +28,82 @@ def _cel_program(rule: str) -> Any:
     import celpy  # imported lazily: only CEL rules need it
 
     env = celpy.Environment()
-    return env.program(env.compile(rule))
+    return env.program(env.compile(rule), functions={"_==_": _cel_eq, "_!=_": _cel_ne})
 
 
-def _failed_rules(rules: list[dict[str, str]], value: Any, old: Any) -> list[dict[str, str]]:
-    """The rules that do not hold; ``self`` (and ``oldSelf``) are converted to CEL once per node."""
+def _cel_equal(a: Any, b: Any) -> bool:
+    """CEL's heterogeneous equality, as the API server's cel-go evaluates it: numbers compare by value
+    across int, uint and double (``1 == 1.0``), values of different types are unequal (never an error),
+    lists and maps compare element by element. cel-python raises "no such overload" on int == double."""
+    from celpy import celtypes
+
+    numbers = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
+    if isinstance(a, celtypes.BoolType) or isinstance(b, celtypes.BoolType):  # BoolType is an int in Python
+        return isinstance(a, celtypes.BoolType) and isinstance(b, celtypes.BoolType) and bool(a) == bool(b)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return (float(a) if isinstance(a, celtypes.DoubleType) else int(a)) == (
+            float(b) if isinstance(b, celtypes.DoubleType) else int(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_cel_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_cel_equal(a[k], b[k]) for k in a)
+    if a is None or b is None:
+        return a is None and b is None
+    if not (isinstance(a, type(b)) or isinstance(b, type(a))):
+        return False
+    return bool(a == b)
+
+
+def _cel_eq(a: Any, b: Any) -> Any:
+    from celpy import celtypes
+
+    if isinstance(a, Exception) or isinstance(b, Exception):
+        return a if isinstance(a, Exception) else b  # an error operand stays an error
+    return celtypes.BoolType(_cel_equal(a, b))
+
+
+def _cel_ne(a: Any, b: Any) -> Any:
+    from celpy import celtypes
+
+    result = _cel_eq(a, b)
+    return result if isinstance(result, Exception) else celtypes.BoolType(not result)
+
+
+def _to_cel(schema: dict[str, Any] | None, value: Any) -> Any:
+    """The CEL value the API server builds for ``value``: typed by the schema, so a ``type: number``
+    field is a double even when written as ``3`` and an integral ``3.0`` in a ``type: integer`` field is
+    an int; untyped parts (preserve-unknown-fields) convert as JSON does."""
     import celpy
+    from celpy import celtypes
 
-    activation = {"self": celpy.json_to_cel(value)}
+    kind = (schema or {}).get("type")
+    if value is None or isinstance(value, bool) or not schema:
+        return celpy.json_to_cel(value)
+    if kind == "number" and isinstance(value, (int, float)):
+        return celtypes.DoubleType(value)
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return celtypes.IntType(int(value))
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return celtypes.MapType({celtypes.StringType(k): _to_cel(props.get(k, extra if isinstance(extra, dict)
+                                                                          else None), v)
+                                 for k, v in value.items()})
+    if isinstance(value, list):
+        return celtypes.ListType([_to_cel(schema.get("items"), v) for v in value])
+    return celpy.json_to_cel(value)
+
+
+def _failed_rules(schema: dict[str, Any], rules: list[dict[str, str]], value: Any, old: Any) -> list[dict[str, str]]:
+    """The rules that do not hold; ``self`` (and ``oldSelf``) are converted to CEL once per node."""
+    activation = {"self": _to_cel(schema, value)}
     failed = []
     for rule in rules:
         if "oldSelf" in rule["rule"]:
             if old is _MISSING:
                 continue  # transition rules only apply to updates
             if "oldSelf" not in activation:
-                activation["oldSelf"] = celpy.json_to_cel(old)
+                activation["oldSelf"] = _to_cel(schema, old)
         result = _cel_program(rule["rule"]).evaluate(activation)
         if isinstance(result, Exception) or not bool(result):
             failed.append(rule)
@@ -50,8 +111,9 @@ def _failed_rules(rules: list[dict[str, str]], value: Any, old: Any) -> list[dic
 
 
 def _type_ok(expected: str, value: Any) -> bool:
-    if expected == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "integer":  # go-openapi accepts a JSON number with an integral value (3.0)
+        return (isinstance(value, int) or (isinstance(value, float) and value.is_integer())) and not isinstance(
+            value, bool)
     if expected == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, _TYPES[expected])
@@ -115,7 +177,7 @@ def validate(schema: dict[str, Any], value: Any, path: str = "", old: Any = _MIS
 
     rules = schema.get("x-kubernetes-validations")
     if rules and not errors:
-        for rule in _failed_rules(rules, value, old):
+        for rule in _failed_rules(schema, rules, value, old):
             errors.append(f"{where}: Invalid value: \"object\": {rule.get('message', rule['rule'])}")
     return errors
 
