@@ -15,9 +15,10 @@ from typing import Any
 
 from rlaif_jobs import io
 from rlaif_jobs.config.common import DatasetRef
+from rlaif_jobs.errors import ConfigError
 
 
-class DatasetError(ValueError):
+class DatasetError(ConfigError):
     """A dataset that cannot be read or lacks what the stage needs."""
 
 

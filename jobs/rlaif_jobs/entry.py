@@ -1,8 +1,8 @@
 """The shared shape of every workload entrypoint: ``python -m rlaif_jobs.STAGE --config FILE``.
 
 ``load_config`` reads a JSON or YAML file into the stage's config model; a bad file is reported field
-by field and the process exits with EXIT_CONFIG_ERROR (3), which the Job's podFailurePolicy treats as
-"do not retry": retrying cannot fix a bad config.
+by field as a ``ConfigError``. ``run_main`` turns the exception that ended a workload into its exit code
+(``rlaif_jobs.errors``: 3 for a ConfigError, which the Job's podFailurePolicy does not retry; 1 else).
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rlaif_jobs.config.base import describe_errors
-from rlaif_jobs.report import EXIT_CONFIG_ERROR
+from rlaif_jobs.errors import EXIT_OK, ConfigError, RetryableError, exit_code
 
 M = TypeVar("M", bound=BaseModel)
 
-
-class ConfigError(ValueError):
-    """Input the workload cannot run with; the message names the field and the fix."""
+__all__ = ["ConfigError", "base_parser", "load_config", "run_main"]  # ConfigError: stages import it here
 
 
 def load_config(path: str | Path, model: type[M]) -> M:
@@ -52,14 +50,14 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run_main(main: Callable[[M], object], model: type[M], args: argparse.Namespace,
-             config_errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Loads the config, runs ``main(config)``, maps input errors to exit code 3 with a clear message."""
+def run_main(main: Callable[[M], object], model: type[M], args: argparse.Namespace) -> int:
+    """Loads the config, runs ``main(config)`` and returns the exit code: 0, 3 for a ConfigError, 1 for a
+    RetryableError (each printed as one ``error:`` line); any other exception propagates (a crash with
+    its traceback, exit code 1)."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    caught: tuple[type[BaseException], ...] = (ConfigError, *config_errors)
     try:
         main(load_config(args.config, model))
-    except caught as err:
+    except (ConfigError, RetryableError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    return 0
+        return exit_code(err)
+    return EXIT_OK

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_jobs import io
+from rlaif_jobs.errors import EXIT_CONFIG_ERROR
+
+__all__ = ["EXIT_CONFIG_ERROR", "read_summary", "summary_uri", "write_summary", "write_termination_message"]
 
 TERMINATION_LOG_ENV = "RLAIF_TERMINATION_LOG"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 MAX_TERMINATION_BYTES = 4096
-EXIT_CONFIG_ERROR = 3  # a distinct exit code: the Job's podFailurePolicy fails fast on it
 
 
 def summary_uri(output_uri: str) -> str:

@@ -55,5 +55,5 @@ def test_commands_shard_then_merge_and_trainers_use_torchrun(tmp_path):
     assert [c[-2:] for c in label_cmds] == [["--shard-index", "0"], ["--shard-index", "1"],
                                            [str(cfg), "--merge"]]
     (train,) = commands(reward, cfg, nproc=2)
-    assert train[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert train[1:5] == ["-m", "rlaif_jobs.launch", "--standalone", "--nproc_per_node=2"]
     assert "rlaif_jobs.reward" in train

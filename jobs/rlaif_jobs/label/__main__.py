@@ -1,8 +1,8 @@
 """``python -m rlaif_jobs.label --config FILE [--shard-index I] [--num-shards N] [--merge]``.
 
 Labels this process's shard (and merges when there is one shard); ``--merge`` only merges finished
-shards. Exit codes: 0 done, 3 bad input (config, dataset, a labeler that cannot load: retrying will
-not help), 1 anything else (retry: the shard resumes where it stopped).
+shards. Exit codes (``rlaif_jobs.errors``): 0 done, 3 bad input (config, dataset, a labeler that cannot
+load: retrying will not help), 1 anything else (retry: the shard resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import argparse
 import sys
 
 from rlaif_jobs.config.label import LabelConfig
-from rlaif_jobs.data import DatasetError
 from rlaif_jobs.entry import base_parser, run_main
-from rlaif_jobs.label.job import MergeError, StoreError, main, merge
-from rlaif_jobs.labeler import EngineLoadError
+from rlaif_jobs.label.job import main, merge
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,11 +33,7 @@ def cli(argv: list[str] | None = None) -> int:
             config = LabelConfig.model_validate({**config.model_dump(), "num_shards": args.num_shards})
         return merge(config) if args.merge else main(config, shard_index=args.shard_index)
 
-    try:
-        return run_main(run, LabelConfig, args, config_errors=(DatasetError, EngineLoadError, StoreError))
-    except MergeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_main(run, LabelConfig, args)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 from rlaif_jobs import io, report
 from rlaif_jobs.config.label import LabelConfig
 from rlaif_jobs.data import DatasetError, load_records
+from rlaif_jobs.errors import RetryableError
 from rlaif_jobs.label import prompts as P
 from rlaif_jobs.label import scoring as S
 from rlaif_jobs.label.labeler import PairLabeler
@@ -29,7 +30,7 @@ OPTIONAL = ("humanPreference", "task")
 SHARD_ENV = "JOB_COMPLETION_INDEX"
 
 
-class MergeError(RuntimeError):
+class MergeError(RetryableError):
     """Shards are missing or unfinished: the merge cannot give the full labels yet."""
 
 

@@ -24,11 +24,12 @@ import re
 from typing import Any
 
 from rlaif_jobs import io
+from rlaif_jobs.errors import ConfigError
 
 STAT_KEYS = ("labeled", "skipped", "abstained", "inputTokens", "outputTokens", "elapsedSeconds")
 
 
-class StoreError(RuntimeError):
+class StoreError(ConfigError):
     """The output folder holds something this run cannot continue from."""
 
 

@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from rlaif_jobs.errors import ConfigError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -28,7 +30,7 @@ class EngineError(RuntimeError):
     """The engine failed while labeling (an endpoint that kept failing, an engine crash)."""
 
 
-class EngineLoadError(RuntimeError):
+class EngineLoadError(ConfigError):
     """The labeler model or endpoint cannot be loaded or reached: one line saying which and why."""
 
 

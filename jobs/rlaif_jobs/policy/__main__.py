@@ -32,17 +32,7 @@ def main(config: PolicyConfig) -> dict[str, Any]:
 
 def cli(argv: list[str] | None = None) -> int:
     """Parses ``argv``, runs main, and returns the exit code (3 for bad input, 1 for a retryable failure)."""
-    from rlaif_jobs.data import DatasetError
-    from rlaif_jobs.policy.rewards import RewardError
-    from rlaif_jobs.policy.trainer import LabelerUnavailableError
-    from rlaif_jobs.train.checkpoint import CheckpointError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return run_main(main, PolicyConfig, args, config_errors=(CheckpointError, DatasetError))
-    except (RewardError, LabelerUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_main(main, PolicyConfig, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RewardModelError(ConfigError):
     """The reward model named by rewardModelUri cannot be loaded (exit code 3: a retry cannot fix it)."""
 
 
-class RewardError(RuntimeError):
+class RewardError(RetryableError):
     """Scoring failed while training (an endpoint that stayed down after its retries, an engine crash)."""
 
 

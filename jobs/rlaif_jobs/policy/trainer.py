@@ -32,6 +32,7 @@ import torch
 from rlaif_jobs import io, report
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import RetryableError
 from rlaif_jobs.policy.algorithms import get_algorithm
 from rlaif_jobs.policy.kl import kl_per_token, masked_mean, sequence_kl
 from rlaif_jobs.policy.models import (
@@ -109,7 +110,7 @@ def build_reward(config: PolicyConfig, device: Any) -> RewardSource:
                                batch_size=spec.labeler.batch_size)
 
 
-class LabelerUnavailableError(RuntimeError):
+class LabelerUnavailableError(RetryableError):
     """A labeler endpoint that cannot be reached (retryable: exit code 1, not 3)."""
 
 

@@ -27,10 +27,7 @@ def main(config: RewardConfig) -> dict[str, Any]:
 
 def cli(argv: list[str] | None = None) -> int:
     """Parses ``argv``, runs main, and returns the exit code (3 for bad input)."""
-    from rlaif_jobs.train.checkpoint import CheckpointError
-
-    args = build_parser().parse_args(argv)
-    return run_main(main, RewardConfig, args, config_errors=(CheckpointError,))
+    return run_main(main, RewardConfig, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

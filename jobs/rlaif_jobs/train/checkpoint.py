@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_jobs import io
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.dist import DistEnv, barrier, broadcast_object
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ LATEST = "latest"
 _NAME = re.compile(r"^step-(\d{8,})$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ConfigError):
     """A checkpoint that exists but cannot be resumed from here (e.g. another world size)."""
 
 

@@ -73,12 +73,17 @@ def build_merge_job(resource: PreferenceLabelJob, settings: OperatorSettings) ->
     return _job(resource, names.merge_job_name(resource), names.MERGE, 1, template)
 
 
+LAUNCHER = "rlaif_jobs.launch"
+
+
 def torchrun_command(resource: Resource, settings: OperatorSettings) -> list[str]:
-    """``torchrun`` across ``nodes`` pods: rank from the completion index, master = pod 0."""
+    """torchrun across ``nodes`` pods: rank from the completion index, master = pod 0. Through
+    ``rlaif_jobs.launch`` (torchrun's arguments), which exits 3 when a worker did: torchrun itself exits
+    1, so the podFailurePolicy would never see a trainer's config error."""
     res = resource.spec.resources  # type: ignore[attr-defined]
     master = f"{names.job_name(resource)}-0.{names.service_name(resource)}"
     return [
-        "torchrun",
+        "python", "-m", LAUNCHER,
         f"--nnodes={res.nodes}",
         f"--nproc-per-node={max(res.gpus_per_node, 1)}",
         "--node-rank=$(JOB_COMPLETION_INDEX)",

@@ -66,7 +66,8 @@ def commands(stage: Resource, config_path: Path, nproc: int) -> list[list[str]]:
     module = STAGE_MODULE[stage.kind]
     cfg = ["--config", str(config_path)]
     if stage.kind in TRAINERS:
-        return [[sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        # rlaif_jobs.launch is torchrun that exits 3 when a worker did (a config error: InvalidConfig)
+        return [[sys.executable, "-m", "rlaif_jobs.launch", "--standalone", f"--nproc_per_node={nproc}",
                  "-m", module, *cfg]]
     assert isinstance(stage, PreferenceLabelJob)
     shards = stage.spec.num_shards

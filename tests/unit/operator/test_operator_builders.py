@@ -165,8 +165,9 @@ def test_trainer_rendezvous_through_headless_service() -> None:
     pod = job["spec"]["template"]["spec"]
     assert pod["subdomain"] == service["metadata"]["name"]
     cmd = pod["containers"][0]["command"]
-    assert cmd[:5] == ["torchrun", "--nnodes=2", "--nproc-per-node=8", "--node-rank=$(JOB_COMPLETION_INDEX)",
-                       "--master-addr=rm-reward-0.rm-reward"]
+    # torchrun through rlaif_jobs.launch, which keeps a worker's exit code 3 (config error)
+    assert cmd[:7] == ["python", "-m", "rlaif_jobs.launch", "--nnodes=2", "--nproc-per-node=8",
+                       "--node-rank=$(JOB_COMPLETION_INDEX)", "--master-addr=rm-reward-0.rm-reward"]
     assert job["spec"]["completions"] == 2 and job["spec"]["parallelism"] == 2
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert "batch.kubernetes.io/job-completion-index" in env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"][
