@@ -8,16 +8,19 @@ import kopf
 
 from rlaif_operator.settings import load_settings
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kopf.configure(verbose=settings.log_level == "DEBUG")
+    # kopf.configure installs the one root handler (its own, which kopf run also uses): a basicConfig
+    # handler next to it printed every line twice.
+    kopf.configure(verbose=settings.log_level == "DEBUG", log_format=LOG_FORMAT)
+    logging.getLogger().setLevel(settings.log_level)
     import rlaif_operator.handlers  # noqa: F401 - registers the handlers
 
     kopf.run(
-        standalone=settings.standalone,
-        peering_name=settings.peering_name,
+        standalone=True,  # no kopf peering: replicas elect a leader on a Lease (settings.leader_election)
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=settings.liveness_endpoint or None,

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from rlaif_operator import kopfconfig, metrics
+from rlaif_operator import kopfconfig, leader, metrics
 from rlaif_operator.api.common import GROUP, VERSION
 from rlaif_operator.builders.names import LABEL_MANAGED_BY, MANAGED_BY
 from rlaif_operator.controller import Controller
@@ -28,6 +28,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopfconfig.configure(settings, ours)
     kube = Kube(timeout=ours.api_timeout_seconds, connections=ours.reconcile_workers + 4)
+    # High availability: a standby replica waits here, before kopf watches anything (kopf starts its
+    # watchers only when the startup handlers finished), until it holds the Lease.
+    memo.elector = await leader.lead(kube, ours)
     memo.controller = Controller(Context(kube, ours), ours.reconcile_workers)
     metrics.serve(ours.metrics_port)
 
@@ -35,6 +38,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.controller.close()
+    leader.step_down(memo.elector)  # a standby takes over on its next retry instead of after expiry
 
 
 @kopf.on.event(GROUP, VERSION, "preferencelabeljobs")

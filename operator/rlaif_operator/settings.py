@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 try:
@@ -50,11 +50,21 @@ class OperatorSettings(BaseSettings):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch (glob patterns allowed); empty: cluster-wide."
     )
-    standalone: bool = Field(
-        default=True, description="Run without kopf peering (one replica). False needs the KopfPeering CRDs."
-    )
-    peering_name: str | None = Field(default=None,
-                                     description="kopf peering object name when standalone is False.")
+    # --- high availability: replicas elect one leader on a Lease (rlaif_operator.leader) -----------
+    leader_election: bool = Field(
+        default=False, description="Elect one acting replica on a coordination.k8s.io Lease; the others wait"
+        " as standbys. Needed for more than one replica.")
+    leader_election_namespace: str | None = Field(
+        default=None, description="Namespace of the Lease (None: the operator pod's own namespace).")
+    lease_name: str = Field(default="rlaif-operator", min_length=1, description="Name of the Lease.")
+    lease_duration_seconds: float = Field(
+        default=15.0, gt=0, description="How long a standby waits, after the leader's last renewal, before"
+        " it takes over (the handover time after a crash).")
+    renew_deadline_seconds: float = Field(
+        default=10.0, gt=0, description="A leader that could not renew for this long stops (must be less than"
+        " lease_duration_seconds, so it stops before anyone takes over).")
+    retry_period_seconds: float = Field(
+        default=2.0, gt=0, description="How often the leader renews and a standby tries to acquire.")
     recheck_seconds: float = Field(
         default=15.0, gt=0,
         description="First delay before re-checking a resource that waits on something no event announces"
@@ -83,6 +93,14 @@ class OperatorSettings(BaseSettings):
     batch_window_seconds: float = Field(
         default=0.05, ge=0, description="How long kopf waits for more events of one object before handling them."
     )
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> OperatorSettings:
+        if not self.retry_period_seconds < self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError("leader election needs retry_period_seconds < renew_deadline_seconds <"
+                             f" lease_duration_seconds, got {self.retry_period_seconds} <"
+                             f" {self.renew_deadline_seconds} < {self.lease_duration_seconds}")
+        return self
 
 
 def load_settings() -> OperatorSettings:

@@ -17,7 +17,7 @@ from rlaif_operator.settings import OperatorSettings
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "rlaif-operator"
-NOT_CHART_VALUES = {"liveness_endpoint", "peering_name"}  # set from health.port / not used standalone
+NOT_CHART_VALUES = {"liveness_endpoint", "leader_election_namespace"}  # from health.port / the release namespace
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -32,7 +32,7 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def test_every_rendered_object_is_valid_kubernetes() -> None:
     docs = render()
     assert {d["kind"] for d in docs} == {"CustomResourceDefinition", "Deployment", "ClusterRole",
-                                         "ClusterRoleBinding", "ServiceAccount", "Service"}
+                                         "ClusterRoleBinding", "ServiceAccount", "Service", "Role", "RoleBinding"}
     for doc in docs:
         kubernetes_validate.validate(doc, "1.32.0", strict=True)
 
@@ -64,13 +64,29 @@ def test_values_map_one_to_one_onto_operator_settings() -> None:
               "defaultServiceAccount": "workloads"}
     deployment = by_kind(render({"operator": custom}), "Deployment")[0]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert set(env) == {f"RLAIF_{f.upper()}" for f in fields | {"liveness_endpoint"}}
+    assert set(env) == {f"RLAIF_{f.upper()}" for f in fields | NOT_CHART_VALUES}
     settings = OperatorSettings(**{k.removeprefix("RLAIF_").lower(): (json.loads(v) if k == "RLAIF_NAMESPACES" else v)
                                    for k, v in env.items()})
     assert settings.max_gpus_per_node == 8 and settings.namespaces == ["team-a", "team-b"]
     assert settings.log_level == "DEBUG" and settings.recheck_seconds == 5
     assert settings.default_service_account == "workloads"
     assert settings.liveness_endpoint == "http://0.0.0.0:8080/healthz"
+    assert settings.leader_election and settings.leader_election_namespace == "rlaif-system"
+
+
+def test_two_replicas_elect_a_leader_on_a_lease() -> None:
+    """replicas: 2 renders with leader election and the Role its Lease calls need (get, create, update)."""
+    docs = render({"replicaCount": 2})
+    deployment = by_kind(docs, "Deployment")[0]
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    (role,) = by_kind(docs, "Role")
+    assert role["metadata"]["namespace"] == "rlaif-system"
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["get", "create", "update"]}]
+    (binding,) = by_kind(docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    single = render({"operator": {"leaderElection": False}})
+    assert by_kind(single, "Role") == [] and by_kind(single, "Deployment")[0]["spec"]["strategy"]["type"] == "Recreate"
 
 
 def test_every_setting_is_described() -> None:
@@ -79,12 +95,12 @@ def test_every_setting_is_described() -> None:
 
 
 @pytest.mark.parametrize("values", [
-    {"replicaCount": 2},
+    {"replicaCount": 2, "operator": {"leaderElection": False}},
     {"operator": {"logLevel": "LOUD"}},
     {"operator": {"masterPort": 0}},
     {"operator": {"recheckSecond": 5}},
     {"crds": {"enabled": "yes"}},
-], ids=["two-replicas", "bad-log-level", "port-zero", "typo", "string-for-bool"])
+], ids=["two-replicas-without-leader-election", "bad-log-level", "port-zero", "typo", "string-for-bool"])
 def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     with pytest.raises(helm_python.HelmError):
         render(values)
