@@ -19,9 +19,11 @@ STAGES = (("label", "label", LABEL_REPORT), ("reward", "reward", REWARD_REPORT),
 
 
 def drive_pipeline(cluster: Cluster, ns: str, name: str, between: Callable[[str], None] = lambda _: None,
-                   timeout: float = 90) -> None:
+                   timeout: float = 90, after: Callable[[str], None] = lambda _: None) -> None:
     """Applies pipeline ``name`` and finishes each stage's pods as its Job appears; returns when the
-    pipeline Succeeded (fails the test after ``timeout`` seconds per step)."""
+    pipeline Succeeded (fails the test after ``timeout`` seconds per step). ``between(stage)`` runs
+    when the stage's Job exists, ``after(stage)`` right after its pods finished (the operator is then
+    reacting: recording the result, creating the next stage)."""
     cluster.apply(pipeline(name), ns)
     for stage, component, report in STAGES:
         job = f"{name}-{stage}-{component}"
@@ -36,6 +38,7 @@ def drive_pipeline(cluster: Cluster, ns: str, name: str, between: Callable[[str]
             done += cluster.finish_pods(j, ns, 0, r)
             return done >= want
         eventually(finished, timeout=timeout, interval=0.5, what=f"pods of {job} finished")
+        after(stage)
     eventually(lambda: cluster.phase("rlp", name, ns) == "Succeeded", timeout=timeout,
                what=f"pipeline {name} Succeeded")
 

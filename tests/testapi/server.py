@@ -26,6 +26,7 @@ from kmock._internal import rendering
 
 from testapi import protobuf, schemas
 from testapi.controllers import Controllers
+from testapi.faults import Faults
 from testapi.schemas import ResourceType
 from testapi.store import ApiError, Store, now_rfc3339
 
@@ -98,6 +99,7 @@ class ApiServer(kmock.KubernetesScaffold):
     log: list[str] | None = None  # "METHOD path -> status" of every request, when a list is given
     keep_requests: int = 2000  # kmock records every request; keep the latest only (the bench makes many)
     controllers: Controllers | None = attrs.field(default=None, init=False)
+    faults: Faults | None = None  # injected faults (tests/testapi/faults.py); a test sets and clears it
     _watch_tasks: set[asyncio.Queue[Any]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -225,9 +227,29 @@ class ApiServer(kmock.KubernetesScaffold):
             parsed = _parse_path(path)
             if parsed is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return await self._resource_request(request, *parsed)
+            faults = self._faults_for(request)
+            if faults is None:
+                return await self._resource_request(request, *parsed)
+            watch = request.params.get("watch") in ("true", "1")
+            method = request.method.value if hasattr(request.method, "value") else request.method
+            await faults.before(str(method).upper(), watch)
+            reply = await self._resource_request(request, *parsed)
+            await faults.after(watch)
+            return reply
         except ApiError as err:
             return rendering.Response(status=err.code, payload=err.status())
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Turns injected faults on (or off with None) and ends every open watch stream, so that each
+        client's next watch starts under the new faults (and the drop is a fault of its own, as an API
+        server restart or a load balancer would cause). Call it on the server's loop."""
+        self.faults = faults
+        for queue in list(self._watch_tasks):
+            queue.put_nowait(None)
+
+    def _faults_for(self, request: rendering.Request) -> Faults | None:
+        faults = self.faults
+        return faults if faults is not None and faults.applies(request) else None
 
     def _versions(self) -> dict[str, set[str]]:
         groups: dict[str, set[str]] = {}
@@ -450,7 +472,10 @@ class ApiServer(kmock.KubernetesScaffold):
         raw = request._raw_request
         assert raw is not None
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        faults = self._faults_for(request)
         try:
+            if faults is not None:
+                faults.watch_gone()
             watcher, initial = self.store.watch(rt, ns, labels, fields, params.get("resourceVersion"))
         except ApiError as err:
             if err.code != 410:
@@ -463,6 +488,9 @@ class ApiServer(kmock.KubernetesScaffold):
         self._watch_tasks.add(queue)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
+        lifetime = faults.watch_lifetime() if faults is not None else None
+        if lifetime is not None:  # an injected drop: the stream ends early, the client must resume
+            deadline = min(deadline, loop.time() + lifetime) if deadline else loop.time() + lifetime
         try:
             await response.prepare(raw)  # send the headers now: a watch may stay silent for long
             for event in initial:
@@ -483,6 +511,9 @@ class ApiServer(kmock.KubernetesScaffold):
                     continue
                 if event is None:  # the server is stopping
                     break
+                if faults is not None and faults.watch_lag_seconds:
+                    faults.counts["watchLag"] += 1
+                    await asyncio.sleep(faults.watch_lag_seconds)  # a lagging watch (injected)
                 await response.write(json.dumps(event).encode() + b"\n")
             await response.write_eof()
         except ConnectionError:
