@@ -28,6 +28,10 @@ WATCHED_KINDS = (*STAGE_KINDS, "RLAIFPipeline")
 PIPELINE_COALESCE_SECONDS = 0.5  # a pipeline's status follows its stages: one update for a burst of changes
 
 
+def _phase(body: dict[str, Any]) -> str | None:
+    return (body.get("status") or {}).get("phase")
+
+
 def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:
     return next((r for r in body["metadata"].get("ownerReferences", [])
                  if r.get("controller") and r.get("kind") in kinds), None)
@@ -64,12 +68,17 @@ class Controller:
             self._forget(key)
             await self._propagate(key, body)  # dependents report it gone; the pipeline recreates or reports
             return
+        previous = self.ctx.cache.get(key)
         self.ctx.cache.put(body)
         if self.written.get(key) == body["metadata"].get("resourceVersion"):
             metrics.WATCH_EVENTS.labels(key[0], "echo").inc()
             return  # the echo of our own status write: nothing new to act on
         metrics.WATCH_EVENTS.labels(key[0], "reconciled").inc()
         await self.reconcile(key)
+        if previous is not None and _phase(previous) != _phase(body):
+            # A phase this replica did not see itself write (its write applied but the reply was lost,
+            # or another replica wrote it): hand off to the waiting stages all the same.
+            await self._propagate(key, body)
 
     async def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":

@@ -94,6 +94,25 @@ def test_pipeline_survives_api_faults(scenario: str, cluster: Cluster, fault_ope
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
+def test_a_lost_reply_to_a_status_write_still_hands_off(cluster: Cluster, fault_operator: Operator) -> None:
+    """Every status write of the labeling stage is applied but its reply is lost (the client times out):
+    the operator learns the stage Succeeded only from the watch, and must still start the next stage
+    (found by the timeouts scenario: the hand-off followed only the operator's own successful writes)."""
+    ns = cluster.new_namespace("fi")
+    faults = Faults(hold_replies_to=r"^PATCH .*/preferencelabeljobs/[^/]+/status$", timeout_seconds=3.0)
+    api = cluster.testapi
+    api.call(lambda _: api.handler.set_faults(faults))
+    try:
+        drive_pipeline(cluster, ns, "lost", timeout=60)
+    finally:
+        api.call(lambda _: api.handler.set_faults(None))
+    result = audit(cluster, ns, "lost")
+    print("\n" + row("lost-status-reply", 0, result, f"held replies {faults.counts['heldReply']}"))
+    assert faults.counts["heldReply"] >= 1
+    assert result["phase"] == "Succeeded" and result["jobs"] == {"label": 1, "reward": 1, "policy": 1}
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_pipeline_survives_sigkill_at_random_points(seed: int, cluster: Cluster, tmp_path: Path) -> None:
     """SIGKILL of the operator at random points: at each of six moments (each stage's Job just created;

@@ -8,6 +8,8 @@ seeded ``random.Random``, so a failing seed replays:
 - ``conflict_rate``: a write (POST, PUT, PATCH, DELETE) is answered ``409 Conflict``, not applied;
 - ``timeout_rate``: a request is applied, then its reply is held for ``timeout_seconds`` (longer than
   the client waits): the client cannot tell whether it happened;
+- ``hold_replies_to``: a regular expression; every request whose ``METHOD path`` matches it is applied
+  and its reply held like a timeout (a deterministic lost reply, e.g. of one kind's status writes);
 - ``latency_seconds``: every request waits this long first;
 - ``watch_drop_seconds``: every watch stream ends after a uniform time in this range;
 - ``watch_gone_rate``: a watch is answered ``410 Gone`` (an ERROR event), as after etcd compaction;
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,7 @@ class Faults:
     conflict_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_seconds: float = 3.0
+    hold_replies_to: str | None = None
     latency_seconds: float = 0.0
     watch_drop_seconds: tuple[float, float] | None = None
     watch_gone_rate: float = 0.0
@@ -71,9 +75,14 @@ class Faults:
             raise ApiError(409, "Conflict", "the object has been modified (injected fault); please apply your"
                            " changes to the latest version and try again")
 
-    async def after(self, watch: bool) -> None:
+    async def after(self, method: str, path: str, watch: bool) -> None:
         """After a request was applied: maybe hold the reply past the client's timeout."""
-        if not watch and self._draw(self.timeout_rate, "timeout"):
+        if watch:
+            return
+        held = self.hold_replies_to is not None and re.search(self.hold_replies_to, f"{method} {path}")
+        if held:
+            self.counts["heldReply"] += 1
+        if held or self._draw(self.timeout_rate, "timeout"):
             await asyncio.sleep(self.timeout_seconds)
 
     def watch_gone(self) -> None:

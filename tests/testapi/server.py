@@ -231,10 +231,10 @@ class ApiServer(kmock.KubernetesScaffold):
             if faults is None:
                 return await self._resource_request(request, *parsed)
             watch = request.params.get("watch") in ("true", "1")
-            method = request.method.value if hasattr(request.method, "value") else request.method
-            await faults.before(str(method).upper(), watch)
+            method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
+            await faults.before(method, watch)
             reply = await self._resource_request(request, *parsed)
-            await faults.after(watch)
+            await faults.after(method, path, watch)
             return reply
         except ApiError as err:
             return rendering.Response(status=err.code, payload=err.status())
