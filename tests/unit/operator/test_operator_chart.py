@@ -111,6 +111,11 @@ def test_operator_network_policy_admits_only_the_named_scrapers() -> None:
     assert metrics["from"] == NON_DEFAULT["networkPolicy"]["metricsFrom"]
 
 
+def test_a_service_monitor_without_its_service_is_an_error() -> None:
+    with pytest.raises(helm_python.HelmError, match="metrics.serviceMonitor.enabled needs metrics.service.enabled"):
+        render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
+
+
 def test_notes_say_how_to_start_and_what_is_watched() -> None:
     text = notes()
     assert "kubectl apply -f examples/quickstart-pipeline.yaml" in text and "every namespace" in text
