@@ -89,6 +89,14 @@ def test_operator_pod_is_restricted_probed_and_pinned() -> None:
     assert default["image"] == "ghcr.io/rlaif/operator:0.1.0"  # the chart's appVersion
 
 
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_operator_pod_passes_pod_security_restricted(name: str) -> None:
+    from testapi.admission import violations  # the test API server's Pod Security admission
+
+    spec = by_kind(render(VALUE_SETS[name]), "Deployment")[0]["spec"]["template"]["spec"]
+    assert violations(spec, "restricted") == []
+
+
 def test_pod_disruption_budget_only_with_several_replicas(tmp_path: Path) -> None:
     assert by_kind(render(), "PodDisruptionBudget") == []
     # The replica bound belongs to the HA work (leader election); render the template past it.

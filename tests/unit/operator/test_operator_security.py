@@ -68,6 +68,18 @@ def test_stage_pods_are_restricted_with_writable_caches(kind: str) -> None:
     assert spec["automountServiceAccountToken"] is False
 
 
+@pytest.mark.parametrize("kind", SPECS)
+def test_stage_pods_pass_pod_security_restricted(kind: str) -> None:
+    from testapi.admission import violations  # the test API server's Pod Security admission
+
+    assert violations(pod_spec(kind, SPECS[kind]), "restricted") == []
+    weak = copy.deepcopy(pod_spec(kind, SPECS[kind]))
+    weak["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    assert violations(weak, "restricted") == [
+        f'allowPrivilegeEscalation != false (container "{weak["containers"][0]["name"]}" must set'
+        ' securityContext.allowPrivilegeEscalation=false)']
+
+
 def test_token_is_mounted_only_for_a_named_service_account() -> None:
     named = copy.deepcopy(REWARD)
     named["runtime"] = {"serviceAccountName": "rlaif-workload"}
