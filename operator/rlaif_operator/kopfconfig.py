@@ -30,3 +30,6 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.enabled = False
     settings.batching.batch_window = ours.batch_window_seconds
+    # Exact namespaces get namespaced Roles only (the chart): kopf must not list namespaces or watch
+    # CRDs cluster-wide then. Patterns still need the namespace scan to find their matches.
+    settings.scanning.disabled = bool(ours.namespaces) and not any(set("*?[]!") & set(p) for p in ours.namespaces)

@@ -20,7 +20,7 @@ PLURALS = {
     "PreferenceLabelJob": "preferencelabeljobs", "RewardModelRun": "rewardmodelruns",
     "PolicyRLRun": "policyrlruns", "RLAIFPipeline": "rlaifpipelines",
     "Job": "jobs", "ConfigMap": "configmaps", "Service": "services", "Secret": "secrets", "Pod": "pods",
-    "Event": "events",
+    "Event": "events", "NetworkPolicy": "networkpolicies",
 }
 
 

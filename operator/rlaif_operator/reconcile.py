@@ -30,9 +30,11 @@ from rlaif_operator.api.common import API_VERSION, ObjectMeta, Status
 from rlaif_operator.api.kinds import KINDS, Resource, RLAIFPipeline
 from rlaif_operator.builders import names
 from rlaif_operator.builders.children import build_pipeline_children, build_stage_children, needs_merge, spec_problems
+from rlaif_operator.builders.networkpolicy import build_network_policy
 from rlaif_operator.builders.pod import referenced_secrets
 from rlaif_operator.builders.workload import upstream_ref
 from rlaif_operator.cache import Cache
+from rlaif_operator.guardrails import guardrail_problems
 from rlaif_operator.kube import Kube, KubeError
 from rlaif_operator.settings import OperatorSettings
 from rlaif_operator.status import (
@@ -232,6 +234,8 @@ def observe_stage(ctx: Context, resource: Resource, spec_errors: list[str]) -> S
                 children = build_stage_children(resource, uri, ctx.settings)
                 for manifest in children.before_job():
                     _create(ctx, manifest)
+                if (policy := build_network_policy(resource, ctx.settings)) is not None:  # i11: rendezvous port
+                    _create(ctx, policy)
                 job_body = _create(ctx, children.job)
                 ctx.cache.put(job_body)
                 if up is not None:
@@ -303,6 +307,7 @@ def reconcile_stage(ctx: Context, body: dict[str, Any]) -> Outcome:
         return Outcome(body=body)  # finished for good: nothing to observe, nothing to create
     if not problems:
         problems = spec_problems(resource, ctx.settings)
+        problems += guardrail_problems(resource, ctx.settings)  # i11: admin guardrails
     obs = observe_stage(ctx, resource, problems)
     new = compute_status(resource, obs, ctx.now())
     stored, changed = write_status(ctx, body, resource.status, new)
@@ -317,6 +322,7 @@ def reconcile_pipeline(ctx: Context, body: dict[str, Any]) -> Outcome:
     if body["metadata"].get("deletionTimestamp"):
         return Outcome()
     pipeline, problems = parse(body)
+    problems = problems or guardrail_problems(pipeline, ctx.settings)  # i11: admin guardrails
     if problems:
         obs = StageObservation(spec_errors=tuple(problems))
         new = compute_status(pipeline, obs, ctx.now())

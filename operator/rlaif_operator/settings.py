@@ -46,6 +46,18 @@ class OperatorSettings(BaseSettings):
         " reason instead of waiting as unschedulable pods. None: do not check.",
     )
 
+    # --- what runs may ask for (admin guardrails; rlaif_operator.guardrails) -----------------------
+    allowed_image_prefixes: list[str] = Field(
+        default_factory=list,
+        description="Images a run may set in runtime.image, as prefixes ending in '/', ':' or '@' (e.g."
+        " 'ghcr.io/rlaif/'); a run asking for another image fails with InvalidSpec. Empty: any image.",
+    )
+    allowed_service_accounts: list[str] = Field(
+        default_factory=list,
+        description="Service accounts a run may set in runtime.serviceAccountName; another one fails with"
+        " InvalidSpec. Empty: any service account of the run's namespace.",
+    )
+
     # --- how the operator runs --------------------------------------------------------------------
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch (glob patterns allowed); empty: cluster-wide."
@@ -100,6 +112,23 @@ class OperatorSettings(BaseSettings):
             raise ValueError("leader election needs retry_period_seconds < renew_deadline_seconds <"
                              f" lease_duration_seconds, got {self.retry_period_seconds} <"
                              f" {self.renew_deadline_seconds} < {self.lease_duration_seconds}")
+        return self
+
+    @model_validator(mode="after")
+    def _guardrails_admit_the_defaults(self) -> OperatorSettings:
+        """The guardrails must admit the operator's own defaults, or every run would fail."""
+        for prefix in self.allowed_image_prefixes:
+            if not prefix.endswith(("/", ":", "@")):
+                raise ValueError(f"allowed_image_prefixes: {prefix!r} must end with '/', ':' or '@' (else"
+                                 f" {prefix!r} would also admit {prefix + '-evil/x'!r})")
+        for name, image in (("labeler_image", self.labeler_image), ("trainer_image", self.trainer_image)):
+            if self.allowed_image_prefixes and not image.startswith(tuple(self.allowed_image_prefixes)):
+                raise ValueError(f"{name} {image!r} is outside allowed_image_prefixes"
+                                 f" {self.allowed_image_prefixes}: add its registry prefix")
+        account = self.default_service_account
+        if self.allowed_service_accounts and account and account not in self.allowed_service_accounts:
+            raise ValueError(f"default_service_account {account!r} is not in allowed_service_accounts"
+                             f" {self.allowed_service_accounts}: add it")
         return self
 
 

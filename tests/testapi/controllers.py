@@ -372,12 +372,13 @@ class JobSync:
             for idx in range(completions):
                 if len(active) >= parallelism:
                     break
-                if idx not in done and idx not in running_idx:
-                    active.append(self._create_pod(idx))
+                if idx not in done and idx not in running_idx and (pod := self._create_pod(idx)) is not None:
+                    active.append(pod)
         else:
             missing = min(parallelism, completions - len(succeeded)) - len(active)
             for _ in range(max(missing, 0)):
-                active.append(self._create_pod(None))
+                if (pod := self._create_pod(None)) is not None:
+                    active.append(pod)
         self.status["active"] = len(active)
         self.status["ready"] = sum(1 for p in active if _is_true(p, "Ready"))
         self.status["terminating"] = 0
@@ -445,7 +446,7 @@ class JobSync:
         with contextlib.suppress(ApiError):
             self.ctl.store.delete(pods, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
-    def _create_pod(self, index: int | None) -> dict[str, Any]:
+    def _create_pod(self, index: int | None) -> dict[str, Any] | None:
         meta = self.job["metadata"]
         template = copy.deepcopy(self.spec.get("template") or {})
         tmeta = template.get("metadata") or {}
@@ -474,6 +475,21 @@ class JobSync:
                                               "blockOwnerDeletion": True}]},
             "spec": pod_spec,
         }
-        # The template was validated with the Job; the pod is the controller's own (trusted) write.
-        created, _ = self.ctl.store.create(self.ctl.t("pods"), meta["namespace"], pod, trusted=True)
+        # The template was validated with the Job; the pod is the controller's own (trusted) write, but
+        # admission (Pod Security) still applies: a refused pod is a FailedCreate Event on the Job.
+        try:
+            created, _ = self.ctl.store.create(self.ctl.t("pods"), meta["namespace"], pod, trusted=True)
+        except ApiError as err:
+            self._failed_create(err.message)
+            return None
         return created
+
+    def _failed_create(self, message: str) -> None:
+        meta = self.job["metadata"]
+        with contextlib.suppress(ApiError):  # one Event per Job is enough for the tests that look
+            self.ctl.store.create(self.ctl.t("events"), meta["namespace"], {
+                "metadata": {"name": f"{meta['name']}.failedcreate"}, "type": "Warning", "reason": "FailedCreate",
+                "message": f"Error creating: {message}", "firstTimestamp": self.now, "lastTimestamp": self.now,
+                "count": 1, "source": {"component": "job-controller"},
+                "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                   "namespace": meta["namespace"], "uid": meta["uid"]}})

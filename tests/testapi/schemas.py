@@ -97,6 +97,7 @@ BUILTIN_TYPES: list[ResourceType] = [
         status_subresource=True),
     _rt("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _rt("coordination.k8s.io", "v1", "leases", "Lease"),
+    _rt("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",)),
     _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
         namespaced=False, short_names=("crd", "crds"), status_subresource=True),
     _rt("rbac.authorization.k8s.io", "v1", "roles", "Role"),

@@ -25,6 +25,8 @@ import yaml
 from kmock._internal import rendering
 
 from testapi import protobuf, schemas
+from testapi.admission import PodSecurityStore
+from testapi.audit import Audit
 from testapi.controllers import Controllers
 from testapi.faults import Faults
 from testapi.schemas import ResourceType
@@ -93,18 +95,20 @@ def go_numbers(value: Any) -> Any:
 class ApiServer(kmock.KubernetesScaffold):
     """The handler: kmock routing, the store, the controllers."""
 
-    store: Store = attrs.field(factory=Store)
+    store: Store = attrs.field(factory=PodSecurityStore)  # Pod Security admission in front of the store
     node_gpus: int | None = 8
     bookmark_seconds: float = 10.0
     log: list[str] | None = None  # "METHOD path -> status" of every request, when a list is given
     keep_requests: int = 2000  # kmock records every request; keep the latest only (the bench makes many)
     controllers: Controllers | None = attrs.field(default=None, init=False)
     faults: Faults | None = None  # injected faults (tests/testapi/faults.py); a test sets and clears it
+    audit: Audit = attrs.field(init=False)  # verb x resource of every request, by User-Agent (RBAC tests)
     _watch_tasks: set[asyncio.Queue[Any]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Not the scaffold's routes: ``_handle`` serves the whole API when no test reaction matched.
         self.store.hooks.insert(0, self._crd_hook)
+        self.audit = Audit(self.store)
 
     async def __aenter__(self) -> ApiServer:
         await super().__aenter__()
@@ -181,6 +185,8 @@ class ApiServer(kmock.KubernetesScaffold):
 
         Replies are built here rather than through kmock's rendering: kmock 0.8 keeps the status and
         headers of a rendered ``Response`` on its reaction, so they would leak into later replies."""
+        self.audit.record(str(getattr(request.method, "value", request.method)).upper(), request.url.path,
+                          dict(request.params), request.headers.get("User-Agent", ""), request.data)
         if self._payloads:
             try:
                 return await super()._handle(request)

@@ -27,3 +27,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* repository:tag, plus @digest when image.digest is set. */}}
+{{- define "rlaif-operator.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- if .Values.image.digest -}}{{- printf "%s@%s" $ref .Values.image.digest -}}{{- else -}}{{- $ref -}}{{- end -}}
+{{- end -}}

@@ -24,7 +24,7 @@ class EndpointSpec(CamelModel):
     url: str = Field(min_length=1, description="Base URL, e.g. http://labeler:8000/v1.")
     served_model: str | None = Field(None, description="Model name the server expects; default: model.uri.")
     api_key_secret: SecretKeyRef | None = Field(
-        None, description="Secret holding the API key; exposed to the pod as RLAIF_LABELER_API_KEY."
+        None, description="Secret holding the API key; the pod gets it in a variable of its own (rlaif_jobs.apikeys)."
     )
     max_concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
     timeout_seconds: float = Field(60.0, gt=0, description="Per-request timeout.")

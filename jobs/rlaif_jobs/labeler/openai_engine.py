@@ -8,8 +8,9 @@
   a made-up value.
 - Requests run in a thread pool of ``maxConcurrency``; 429, 5xx, timeouts and dropped connections are
   retried ``maxRetries`` times with exponential backoff and jitter (``Retry-After`` honoured).
-- The API key comes from the environment variable ``RLAIF_LABELER_API_KEY`` (the operator maps the
-  Secret onto it); it is sent as a bearer token and never logged or put into an error message.
+- The API key comes from the endpoint's own environment variable (``rlaif_jobs.apikeys``: the operator
+  maps each Secret onto its variable); it is sent as a bearer token and never logged or put into an
+  error message.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from rlaif_jobs.apikeys import FALLBACK_ENV, read_api_key
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.labeler.base import EngineError, EngineLoadError
 from rlaif_jobs.labeler.loading import load_tokenizer, resolve_checked
 
 log = logging.getLogger(__name__)
-API_KEY_ENV = "RLAIF_LABELER_API_KEY"
+API_KEY_ENV = FALLBACK_ENV
 MAX_CONTINUATION_TOKENS = 8  # deepest token path followed for one continuation string
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -53,7 +54,7 @@ class OpenAIEngine:
         self.top_logprobs = ep.top_logprobs
         self.tokenizer = self._tokenizer(spec)
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(API_KEY_ENV)
+        key = read_api_key(ep.api_key_secret)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(headers=headers, timeout=ep.timeout_seconds,
@@ -107,8 +108,8 @@ class OpenAIEngine:
                     return None
                 problem = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code in (401, 403):
-                    raise EngineError(f"{url} refused the request ({problem}); check the API key in"
-                                      f" {API_KEY_ENV}")
+                    raise EngineError(f"{url} refused the request ({problem}); check the API key (the"
+                                      f" Secret in endpoint.apiKeySecret, or {API_KEY_ENV} outside a cluster)")
                 if response.status_code not in RETRY_STATUS:
                     raise EngineError(f"{url} rejected the request ({problem})")
                 retry_after = response.headers.get("retry-after")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif_jobs.apikeys import api_key_env
 from rlaif_jobs.config.common import SecretKeyRef
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.report import DEFAULT_TERMINATION_LOG
@@ -18,10 +19,16 @@ from rlaif_operator.settings import OperatorSettings
 
 GPU = "nvidia.com/gpu"
 HUB_TOKEN_ENV = "HF_TOKEN"
-LABELER_KEY_ENV = "RLAIF_LABELER_API_KEY"
 CONFIG_VOLUME = "config"
 SHM_VOLUME = "dshm"
 DATA_VOLUME = "data"
+TMP_VOLUME = "tmp"
+CACHE_VOLUME = "cache"
+# The root filesystem is read-only: HOME and every cache (Hugging Face hub, vLLM, triton, torch
+# extensions, all under XDG_CACHE_HOME or HOME) live on an emptyDir, scratch files on another.
+CACHE_DIR = "/var/cache/rlaif"
+TMP_DIR = "/tmp"
+RUN_AS_USER = 10001  # the images' user (images/*/Dockerfile); numeric, so runAsNonRoot can be verified
 
 
 def stage_image(resource: Resource, settings: OperatorSettings) -> str:
@@ -45,12 +52,11 @@ def labeler_specs(resource: Resource) -> list[LabelerSpec]:
     return []
 
 
-def labeler_key_secret(resource: Resource) -> SecretKeyRef | None:
-    """The labeler endpoint's API-key Secret (the first one set; a pod has one RLAIF_LABELER_API_KEY)."""
-    for spec in labeler_specs(resource):
-        if spec.endpoint and spec.endpoint.api_key_secret:
-            return spec.endpoint.api_key_secret
-    return None
+def labeler_key_secrets(resource: Resource) -> list[SecretKeyRef]:
+    """The API-key Secrets of every endpoint the stage talks to (labeler, d-RLAIF scorer, judge), each
+    once: each becomes its own variable (``rlaif_jobs.apikeys.api_key_env``)."""
+    refs = [s.endpoint.api_key_secret for s in labeler_specs(resource) if s.endpoint and s.endpoint.api_key_secret]
+    return list({api_key_env(ref): ref for ref in refs}.values())
 
 
 def referenced_secrets(resource: Resource) -> list[tuple[str, str | None]]:
@@ -89,9 +95,7 @@ def container_env(resource: Resource, extra: list[dict[str, Any]]) -> list[dict[
     ]
     if runtime.hub_token_secret:
         env.append(_secret_env(HUB_TOKEN_ENV, runtime.hub_token_secret))
-    key = labeler_key_secret(resource)
-    if key:
-        env.append(_secret_env(LABELER_KEY_ENV, key))
+    env += [_secret_env(api_key_env(ref), ref) for ref in labeler_key_secrets(resource)]
     env += [{"name": e.name, "value": e.value} for e in runtime.env]
     return env
 
@@ -107,6 +111,24 @@ def container_resources(resource: Resource) -> dict[str, Any]:
     if res.gpus_per_node:
         amounts[GPU] = str(res.gpus_per_node)
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def writable_dirs_env() -> list[dict[str, Any]]:
+    """Points HOME, caches and TMPDIR at the emptyDirs (the image's own HOME is read-only)."""
+    return [{"name": "HOME", "value": CACHE_DIR}, {"name": "XDG_CACHE_HOME", "value": f"{CACHE_DIR}/.cache"},
+            {"name": "HF_HOME", "value": f"{CACHE_DIR}/.cache/huggingface"}, {"name": "TMPDIR", "value": TMP_DIR}]
+
+
+def pod_security_context() -> dict[str, Any]:
+    """The pod-level half of the Pod Security "restricted" profile: non-root, RuntimeDefault seccomp.
+    ``fsGroup`` makes a PVC writable by the user; OnRootMismatch avoids a recursive chown of big volumes."""
+    return {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER, "fsGroup": RUN_AS_USER,
+            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> dict[str, Any]:
+    """The container-level half: no privilege escalation, no capabilities, a read-only root filesystem."""
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
 
 def pod_template(
@@ -133,10 +155,14 @@ def pod_template(
         {"name": CONFIG_VOLUME, "configMap": {"name": names.config_map_name(resource)}},
         # vLLM and NCCL exchange tensors through /dev/shm; a container's default 64 MiB is too small.
         {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": spec_res.shm_size}},
+        {"name": TMP_VOLUME, "emptyDir": {}},
+        {"name": CACHE_VOLUME, "emptyDir": {}},
     ]
     mounts: list[dict[str, Any]] = [
         {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        {"name": TMP_VOLUME, "mountPath": TMP_DIR},
+        {"name": CACHE_VOLUME, "mountPath": CACHE_DIR},
     ]
     if storage.pvc_name:
         volumes.append({"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": storage.pvc_name}})
@@ -147,11 +173,12 @@ def pod_template(
         "image": stage_image(resource, settings),
         "imagePullPolicy": settings.image_pull_policy,
         "command": command,
-        "env": container_env(resource, extra_env or []),
+        "env": container_env(resource, [*writable_dirs_env(), *(extra_env or [])]),
         "volumeMounts": mounts,
         # The workload writes {"outputs", "metrics"} here; the operator reads it from the pod status.
         "terminationMessagePath": DEFAULT_TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": container_security_context(),
     }
     if storage.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": storage.credentials_secret}}]
@@ -163,6 +190,9 @@ def pod_template(
         "restartPolicy": "Never",  # retries are the Job's (backoffLimit, podFailurePolicy), not kubelet's
         "containers": [container],
         "volumes": volumes,
+        "securityContext": pod_security_context(),
+        # The workloads never call the Kubernetes API: no token unless the run names an identity.
+        "automountServiceAccountToken": bool(runtime.service_account_name),
     }
     service_account = runtime.service_account_name or settings.default_service_account
     if service_account:

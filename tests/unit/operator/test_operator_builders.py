@@ -16,7 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from rlaif_jobs.apikeys import api_key_env
 from rlaif_jobs.config import LabelConfig, PolicyConfig, RewardConfig
+from rlaif_jobs.config.common import SecretKeyRef
 from rlaif_operator.api import crdschema
 from rlaif_operator.api.crdgen import build_crd
 from rlaif_operator.api.kinds import KINDS, Resource
@@ -133,7 +135,8 @@ def test_every_pod_gets_gpus_shm_secrets_placement_and_termination_message() -> 
     assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
     env = {e["name"]: e for e in c["env"]}
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf", "key": "token"}
-    assert env["RLAIF_LABELER_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "labeler", "key": "key"}
+    assert env[api_key_env(SecretKeyRef(name="labeler", key="key"))]["valueFrom"]["secretKeyRef"] == {
+        "name": "labeler", "key": "key"}
     assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
     assert pod["serviceAccountName"] == "labeler" and pod["priorityClassName"] == "batch-high"
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["nodeSelector"]

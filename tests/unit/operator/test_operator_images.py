@@ -1,6 +1,7 @@
 """Static checks of images/ (no container engine here to build them): what each image runs exists,
-the pins agree with pyproject's, every image runs as a non-root user, and the operator's default
-image names are the ones the images are built as."""
+the pins agree with pyproject's, bases are pinned by digest, every image runs as a non-root user, one
+bake file builds them all, and tags, chart values and the operator's default images share the chart's
+appVersion."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rlaif_operator.settings import OperatorSettings
 
@@ -50,3 +52,40 @@ def test_default_workload_images_are_the_built_ones() -> None:
     assert settings.trainer_image.startswith("ghcr.io/rlaif/trainer:")
     readme = (IMAGES / "README.md").read_text()
     assert "-t ghcr.io/rlaif/labeler:" in readme and "-t ghcr.io/rlaif/trainer:" in readme
+
+
+BAKE = (IMAGES / "docker-bake.hcl").read_text()
+
+
+def chart_app_version() -> str:
+    return yaml.safe_load((REPO / "charts" / "rlaif-operator" / "Chart.yaml").read_text())["appVersion"]
+
+
+@pytest.mark.parametrize("name", ["operator", "labeler", "trainer"])
+def test_bases_are_pinned_by_digest(name: str) -> None:
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile(name), re.M)
+    assert bases
+    for base in bases:
+        assert re.fullmatch(r"[\w.\-/:]+@sha256:[0-9a-f]{64}", base), f"{name}: {base} is not pinned by digest"
+
+
+def test_one_bake_file_builds_every_image() -> None:
+    built = {m for m in re.findall(r'dockerfile\s*=\s*"images/(\w+)/Dockerfile"', BAKE)}
+    assert built == {p.parent.name for p in IMAGES.glob("*/Dockerfile")}
+    default = re.search(r'group "default" \{\s*targets = \[([^\]]*)\]', BAKE)
+    assert default and set(re.findall(r'"(\w+)"', default.group(1))) == built
+
+
+def test_tags_follow_the_chart_app_version() -> None:
+    version = chart_app_version()
+    assert re.search(r'variable "VERSION" \{\s*default = "([^"]+)"', BAKE).group(1) == version  # type: ignore[union-attr]
+    assert re.search(r'variable "REGISTRY" \{\s*default = "ghcr.io/rlaif"', BAKE)
+    for name in ("operator", "labeler", "trainer"):
+        assert f'tags       = ["${{REGISTRY}}/{name}:${{VERSION}}"]' in BAKE
+    values = yaml.safe_load((REPO / "charts" / "rlaif-operator" / "values.yaml").read_text())
+    assert values["image"]["repository"] == "ghcr.io/rlaif/operator" and values["image"]["tag"] == ""  # = appVersion
+    assert values["operator"]["labelerImage"] == f"ghcr.io/rlaif/labeler:{version}"
+    assert values["operator"]["trainerImage"] == f"ghcr.io/rlaif/trainer:{version}"
+    settings = OperatorSettings()
+    assert settings.labeler_image == f"ghcr.io/rlaif/labeler:{version}"
+    assert settings.trainer_image == f"ghcr.io/rlaif/trainer:{version}"
