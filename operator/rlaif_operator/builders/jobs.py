@@ -35,6 +35,7 @@ def _job(resource: Resource, name: str, component: str, completions: int, templa
     runtime = resource.spec.runtime  # type: ignore[attr-defined]
     queue = resource.spec.resources.queue_name  # type: ignore[attr-defined]
     meta = names.object_meta(resource, name, component)
+    meta["finalizers"] = [names.RESULT_FINALIZER]
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": completions,

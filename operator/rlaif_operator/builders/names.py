@@ -23,6 +23,9 @@ LABEL_PIPELINE = "rlaif.dev/pipeline"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# On every Job the operator makes: the Job (and so its pods' termination messages) stays until the stage's
+# status records its result; TTL, a hand delete or garbage collection then completes once it is released.
+RESULT_FINALIZER = "rlaif.dev/result"
 
 # Each stage kind's short name: the Job's suffix and the component label.
 STAGE = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
