@@ -8,6 +8,8 @@ Every write the operator makes to objects other than its resources' status lives
   refuses (4xx) is reported with the API's message (``create_error``) instead of retried unseen.
 - ``release_jobs`` / ``release_orphan``: take the operator's finalizer off a Job once its result is in
   the stage's status (or its owner is gone), so TTL, a hand delete or the garbage collector can finish.
+- ``restart_gang``: a failed worker of a multi-node training group fails the group; its Job is deleted
+  so that the whole group starts again from the last checkpoint (bounded by ``runtime.backoffLimit``).
 - ``restart_stage``: the ``rlaif.dev/restart`` annotation, a user's explicit request to run a failed
   stage again: its Jobs are deleted and its status starts over.
 """
@@ -24,6 +26,7 @@ from rlaif_operator.api.conditions import RESTART_ANNOTATION, Reason
 from rlaif_operator.api.kinds import Resource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.children import build_stage_children
+from rlaif_operator.builders.jobs import is_gang
 from rlaif_operator.context import Context, owned_by, seconds
 from rlaif_operator.kube import KubeError
 from rlaif_operator.observe import job_body, observe_job
@@ -71,6 +74,9 @@ def ensure_stage(ctx: Context, resource: Resource, obs: StageObservation) -> Sta
         return obs
     if obs.started:
         job = obs.job
+        if job is not None and job.owned and job.failed_reason == "BackoffLimitExceeded" and is_gang(resource) \
+                and (resource.status.restarts or 0) < resource.spec.runtime.backoff_limit:  # type: ignore[attr-defined]
+            return restart_gang(ctx, resource, obs)
         if obs.needs_merge and job is not None and job.complete and not job.failed_reason and obs.merge_job is None:
             children = build_stage_children(resource, None, ctx.settings)
             assert children.merge_job is not None
@@ -101,6 +107,28 @@ def ensure_stage(ctx: Context, resource: Resource, obs: StageObservation) -> Sta
         # upstream finished -> downstream Job created (1 s timestamp resolution)
         metrics.HANDOFF_SECONDS.observe(max(0.0, ctx.now().timestamp() - seconds(up.completion_time)))
     return replace(obs, job=observe_job(ctx, resource, job, names.job_name(resource)), started=True)
+
+
+def restart_gang(ctx: Context, resource: Resource, obs: StageObservation) -> StageObservation:
+    """One worker of a multi-node group failed, so the group did: deletes its Job (the next reconcile
+    creates it again, and the trainers resume from their last checkpoint) and says so."""
+    assert obs.job is not None
+    for job in _stage_jobs(ctx, resource):
+        _delete_job(ctx, job)
+    count, limit = (resource.status.restarts or 0) + 1, resource.spec.runtime.backoff_limit  # type: ignore[attr-defined]
+    nodes = resource.spec.resources.nodes  # type: ignore[attr-defined]
+    said = f" ({obs.job.pod_failure[1]})" if obs.job.pod_failure else ""
+    return replace(obs, gang_restart=f"a worker of Job {obs.job.name} failed{said}: restarting all {nodes} workers"
+                   f" from the last checkpoint (group restart {count} of runtime.backoffLimit {limit})")
+
+
+def _delete_job(ctx: Context, job: dict[str, Any]) -> None:
+    """Deletes a Job of ours for good: releases it, deletes it (this uid only), forgets it."""
+    meta = job["metadata"]
+    if names.RESULT_FINALIZER in (meta.get("finalizers") or []):
+        _release(ctx, job)
+    ctx.kube.delete("batch/v1", "Job", meta.get("namespace"), meta["name"], uid=meta.get("uid"))
+    ctx.cache.mark_gone(("Job", meta.get("namespace"), meta["name"]), meta["uid"])
 
 
 # --- the result finalizer ----------------------------------------------------------------------------
@@ -170,12 +198,8 @@ def restart_stage(ctx: Context, resource: Resource, value: str) -> tuple[Status,
                   f" {status.phase or 'not started'}; only a Failed stage is run again")])
     deleted = []
     for job in _stage_jobs(ctx, resource, ask=True):
-        meta = job["metadata"]
-        if names.RESULT_FINALIZER in (meta.get("finalizers") or []):
-            _release(ctx, job)
-        ctx.kube.delete("batch/v1", "Job", meta.get("namespace"), meta["name"], uid=meta.get("uid"))
-        ctx.cache.mark_gone(("Job", meta.get("namespace"), meta["name"]), meta["uid"])
-        deleted.append(meta["name"])
+        _delete_job(ctx, job)
+        deleted.append(job["metadata"]["name"])
     fresh = Status(restarts=(status.restarts or 0) + 1, restart_handled=value)
     what = f"deleted Job {', '.join(deleted)}; " if deleted else ""
     return fresh, [("Normal", Reason.RESTARTED, f"{RESTART_ANNOTATION}={value}: {what}running the stage again"

@@ -8,6 +8,7 @@ pods' summaries, why pods do not run, what failed pods said). Nothing here creat
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -20,8 +21,10 @@ from rlaif_operator.builders.children import needs_merge
 from rlaif_operator.builders.pod import referenced_secrets
 from rlaif_operator.builders.workload import upstream_ref
 from rlaif_operator.context import Context, owned_by, seconds
+from rlaif_operator.kube import KubeError
 from rlaif_operator.status import JobObservation, StageObservation, UpstreamObservation, parse_report
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE = 400  # characters of a pod's termination message carried into a condition
 
 
@@ -109,7 +112,7 @@ def pod_problem(ctx: Context, namespace: str | None, pods: list[dict[str, Any]])
         if scheduled and not any((cs.get("state") or {}).get("running") for cs in statuses):
             creating.append(pod["metadata"].get("uid"))
     if creating:
-        events = ctx.kube.list("v1", "Event", namespace, field_selector="involvedObject.kind=Pod,reason=FailedMount")
+        events = _events(ctx, namespace, "involvedObject.kind=Pod,reason=FailedMount")
         mine = [e for e in events if (e.get("involvedObject") or {}).get("uid") in creating]
         if mine:
             latest = max(mine, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
@@ -117,10 +120,22 @@ def pod_problem(ctx: Context, namespace: str | None, pods: list[dict[str, Any]])
     return None
 
 
+def _events(ctx: Context, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+    """Events matching a field selector; none when the operator may not list Events (an RBAC without
+    ``events list`` loses these details, not the reconcile)."""
+    try:
+        return ctx.kube.list("v1", "Event", namespace, field_selector=selector)
+    except KubeError as err:
+        if err.status != 403:
+            raise
+        log.warning("cannot list Events in %s (%s): pod problems are reported without their Events", namespace, err)
+        return []
+
+
 def failed_create(ctx: Context, namespace: str | None, job: dict[str, Any]) -> tuple[str, str] | None:
     """The Job controller's FailedCreate Event: it could not create the pods (admission, quota)."""
     uid = job["metadata"].get("uid")
-    events = ctx.kube.list("v1", "Event", namespace, field_selector=f"involvedObject.uid={uid},reason=FailedCreate")
+    events = _events(ctx, namespace, f"involvedObject.uid={uid},reason=FailedCreate")
     if not events:
         return None
     latest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")

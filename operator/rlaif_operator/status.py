@@ -96,6 +96,8 @@ class StageObservation:
     lost: bool = False
     lost_summary: dict[str, Any] | None = None  # its summary.json, when the operator could read it
     lost_detail: str = ""  # why the summary could not be read
+    # A multi-node group failed and its Job was deleted to start the whole group again: what failed.
+    gang_restart: str | None = None
 
 
 @dataclass(frozen=True)
@@ -352,6 +354,9 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
         verdict.phase = "Waiting"
         verdict.running = (False, Reason.NAME_CONFLICT, f"{observed.conflict} already exists and is not owned by"
                            f" this {kind}: delete it or rename this resource; the stage starts once it is gone")
+    elif verdict.phase != "Failed" and verdict.inputs[0] and observed.gang_restart is not None:
+        verdict.phase = "Pending"
+        verdict.running = (False, Reason.GANG_RESTART, observed.gang_restart)
     elif verdict.phase != "Failed" and verdict.inputs[0] and observed.lost:
         if observed.lost_summary is not None:
             outputs = {str(k): str(v) for k, v in (observed.lost_summary.get("outputs") or {}).items()}
@@ -411,13 +416,16 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
             start_time = start_time or job.start_time
 
     job_uid = job.uid if job is not None and job.exists and job.owned and job.uid else previous.job_uid
+    restarts = previous.restarts
+    if observed.gang_restart is not None:
+        job_uid, restarts = None, (previous.restarts or 0) + 1
     conditions = _conditions(previous, now, generation, {
         "InputsReady": verdict.inputs, "Running": verdict.running,
         "Succeeded": verdict.succeeded, "Failed": verdict.failed})
     return Status(phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
                   observed_generation=generation, start_time=start_time,
                   completion_time=completion_time if verdict.phase in TERMINAL else None,
-                  outputs=outputs, metrics=metrics, job_uid=job_uid, restarts=previous.restarts,
+                  outputs=outputs, metrics=metrics, job_uid=job_uid, restarts=restarts,
                   restart_handled=previous.restart_handled)
 
 
@@ -520,8 +528,8 @@ class EventSpec:
 
 _WARNING_WAITS = ("UpstreamNotFound", "UpstreamDeleted", "SecretNotFound", "SecretKeyNotFound")
 # Running=False reasons that deserve an Event: the stage waits on something a user must see.
-_RUNNING_EVENTS = (Reason.QUEUED, Reason.UNSCHEDULABLE, Reason.NAME_CONFLICT, Reason.CREATE_FORBIDDEN,
-                   Reason.FAILED_MOUNT, Reason.FAILED_CREATE, *POD_WAITING_PROBLEMS)
+_RUNNING_EVENTS = (Reason.QUEUED, Reason.GANG_RESTART, Reason.UNSCHEDULABLE, Reason.NAME_CONFLICT,
+                   Reason.CREATE_FORBIDDEN, Reason.FAILED_MOUNT, Reason.FAILED_CREATE, *POD_WAITING_PROBLEMS)
 
 
 def transition_events(old: Status, new: Status) -> list[EventSpec]:

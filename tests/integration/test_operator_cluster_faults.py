@@ -247,3 +247,55 @@ def test_paths_on_the_pods_own_disk_are_invalid_on_a_cluster(cluster: Cluster, o
     cluster.apply(outside, ns)
     cluster.wait("plj/outside", ns, "condition=Failed")
     assert "outside spec.runtime.storage.mountPath (/data)" in condition(cluster, "outside", ns, "Failed")["message"]
+
+
+# --- item 5: gang semantics for multi-node training --------------------------------------------------------
+
+
+def rmr(name: str, backoff_limit: int) -> dict[str, Any]:
+    spec = {"baseModel": {"uri": "builtin://smollm2-135m-instruct"}, "output": {"uri": f"/data/{name}"},
+            "preferences": {"uri": "/data/labels.jsonl"}, "resources": {"gpusPerNode": 1, "nodes": 2},
+            "runtime": {**STORAGE, "backoffLimit": backoff_limit}}
+    return {"apiVersion": "rlaif.dev/v1alpha1", "kind": "RewardModelRun", "metadata": {"name": name}, "spec": spec}
+
+
+def test_one_failed_worker_restarts_the_whole_group(cluster: Cluster, operator: Operator, ns: str) -> None:
+    cluster.apply(rmr("gang", backoff_limit=1), ns)
+    job = wait_job(cluster, "gang-reward", ns)
+    assert job["spec"]["backoffLimit"] == 0  # the Job never replaces one worker alone
+    eventually(lambda: len(cluster.pods_of("gang-reward", ns)) == 2, what="two workers")
+    cluster.finish_pods("gang-reward", ns, 1, "RuntimeError: NCCL error: unhandled system error", count=1)
+    # The group failed as a whole: a new Job (all workers), the restart counted and announced.
+    again = eventually(lambda: (j := cluster.get("job", "gang-reward", ns)) and j["metadata"]["uid"] !=
+                       job["metadata"]["uid"] and j, what="the group's new Job")
+    status = cluster.get("rmr", "gang", ns)["status"]
+    assert status["restarts"] == 1 and status["phase"] != "Failed"
+    restart = [e for e in cluster.events(ns, "gang") if e["reason"] == "GangRestart"]
+    assert restart and "restarting all 2 workers from the last checkpoint" in restart[0]["message"]
+    assert "NCCL error" in restart[0]["message"]
+    eventually(lambda: len([p for p in cluster.pods_of("gang-reward", ns)
+                            if p["metadata"]["ownerReferences"][0]["uid"] == again["metadata"]["uid"]]) == 2,
+               what="two new workers")
+    # Out of restarts (backoffLimit 1): the next failure fails the stage.
+    cluster.finish_pods("gang-reward", ns, 1, "RuntimeError: NCCL timeout", count=1)
+    cluster.wait("rmr/gang", ns, "condition=Failed")
+    failed = cluster.condition("rmr", "gang", ns, "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded" and "NCCL timeout" in failed["message"]
+    assert cluster.get("rmr", "gang", ns)["status"]["restarts"] == 1
+
+
+def test_a_restarted_group_can_succeed(cluster: Cluster, operator: Operator, ns: str) -> None:
+    cluster.apply(rmr("regroup", backoff_limit=3), ns)
+    job = wait_job(cluster, "regroup-reward", ns)
+    eventually(lambda: len(cluster.pods_of("regroup-reward", ns)) == 2, what="two workers")
+    cluster.finish_pods("regroup-reward", ns, 1, "worker 1 lost", count=1)
+    eventually(lambda: (j := cluster.get("job", "regroup-reward", ns)) and j["metadata"]["uid"] !=
+               job["metadata"]["uid"], what="the group's new Job")
+    eventually(lambda: len([p for p in cluster.pods_of("regroup-reward", ns)
+                            if p["status"].get("phase") in ("Pending", "Running")]) == 2, what="two new workers")
+    cluster.finish_pods("regroup-reward", ns, 0, {"outputs": {"model": "/data/regroup/model"},
+                                                  "metrics": {"evalAccuracy": 0.7}})
+    cluster.wait("rmr/regroup", ns, "condition=Succeeded")
+    status = cluster.get("rmr", "regroup", ns)["status"]
+    assert status["restarts"] == 1 and status["outputs"]["model"] == "/data/regroup/model"
+    assert [j["metadata"]["name"] for j in cluster.items("jobs", ns)] == ["regroup-reward"]
