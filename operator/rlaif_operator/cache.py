@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rlaif_operator.api.kinds import UPSTREAMS
+
 Key = tuple[str, str | None, str]  # (kind, namespace, name)
 MAX_GONE = 10_000  # uids remembered as deleted (oldest forgotten first)
 
 # Where a stage names its upstream (read from the raw body: no model parsing on the hot path).
-UPSTREAM_FIELDS = {"RewardModelRun": ("preferences", "fromLabelJob", "PreferenceLabelJob"),
-                   "PolicyRLRun": ("reward", "fromRewardModelRun", "RewardModelRun")}
+UPSTREAM_FIELDS = {kind: (up.section, up.alias, up.kind) for kind, up in UPSTREAMS.items()}
 
 
 def key_of(body: dict[str, Any]) -> Key:

@@ -19,14 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif_operator import metrics
+from rlaif_operator.api.kinds import KINDS, STAGE_KINDS
 from rlaif_operator.builders import names
 from rlaif_operator.cache import Key, key_of
 from rlaif_operator.ensure import release_orphan
 from rlaif_operator.kube import KubeError
-from rlaif_operator.reconcile import STAGE_KINDS, Context, Outcome, reconcile
+from rlaif_operator.reconcile import Context, Outcome, reconcile
 
 log = logging.getLogger(__name__)
-WATCHED_KINDS = (*STAGE_KINDS, "RLAIFPipeline")
+WATCHED_KINDS = tuple(KINDS)
 PIPELINE_COALESCE_SECONDS = 0.5  # a pipeline's status follows its stages: one update for a burst of changes
 
 

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from rlaif_operator.api.kinds import KINDS
+
 log = logging.getLogger(__name__)
 
 PLURALS = {
-    "PreferenceLabelJob": "preferencelabeljobs", "RewardModelRun": "rewardmodelruns",
-    "PolicyRLRun": "policyrlruns", "RLAIFPipeline": "rlaifpipelines",
+    **{kind: cls.PLURAL for kind, cls in KINDS.items()},
     "Job": "jobs", "ConfigMap": "configmaps", "Service": "services", "Secret": "secrets", "Pod": "pods",
     "Event": "events",
 }

@@ -28,7 +28,7 @@ from rlaif_jobs.config.base import describe_errors
 from rlaif_operator import metrics
 from rlaif_operator.api.common import API_VERSION, ObjectMeta, Status
 from rlaif_operator.api.conditions import Reason
-from rlaif_operator.api.kinds import KINDS, Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import KINDS, STAGE_KINDS, Resource, RLAIFPipeline
 from rlaif_operator.builders.children import build_pipeline_children, spec_problems
 from rlaif_operator.context import Context, owned_by, seconds
 from rlaif_operator.ensure import ensure_stage, release_jobs, restart_request, restart_stage
@@ -46,7 +46,6 @@ from rlaif_operator.status import (
 )
 
 log = logging.getLogger(__name__)
-STAGE_KINDS = ("PreferenceLabelJob", "RewardModelRun", "PolicyRLRun")
 # Waits no watch event ends: the operator looks again on a timer (with backoff).
 RECHECK_REASONS = (Reason.SECRET_NOT_FOUND, Reason.SECRET_KEY_NOT_FOUND, Reason.NAME_CONFLICT,
                    Reason.CREATE_FORBIDDEN)

@@ -24,7 +24,7 @@ from rlaif_operator.api.conditions import (
     ConditionType,
     Reason,
 )
-from rlaif_operator.api.kinds import Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import STAGE_NAMES, Resource, RLAIFPipeline
 
 CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = ("Succeeded", "Failed")
@@ -459,7 +459,7 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
     for c in children:
         if c.exists and c.owned and c.status:
             metrics.update(c.status.metrics)
-            short = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}[c.kind]
+            short = STAGE_NAMES[c.kind]
             outputs.update({f"{short}.{k}": v for k, v in c.status.outputs.items()})
             if c.status.start_time:
                 starts.append(c.status.start_time)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlaif_operator.api.common import API_VERSION
-from rlaif_operator.api.kinds import Resource
+from rlaif_operator.api.kinds import STAGE_NAMES, Resource
 
 MANAGED_BY = "rlaif-operator"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -28,7 +28,7 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 RESULT_FINALIZER = "rlaif.dev/result"
 
 # Each stage kind's short name: the Job's suffix and the component label.
-STAGE = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
+STAGE = STAGE_NAMES
 MERGE = "label-merge"
 
 
