@@ -136,7 +136,7 @@ def is_final(status: Status) -> bool:
     stage is never run again (a new resource is)."""
     if status.phase == "Succeeded":
         return True
-    reason = next((c.reason for c in status.conditions if c.type == "Failed" and c.status == "True"), "")
+    reason = next((c.reason for c in status.conditions if c.type == ConditionType.FAILED and c.status == "True"), "")
     return status.phase == "Failed" and reason in FINAL_FAILURES
 
 
@@ -165,9 +165,9 @@ class _Verdict:
 
     phase: str
     inputs: tuple[bool, str, str]
-    running: tuple[bool, str, str] = (False, "NotStarted", "")
-    succeeded: tuple[bool, str, str] = (False, "NotFinished", "")
-    failed: tuple[bool, str, str] = (False, "NoFailure", "")
+    running: tuple[bool, str, str] = (False, Reason.NOT_STARTED, "")
+    succeeded: tuple[bool, str, str] = (False, Reason.NOT_FINISHED, "")
+    failed: tuple[bool, str, str] = (False, Reason.NO_FAILURE, "")
 
     @property
     def message(self) -> str:
@@ -198,49 +198,51 @@ def _inputs(resource: Resource, obs: StageObservation) -> _Verdict:
     """The InputsReady part: spec problems, the upstream, the Secrets."""
     up = obs.upstream
     if obs.started and not obs.spec_errors:
-        kept = next((c for c in resource.status.conditions if c.type == "InputsReady" and c.status == "True"), None)
+        kept = next((c for c in resource.status.conditions
+                     if c.type == ConditionType.INPUTS_READY and c.status == "True"), None)
         if kept is not None:
             return _Verdict("Pending", (True, kept.reason, kept.message))
-        return _Verdict("Pending", (True, "InputsResolved", "inputs were resolved when the Job was created"))
+        return _Verdict("Pending", (True, Reason.INPUTS_RESOLVED, "inputs were resolved when the Job was created"))
     if obs.spec_errors:
         text = "; ".join(obs.spec_errors)
-        return _fail(_Verdict("Failed", (False, "InvalidSpec", text)), "InvalidSpec", text)
+        return _fail(_Verdict("Failed", (False, Reason.INVALID_SPEC, text)), Reason.INVALID_SPEC, text)
     if up is not None:
         ref = _ref(up.kind, up.name)
         if not up.found and up.other_kind:
             text = (f"{up.name} is a {up.other_kind}, not a {up.kind}: point the reference at a {up.kind}"
                     " (recreate this resource with the right name)")
-            return _fail(_Verdict("Failed", (False, "InvalidReference", text)), "InvalidReference", text)
+            return _fail(_Verdict("Failed", (False, Reason.INVALID_REFERENCE, text)), Reason.INVALID_REFERENCE, text)
         if not up.found:
-            was_seen = any(c.type == "InputsReady" and c.reason in ("WaitingForUpstream", "UpstreamDeleted")
+            was_seen = any(c.type == ConditionType.INPUTS_READY
+                           and c.reason in (Reason.WAITING_FOR_UPSTREAM, Reason.UPSTREAM_DELETED)
                            for c in resource.status.conditions)
             if was_seen:
                 text = f"upstream {ref} was deleted while this resource waited for it: recreate it"
-                return _Verdict("Waiting", (False, "UpstreamDeleted", text))
+                return _Verdict("Waiting", (False, Reason.UPSTREAM_DELETED, text))
             text = f"upstream {ref} does not exist yet: create it (this resource starts once it has Succeeded)"
-            return _Verdict("Waiting", (False, "UpstreamNotFound", text))
+            return _Verdict("Waiting", (False, Reason.UPSTREAM_NOT_FOUND, text))
         if up.phase == "Failed":
             text = f"upstream {ref} failed" + (f": {up.message}" if up.message else "")
-            return _fail(_Verdict("Failed", (False, "UpstreamFailed", text)), "UpstreamFailed", text)
+            return _fail(_Verdict("Failed", (False, Reason.UPSTREAM_FAILED, text)), Reason.UPSTREAM_FAILED, text)
         if up.phase != "Succeeded":
             # The upstream's own phase is not repeated here: it would rewrite this status at each change.
             text = f"waiting for upstream {ref} to succeed"
-            return _Verdict("Waiting", (False, "WaitingForUpstream", text))
+            return _Verdict("Waiting", (False, Reason.WAITING_FOR_UPSTREAM, text))
         if not up.outputs.get(up.output):
             text = (f"upstream {ref} succeeded but reported no {up.output!r} output"
                     " (its pods' termination messages were lost?): re-run it")
-            return _fail(_Verdict("Failed", (False, "UpstreamOutputMissing", text)),
-                         "UpstreamOutputMissing", text)
+            return _fail(_Verdict("Failed", (False, Reason.UPSTREAM_OUTPUT_MISSING, text)),
+                         Reason.UPSTREAM_OUTPUT_MISSING, text)
     if obs.missing_secrets:
         names_ = ", ".join(obs.missing_secrets)
         text = (f"Secret {names_} not found in namespace {resource.metadata.namespace or 'default'}:"
                 " create it; the stage starts as soon as it exists")
-        reason = "SecretKeyNotFound" if all("/" in s for s in obs.missing_secrets) else "SecretNotFound"
+        reason = Reason.SECRET_KEY_NOT_FOUND if all("/" in s for s in obs.missing_secrets) else Reason.SECRET_NOT_FOUND
         return _Verdict("Waiting", (False, reason, text))
     if up is not None:
         text = f"using {up.output} from {_ref(up.kind, up.name)}: {up.outputs[up.output]}"
-        return _Verdict("Pending", (True, "UpstreamSucceeded", text))
-    return _Verdict("Pending", (True, "InputsGiven", "inputs are given as URIs"))
+        return _Verdict("Pending", (True, Reason.UPSTREAM_SUCCEEDED, text))
+    return _Verdict("Pending", (True, Reason.INPUTS_GIVEN, "inputs are given as URIs"))
 
 
 RESTART_HINT = ("to run it again, `kubectl annotate {kind} {name} " + RESTART_ANNOTATION
@@ -263,23 +265,26 @@ POD_PROBLEM_FIX = {
 
 def _job_failure(job: JobObservation, kind: str, name: str) -> tuple[str, str]:
     """(reason, message) of a failed Job, from its Failed condition and what its failed pods said."""
-    reason = job.failed_reason or "JobFailed"
+    reason = job.failed_reason or Reason.JOB_FAILED
     detail = job.failed_message or "the Job failed"
     hint = RESTART_HINT.format(kind=kind, name=name)
     said = ""
     if job.pod_failure is not None:
-        if job.pod_failure[0] == Reason.OOM_KILLED and reason != "PodFailurePolicy":
-            return (Reason.OOM_KILLED, f"pods of Job {job.name} were killed for using more memory than their"
-                    f" limit ({job.pod_failure[1]}): raise spec.resources.memory, or lower the batch size"
-                    f" (create a new resource; {hint})")
+        if job.pod_failure[0] == Reason.OOM_KILLED:
+            return (Reason.OOM_KILLED, f"a pod of Job {job.name} was killed for using more memory than its limit"
+                    f" ({job.pod_failure[1]}), not retried with the same limit: raise spec.resources.memory, or"
+                    f" lower the batch size (create a new resource; {hint})")
         said = f"; the last failed pod said: {job.pod_failure[1]}"
+    if reason == "PodFailurePolicy" and "exit code 137" in detail:  # SIGKILL, but no OOMKilled pod left to say so
+        return (Reason.JOB_FAILED, f"a pod of Job {job.name} was killed (exit code 137, not retried){said}: if it ran"
+                " out of memory, raise spec.resources.memory")
     if reason == "PodFailurePolicy":
         return (Reason.CONFIG_ERROR, f"the workload rejected its configuration (exit code 3), not retried: {detail}"
                 f"{said}. Fix the spec and create a new resource; `kubectl logs job/{job.name}` shows why")
-    if reason == "BackoffLimitExceeded":
+    if reason == Reason.BACKOFF_LIMIT_EXCEEDED:
         return (reason, f"pods of Job {job.name} failed more often than runtime.backoffLimit allows: {detail}{said}."
                 f" See `kubectl logs job/{job.name}`; {hint}")
-    if reason == "DeadlineExceeded":
+    if reason == Reason.DEADLINE_EXCEEDED:
         return (reason, f"Job {job.name} ran longer than runtime.activeDeadlineSeconds: {detail}{said}")
     return (Reason.JOB_FAILED, f"Job {job.name} failed ({reason}): {detail}{said}")
 
@@ -420,8 +425,8 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
     if observed.gang_restart is not None:
         job_uid, restarts = None, (previous.restarts or 0) + 1
     conditions = _conditions(previous, now, generation, {
-        "InputsReady": verdict.inputs, "Running": verdict.running,
-        "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+        ConditionType.INPUTS_READY: verdict.inputs, ConditionType.RUNNING: verdict.running,
+        ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed})
     return Status(phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
                   observed_generation=generation, start_time=start_time,
                   completion_time=completion_time if verdict.phase in TERMINAL else None,
@@ -470,22 +475,22 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
     failed = next((c for c in children if c.exists and c.owned and c.status and c.status.phase == "Failed"), None)
     current = next((c for c in children if not (c.status and c.status.phase == "Succeeded")), None)
     missing = [c.name for c in children if not c.exists]
-    created = (True, "StagesCreated", f"{len(children)} stages created") if not missing else \
-        (False, "CreatingStages", f"creating {', '.join(missing)}")
+    created = (True, Reason.STAGES_CREATED, f"{len(children)} stages created") if not missing else \
+        (False, Reason.CREATING_STAGES, f"creating {', '.join(missing)}")
     verdict = _Verdict("Pending", created)
     if conflict is not None:
-        _fail(verdict, "NameConflict", f"a {conflict.kind} named {conflict.name} already exists and is not"
+        _fail(verdict, Reason.NAME_CONFLICT, f"a {conflict.kind} named {conflict.name} already exists and is not"
               " owned by this pipeline: delete it or rename the pipeline")
     elif failed is not None:
         assert failed.status is not None
-        reason = next((c.reason for c in failed.status.conditions if c.type == "Failed"), "")
-        _fail(verdict, "StageFailed", f"stage {failed.name} ({failed.kind}) failed: {reason}:"
+        reason = next((c.reason for c in failed.status.conditions if c.type == ConditionType.FAILED), "")
+        _fail(verdict, Reason.STAGE_FAILED, f"stage {failed.name} ({failed.kind}) failed: {reason}:"
               f" {failed.status.message or ''}".rstrip(": "))
     elif current is None and children:
         verdict.phase = "Succeeded"
-        verdict.running = (False, "Completed", "")
+        verdict.running = (False, Reason.COMPLETED, "")
         summary = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics reported"
-        verdict.succeeded = (True, "AllStagesSucceeded", f"all stages succeeded: {summary}")
+        verdict.succeeded = (True, Reason.ALL_STAGES_SUCCEEDED, f"all stages succeeded: {summary}")
     else:
         phases = [s.phase for s in stages]
         if "Running" in phases:
@@ -496,11 +501,11 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
             cur_status = current.status.phase if current.status else None
             # Not the stage's own message: it changes with every pod, the pipeline's status need not.
             text = f"stage {current.name} ({current.kind}) is {cur_status or 'being created'}"
-            verdict.running = (verdict.phase == "Running", "StageRunning" if verdict.phase == "Running"
-                               else "StagePending", text)
+            verdict.running = (verdict.phase == "Running", Reason.STAGE_RUNNING if verdict.phase == "Running"
+                               else Reason.STAGE_PENDING, text)
     conditions = _conditions(previous, now, pipeline.metadata.generation, {
-        "InputsReady": verdict.inputs, "Running": verdict.running,
-        "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+        ConditionType.INPUTS_READY: verdict.inputs, ConditionType.RUNNING: verdict.running,
+        ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed})
     terminal = verdict.phase in TERMINAL
     return Status(
         phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
@@ -526,7 +531,10 @@ class EventSpec:
     message: str
 
 
-_WARNING_WAITS = ("UpstreamNotFound", "UpstreamDeleted", "SecretNotFound", "SecretKeyNotFound")
+_WARNING_WAITS = (Reason.UPSTREAM_NOT_FOUND, Reason.UPSTREAM_DELETED, Reason.SECRET_NOT_FOUND,
+                  Reason.SECRET_KEY_NOT_FOUND)
+# InputsReady=False reasons whose Event the Failed condition already posts.
+_FAILED_INPUTS = (Reason.INVALID_SPEC, Reason.INVALID_REFERENCE, Reason.UPSTREAM_FAILED, Reason.UPSTREAM_OUTPUT_MISSING)
 # Running=False reasons that deserve an Event: the stage waits on something a user must see.
 _RUNNING_EVENTS = (Reason.QUEUED, Reason.GANG_RESTART, Reason.UNSCHEDULABLE, Reason.NAME_CONFLICT,
                    Reason.CREATE_FORBIDDEN, Reason.FAILED_MOUNT, Reason.FAILED_CREATE, *POD_WAITING_PROBLEMS)
@@ -541,13 +549,12 @@ def transition_events(old: Status, new: Status) -> list[EventSpec]:
         if before.get(c.type) == (c.status, c.reason):
             continue
         if c.status == "True":
-            kind = "Warning" if c.type == "Failed" else "Normal"
+            kind = "Warning" if c.type == ConditionType.FAILED else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
-        elif c.type == "InputsReady" and c.reason not in ("InvalidSpec", "InvalidReference", "UpstreamFailed",
-                                                          "UpstreamOutputMissing"):
+        elif c.type == ConditionType.INPUTS_READY and c.reason not in _FAILED_INPUTS:
             kind = "Warning" if c.reason in _WARNING_WAITS else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
-        elif c.type == "Running" and c.reason in _RUNNING_EVENTS:  # JobCreated: InputsReady says it
+        elif c.type == ConditionType.RUNNING and c.reason in _RUNNING_EVENTS:  # JobCreated: InputsReady says it
             kind = "Normal" if c.reason == Reason.QUEUED else "Warning"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
     return events

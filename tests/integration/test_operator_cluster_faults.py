@@ -155,7 +155,7 @@ def test_a_strangers_configmap_keeps_the_stage_waiting_naming_it(
 
 
 def test_oom_killed_pods_name_the_memory_limit_and_the_fix(cluster: Cluster, operator: Operator, ns: str) -> None:
-    cluster.apply(plj("hungry", runtime={"backoffLimit": 0}), ns)
+    cluster.apply(plj("hungry", runtime={"backoffLimit": 3}), ns)
     pod = first_pod(cluster, "hungry-label", ns)
     set_pod_status(cluster, pod, kubelet.finished(pod, 137, "", reason="OOMKilled"), ns)
     cluster.wait("plj/hungry", ns, "condition=Failed")
@@ -163,6 +163,15 @@ def test_oom_killed_pods_name_the_memory_limit_and_the_fix(cluster: Cluster, ope
     assert failed["reason"] == "OOMKilled"
     assert "memory limit 16Gi" in failed["message"] and "raise spec.resources.memory" in failed["message"]
     assert [e["type"] for e in events(cluster, ns, "hungry", "OOMKilled")] == ["Warning"]
+    assert len(cluster.pods_of("hungry-label", ns)) == 1, "not retried unchanged (backoffLimit 3 left unused)"
+
+
+def test_a_preempted_pod_is_still_replaced_not_failed_as_oom(cluster: Cluster, operator: Operator, ns: str) -> None:
+    cluster.apply(plj("bumped", runtime={"backoffLimit": 0}), ns)
+    first_pod(cluster, "bumped-label", ns)
+    cluster.finish_pods("bumped-label", ns, exit_code=137, disruption="PreemptionByScheduler")
+    eventually(lambda: len(cluster.pods_of("bumped-label", ns)) == 2, what="replacement after preemption")
+    assert cluster.phase("plj", "bumped", ns) != "Failed"
 
 
 def test_a_failed_pods_termination_message_is_on_the_stage(cluster: Cluster, operator: Operator, ns: str) -> None:

@@ -23,12 +23,17 @@ from rlaif_operator.builders.pod import pod_template
 from rlaif_operator.builders.workload import STAGE_MODULE
 from rlaif_operator.settings import OperatorSettings
 
+EXIT_SIGKILL = 137  # what the kernel's OOM killer leaves (as does a preemption, which the Ignore rule takes first)
+
 
 def pod_failure_policy() -> dict[str, Any]:
-    """Fail fast on a config error; ignore disruptions (they are not the workload's fault)."""
+    """Fail fast on a config error; ignore disruptions (they are not the workload's fault); fail fast on
+    a kill for memory: the same pod with the same limit would be killed again (the operator names the
+    limit and the fix). Rules apply in order, so a preempted pod (SIGKILLed too) is ignored first."""
     return {"rules": [
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_CONFIG_ERROR]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_SIGKILL]}},
     ]}
 
 
