@@ -31,7 +31,7 @@ from rlaif_operator.api.conditions import Reason
 from rlaif_operator.api.kinds import KINDS, STAGE_KINDS, Resource, RLAIFPipeline
 from rlaif_operator.builders.children import build_pipeline_children, spec_problems
 from rlaif_operator.context import Context, owned_by, seconds
-from rlaif_operator.ensure import ensure_stage, release_jobs, restart_request, restart_stage
+from rlaif_operator.ensure import REFUSED, ensure_stage, release_jobs, restart_request, restart_stage
 from rlaif_operator.kube import KubeError
 from rlaif_operator.observe import observe_stage
 from rlaif_operator.settings import OperatorSettings
@@ -168,7 +168,14 @@ def reconcile_pipeline(ctx: Context, body: dict[str, Any]) -> Outcome:
         child = ctx.cache.get((kind, ns, name))  # not in the watch cache yet: the create's 409 finds it
         if child is None:
             # Missing: never made, or deleted by a user to re-run a failed stage.
-            child, created = ctx.kube.create(manifest)
+            try:
+                child, created = ctx.kube.create(manifest)
+            except KubeError as err:
+                if err.status not in REFUSED:
+                    raise
+                children.append(ChildObservation(kind, name, create_error=(err.status, err.body.get("message")
+                                                                           or str(err))))
+                continue
             if created:
                 metrics.CHILDREN_CREATED.labels(kind).inc()
             ctx.cache.put(child)
@@ -180,7 +187,7 @@ def reconcile_pipeline(ctx: Context, body: dict[str, Any]) -> Outcome:
                                          status=status))
     new = compute_pipeline_status(pipeline, children, ctx.now())
     stored, changed = write_status(ctx, body, pipeline.status, new)
-    return Outcome(body=stored, changed=changed)
+    return Outcome(body=stored, changed=changed, recheck_after=_recheck(ctx.settings, new, None))
 
 
 def reconcile(ctx: Context, body: dict[str, Any]) -> Outcome:

@@ -109,6 +109,7 @@ class ChildObservation:
     exists: bool = False
     owned: bool = True
     status: Status | None = None
+    create_error: tuple[int, str] | None = None  # the API refused to create it: (HTTP code, its message)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -478,7 +479,19 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
     created = (True, Reason.STAGES_CREATED, f"{len(children)} stages created") if not missing else \
         (False, Reason.CREATING_STAGES, f"creating {', '.join(missing)}")
     verdict = _Verdict("Pending", created)
-    if conflict is not None:
+    refused = next((c for c in children if c.create_error is not None), None)
+    if refused is not None:
+        assert refused.create_error is not None
+        code, message = refused.create_error
+        if code in (400, 422):
+            _fail(verdict, Reason.CHILD_REJECTED, f"the API rejected {refused.kind}/{refused.name} ({code}):"
+                  f" {message}. Fix the pipeline's field it names and create a new pipeline")
+        else:
+            verdict.phase = "Waiting"
+            verdict.running = (False, Reason.CREATE_FORBIDDEN, f"the API refused to create {refused.kind}/"
+                               f"{refused.name} ({code}): {message}. Fix what it names (RBAC, quota, admission"
+                               " policy); the operator tries again with backoff")
+    elif conflict is not None:
         _fail(verdict, Reason.NAME_CONFLICT, f"a {conflict.kind} named {conflict.name} already exists and is not"
               " owned by this pipeline: delete it or rename the pipeline")
     elif failed is not None:

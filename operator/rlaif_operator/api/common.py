@@ -62,7 +62,9 @@ class EnvVar(CamelModel):
 class Storage(CamelModel):
     """Where artifacts live for the pods: a shared volume and/or object-store credentials."""
 
-    pvc_name: str | None = Field(None, description="PersistentVolumeClaim mounted into every pod.")
+    pvc_name: str | None = Field(
+        None, description="PersistentVolumeClaim mounted into every pod. On a cluster every path (not s3://, gs://,"
+        " ...) in the spec must lie under mountPath on this claim: a pod's own disk does not outlive it.")
     mount_path: str = Field("/data", pattern=r"^/", description="Where the claim is mounted.")
     credentials_secret: str | None = Field(
         None, description="Secret whose keys become env vars (e.g. AWS_ACCESS_KEY_ID) for s3:// or gs://."

@@ -287,6 +287,22 @@ def test_compute_pipeline_status(name: str) -> None:
         assert status.completion_time == "2025-03-01T11:00:00Z"
 
 
+@pytest.mark.parametrize(("code", "phase", "ctype", "reason"), [
+    (403, "Waiting", "Running", "CreateForbidden"),
+    (422, "Failed", "Failed", "ChildRejected"),
+])
+def test_pipeline_stage_the_api_refuses(code: int, phase: str, ctype: str, reason: str) -> None:
+    pipe = KINDS["RLAIFPipeline"].model_validate({
+        "apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", "generation": 1}, "spec": {"labeling": LABEL_SPEC}})
+    observed = [ChildObservation("PreferenceLabelJob", "p-label", create_error=(code, "admission webhook said no"))]
+    status = compute_pipeline_status(pipe, observed, NOW)
+    assert status.phase == phase
+    cond = next(c for c in status.conditions if c.type == ctype)
+    assert cond.reason == reason and "PreferenceLabelJob/p-label" in cond.message
+    assert "admission webhook said no" in cond.message
+
+
 def test_events_on_transitions_only() -> None:
     waiting = compute_status(reward(), CASES["upstream-running-waits"].obs, NOW)
     events = transition_events(Status(), waiting)
