@@ -189,7 +189,7 @@ def restart_stage(ctx: Context, resource: Resource, value: str) -> tuple[Status,
     """Acts on a restart request. Returns the status to write and the Events (type, reason, message).
 
     A Failed stage starts over: its Jobs are deleted (the finalizer released first) and its status
-    is emptied, keeping the count of restarts. Any other phase is left alone, and the Event says why.
+    is emptied (``restartHandled`` records the request). Any other phase is left alone, and the Event says why.
     """
     status = resource.status
     if status.phase != "Failed":
@@ -200,7 +200,6 @@ def restart_stage(ctx: Context, resource: Resource, value: str) -> tuple[Status,
     for job in _stage_jobs(ctx, resource, ask=True):
         _delete_job(ctx, job)
         deleted.append(job["metadata"]["name"])
-    fresh = Status(restarts=(status.restarts or 0) + 1, restart_handled=value)
+    fresh = Status(restart_handled=value)  # a new run: its group restarts start from 0 again
     what = f"deleted Job {', '.join(deleted)}; " if deleted else ""
-    return fresh, [("Normal", Reason.RESTARTED, f"{RESTART_ANNOTATION}={value}: {what}running the stage again"
-                    f" (restart {fresh.restarts})")]
+    return fresh, [("Normal", Reason.RESTARTED, f"{RESTART_ANNOTATION}={value}: {what}running the stage again")]

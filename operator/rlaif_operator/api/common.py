@@ -131,8 +131,8 @@ class Status(CamelModel):
     job_uid: str | None = Field(
         None, description="Stage only: uid of the Job this stage runs. A started stage whose Job is gone is"
         " recognised by it (and is not re-run: see the rlaif.dev/restart annotation).")
-    restarts: int | None = Field(None, ge=0, description="Stage only: times the Job was started again (a gang"
-                                 " restart after a worker failed, or a rlaif.dev/restart request).")
+    restarts: int | None = Field(None, ge=0, description="Stage only: times a multi-node training group was"
+                                 " started again after a worker failed (at most runtime.backoffLimit).")
     restart_handled: str | None = Field(
         None, description="The value of the rlaif.dev/restart annotation the operator last acted on.")
 

@@ -11,7 +11,7 @@ from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.kinds import KINDS, Resource
 from rlaif_operator.builders.jobs import is_gang
 from rlaif_operator.cache import Cache
-from rlaif_operator.ensure import restart_request
+from rlaif_operator.ensure import restart_request, restart_stage
 from rlaif_operator.observe import pod_failure, pod_problem, reports
 from rlaif_operator.reconcile import _recheck
 from rlaif_operator.settings import OperatorSettings
@@ -89,6 +89,14 @@ def test_restart_request_is_a_new_annotation_value() -> None:
     handled = Status(restart_handled="1")
     assert restart_request(stage(annotations={"rlaif.dev/restart": "1"}, status=handled)) is None
     assert restart_request(stage(annotations={"rlaif.dev/restart": "2"}, status=handled)) == "2"
+
+
+def test_a_restart_request_on_a_stage_that_did_not_fail_is_refused_visibly() -> None:
+    running = stage(annotations={"rlaif.dev/restart": "7"}, status=Status(phase="Running", job_uid="j"))
+    status, events = restart_stage(None, running, "7")  # type: ignore[arg-type]  # touches nothing: no API
+    assert status.restart_handled == "7" and status.phase == "Running" and status.job_uid == "j"
+    assert [(t, r) for t, r, _ in events] == [("Warning", "RestartIgnored")]
+    assert "only a Failed stage is run again" in events[0][2]
 
 
 def test_only_multi_node_training_is_a_gang() -> None:
