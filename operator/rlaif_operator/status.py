@@ -28,7 +28,6 @@ from rlaif_operator.api.kinds import STAGE_NAMES, Resource, RLAIFPipeline
 
 CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = ("Succeeded", "Failed")
-JOB_FAILURE_REASONS = FINAL_FAILURES  # the older name
 
 
 # --- what the reconcile observed -------------------------------------------------------------------
