@@ -491,8 +491,10 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
                                f"{refused.name} ({code}): {message}. Fix what it names (RBAC, quota, admission"
                                " policy); the operator tries again with backoff")
     elif conflict is not None:
-        _fail(verdict, Reason.NAME_CONFLICT, f"a {conflict.kind} named {conflict.name} already exists and is not"
-              " owned by this pipeline: delete it or rename the pipeline")
+        verdict.phase = "Waiting"
+        verdict.running = (False, Reason.NAME_CONFLICT, f"{conflict.kind}/{conflict.name} already exists and is not"
+                           " owned by this pipeline: delete it or rename the pipeline; it goes on once the name"
+                           " is free")
     elif failed is not None:
         assert failed.status is not None
         reason = next((c.reason for c in failed.status.conditions if c.type == ConditionType.FAILED), "")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from clusterkit import Cluster, Operator, eventually
-from test_operator_pipeline import LABEL_REPORT, LABELING, STORAGE, wait_job
+from test_operator_pipeline import LABEL_REPORT, LABELING, STORAGE, pipeline, wait_job
 from testapi import kubelet
 
 pytestmark = pytest.mark.usefixtures("testapi_only")
@@ -307,3 +307,16 @@ def test_a_restarted_group_can_succeed(cluster: Cluster, operator: Operator, ns:
     status = cluster.get("rmr", "regroup", ns)["status"]
     assert status["restarts"] == 1 and status["outputs"]["model"] == "/data/regroup/model"
     assert [j["metadata"]["name"] for j in cluster.items("jobs", ns)] == ["regroup-reward"]
+
+
+def test_a_strangers_stage_keeps_the_pipeline_waiting(cluster: Cluster, operator: Operator, ns: str) -> None:
+    cluster.apply(plj("conf-label"), ns)  # a stage of the pipeline's name, made by hand: not the pipeline's
+    cluster.apply(pipeline("conf"), ns)
+    eventually(lambda: (c := cluster.condition("rlp", "conf", ns, "Running")) and c["reason"] == "NameConflict",
+               what="the pipeline's NameConflict")
+    assert "PreferenceLabelJob/conf-label already exists" in cluster.condition("rlp", "conf", ns, "Running")["message"]
+    assert cluster.phase("rlp", "conf", ns) == "Waiting"
+    assert not cluster.get("plj", "conf-label", ns)["metadata"].get("ownerReferences")  # untouched
+    cluster.kubectl("delete", "plj", "conf-label", "-n", ns)
+    eventually(lambda: (p := cluster.get("plj", "conf-label", ns)) and p["metadata"].get("ownerReferences"),
+               timeout=30, what="the pipeline's own stage")

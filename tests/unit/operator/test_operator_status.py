@@ -287,6 +287,18 @@ def test_compute_pipeline_status(name: str) -> None:
         assert status.completion_time == "2025-03-01T11:00:00Z"
 
 
+def test_pipeline_waits_while_a_stranger_holds_a_stage_name() -> None:
+    pipe = KINDS["RLAIFPipeline"].model_validate({
+        "apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", "generation": 1}, "spec": {"labeling": LABEL_SPEC}})
+    status = compute_pipeline_status(pipe, [ChildObservation("PreferenceLabelJob", "p-label", exists=True,
+                                                             owned=False, status=Status(phase="Running"))], NOW)
+    assert status.phase == "Waiting"
+    running = next(c for c in status.conditions if c.type == "Running")
+    assert running.reason == "NameConflict" and "PreferenceLabelJob/p-label already exists" in running.message
+    assert [s.phase for s in status.stages] == [None]  # a stranger's phase is not reported as the stage's
+
+
 @pytest.mark.parametrize(("code", "phase", "ctype", "reason"), [
     (403, "Waiting", "Running", "CreateForbidden"),
     (422, "Failed", "Failed", "ChildRejected"),
