@@ -38,16 +38,19 @@ REPORTS = {
 TARGET_P99, TARGET_MB = 2.0, 200.0
 
 
+STORAGE = {"storage": {"pvcName": "rlaif-data"}}  # outputs on a claim mounted at /data (the operator insists)
+
+
 def pipeline(name: str) -> dict[str, Any]:
     return {"apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline", "metadata": {"name": name}, "spec": {
         "labeling": {"labeler": {"model": {"uri": "builtin://qwen2.5-coder-1.5b-instruct"}},
                      "dataset": {"uri": "builtin://datasets/checkable-pairs"}, "output": {"uri": f"/data/{name}/l"},
-                     "resources": {"gpusPerNode": 1}},
+                     "resources": {"gpusPerNode": 1}, "runtime": STORAGE},
         "rewardModel": {"baseModel": {"uri": "builtin://smollm2-135m-instruct"}, "output": {"uri": f"/data/{name}/r"},
-                        "resources": {"gpusPerNode": 1}},
+                        "resources": {"gpusPerNode": 1}, "runtime": STORAGE},
         "policy": {"policy": {"uri": "builtin://smollm2-135m-instruct"},
                    "prompts": {"uri": "builtin://datasets/checkable-prompts"}, "output": {"uri": f"/data/{name}/p"},
-                   "resources": {"gpusPerNode": 1}},
+                   "resources": {"gpusPerNode": 1}, "runtime": STORAGE},
     }}
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rlaif_operator.api.kinds import UPSTREAMS
+
 Key = tuple[str, str | None, str]  # (kind, namespace, name)
+MAX_GONE = 10_000  # uids remembered as deleted (oldest forgotten first)
 
 # Where a stage names its upstream (read from the raw body: no model parsing on the hot path).
-UPSTREAM_FIELDS = {"RewardModelRun": ("preferences", "fromLabelJob", "PreferenceLabelJob"),
-                   "PolicyRLRun": ("reward", "fromRewardModelRun", "RewardModelRun")}
+UPSTREAM_FIELDS = {kind: (up.section, up.alias, up.kind) for kind, up in UPSTREAMS.items()}
 
 
 def key_of(body: dict[str, Any]) -> Key:
@@ -45,6 +47,7 @@ class Cache:
     def __init__(self) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._waiters: dict[Key, set[Key]] = {}
+        self._gone: dict[str, None] = {}  # uids the operator deleted: late events of theirs are ignored
         self._lock = threading.Lock()
 
     def put(self, body: dict[str, Any]) -> bool:
@@ -52,6 +55,8 @@ class Cache:
         Returns whether it was stored."""
         key = key_of(body)
         with self._lock:
+            if body["metadata"].get("uid") in self._gone:
+                return False
             old = self._objects.get(key)
             if old is not None and old["metadata"].get("uid") == body["metadata"].get("uid"):
                 new_rv, old_rv = _rv(body), _rv(old)
@@ -70,6 +75,20 @@ class Cache:
                 up = upstream_key(body)
                 if up is not None and up in self._waiters:
                     self._waiters[up].discard(key)
+
+    def mark_gone(self, key: Key, uid: str) -> None:
+        """Forgets the object with this uid for good: the operator deleted it (a stage's old Job on a
+        restart), and an event of it still in flight must not bring it back."""
+        with self._lock:
+            self._gone[uid] = None
+            if len(self._gone) > MAX_GONE:
+                del self._gone[next(iter(self._gone))]
+            body = self._objects.get(key)
+            if body is not None and body["metadata"].get("uid") == uid:
+                del self._objects[key]
+
+    def is_gone(self, uid: str | None) -> bool:
+        return uid in self._gone
 
     def get(self, key: Key) -> dict[str, Any] | None:
         return self._objects.get(key)

@@ -19,12 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif_operator import metrics
+from rlaif_operator.api.kinds import KINDS, STAGE_KINDS
+from rlaif_operator.builders import names
 from rlaif_operator.cache import Key, key_of
+from rlaif_operator.ensure import release_orphan
 from rlaif_operator.kube import KubeError
-from rlaif_operator.reconcile import STAGE_KINDS, Context, Outcome, reconcile
+from rlaif_operator.reconcile import Context, Outcome, reconcile
 
 log = logging.getLogger(__name__)
-WATCHED_KINDS = (*STAGE_KINDS, "RLAIFPipeline")
+WATCHED_KINDS = tuple(KINDS)
 PIPELINE_COALESCE_SECONDS = 0.5  # a pipeline's status follows its stages: one update for a burst of changes
 
 
@@ -93,8 +96,23 @@ class Controller:
             self.ctx.cache.put(body)
             metrics.WATCH_EVENTS.labels("Job", "reconciled").inc()
         owner = _controller_ref(body, STAGE_KINDS)
-        if owner is not None:
-            await self.reconcile((owner["kind"], body["metadata"].get("namespace"), owner["name"]))
+        if owner is None:
+            return
+        key = (owner["kind"], body["metadata"].get("namespace"), owner["name"])
+        if event_type != "DELETED" and body["metadata"].get("deletionTimestamp") \
+                and names.RESULT_FINALIZER in (body["metadata"].get("finalizers") or []) \
+                and self.ctx.cache.get(key) is None:
+            # Being deleted, and its owner is not known: gone (a deleted namespace), or not listed yet.
+            await self._run(key, release_orphan, body)
+            return
+        await self.reconcile(key)
+
+    async def _run(self, key: Key, fn: Any, *args: Any) -> None:
+        """Runs ``fn(ctx, *args)`` in a worker thread; a failure is retried by reconciling ``key``."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, fn, self.ctx, *args)
+        except Exception as err:  # noqa: BLE001 - retried with backoff, never fatal
+            self._failed(key, err)
 
     # --- reconciling -------------------------------------------------------------------------------
 

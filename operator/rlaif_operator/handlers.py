@@ -13,6 +13,7 @@ import kopf
 
 from rlaif_operator import kopfconfig, leader, metrics
 from rlaif_operator.api.common import GROUP, VERSION
+from rlaif_operator.api.kinds import KINDS
 from rlaif_operator.builders.names import LABEL_MANAGED_BY, MANAGED_BY
 from rlaif_operator.controller import Controller
 from rlaif_operator.kube import Kube
@@ -41,12 +42,12 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     leader.step_down(memo.elector)  # a standby takes over on its next retry instead of after expiry
 
 
-@kopf.on.event(GROUP, VERSION, "preferencelabeljobs")
-@kopf.on.event(GROUP, VERSION, "rewardmodelruns")
-@kopf.on.event(GROUP, VERSION, "policyrlruns")
-@kopf.on.event(GROUP, VERSION, "rlaifpipelines")
 async def resource_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
     await memo.controller.on_resource_event(type, dict(body))
+
+
+for _kind in KINDS.values():  # one event handler per rlaif.dev kind, from the registry in api/kinds.py
+    kopf.on.event(GROUP, VERSION, _kind.PLURAL)(resource_event)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from rlaif_operator.api.kinds import KINDS
+
 log = logging.getLogger(__name__)
 
 PLURALS = {
-    "PreferenceLabelJob": "preferencelabeljobs", "RewardModelRun": "rewardmodelruns",
-    "PolicyRLRun": "policyrlruns", "RLAIFPipeline": "rlaifpipelines",
+    **{kind: cls.PLURAL for kind, cls in KINDS.items()},
     "Job": "jobs", "ConfigMap": "configmaps", "Service": "services", "Secret": "secrets", "Pod": "pods",
     "Event": "events", "NetworkPolicy": "networkpolicies",
 }
@@ -97,10 +98,43 @@ class Kube:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str | None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
-        query = {"labelSelector": label_selector} if label_selector else None
-        return self.request("GET", path_of(api_version, kind, namespace), query=query).get("items", [])
+    def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict[str, Any]]:
+        query = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        return self.request("GET", path_of(api_version, kind, namespace), query=query or None).get("items", [])
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None,
+               propagation: str = "Background") -> bool:
+        """Deletes the object (only the one with ``uid``, if given). Returns False if it was already gone."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            self.request("DELETE", path_of(api_version, kind, namespace, name), body=options)
+        except KubeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def remove_finalizer(self, obj: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
+        """Removes one finalizer from ``obj`` as it was read: a JSON patch that tests the entry first, so a
+        concurrent change of the list fails (422) instead of removing someone else's. Returns the object
+        as patched (None: the finalizer was not there, or the object is gone)."""
+        meta = obj["metadata"]
+        current = meta.get("finalizers") or []
+        if finalizer not in current:
+            return None
+        index = current.index(finalizer)
+        ops = [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+               {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
+        try:
+            return self.request("PATCH", path_of(obj["apiVersion"], obj["kind"], meta.get("namespace"),
+                                                 meta["name"]), body=ops, content_type="application/json-patch+json")
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
 
     def create(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Creates the object if absent. Returns (the object as stored, whether this call created it)."""

@@ -17,13 +17,17 @@ from datetime import datetime
 from typing import Any
 
 from rlaif_operator.api.common import Condition, StageStatus, Status
-from rlaif_operator.api.kinds import Resource, RLAIFPipeline
+from rlaif_operator.api.conditions import (
+    FINAL_FAILURES,
+    POD_WAITING_PROBLEMS,
+    RESTART_ANNOTATION,
+    ConditionType,
+    Reason,
+)
+from rlaif_operator.api.kinds import STAGE_NAMES, Resource, RLAIFPipeline
 
-CONDITION_TYPES = ("InputsReady", "Running", "Succeeded", "Failed")
+CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = ("Succeeded", "Failed")
-
-# Failed reasons that come from the stage's own Job: final, even if the Job is later deleted (TTL).
-JOB_FAILURE_REASONS = ("ConfigError", "BackoffLimitExceeded", "DeadlineExceeded", "JobFailed")
 
 
 # --- what the reconcile observed -------------------------------------------------------------------
@@ -63,7 +67,13 @@ class JobObservation:
     failed_reason: str | None = None  # the Job's Failed condition reason (BackoffLimitExceeded, ...)
     failed_message: str | None = None
     reports: tuple[dict[str, Any], ...] = ()  # termination messages, by completion index
-    unschedulable: str | None = None  # a pending pod's scheduler message
+    uid: str | None = None
+    deleting: bool = False  # deletionTimestamp set: held by the operator's finalizer until recorded
+    # Why pods do not run: (reason, message) such as ("Unschedulable", the scheduler's message),
+    # ("ImagePullBackOff", the kubelet's), ("FailedMount", the Event's), ("FailedCreate", the Job's Event).
+    pod_problem: tuple[str, str] | None = None
+    # What the failed pods said, once the Job failed: ("OOMKilled", memory limit) or ("Error", message).
+    pod_failure: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,16 @@ class StageObservation:
     merge_job: JobObservation | None = None
     needs_merge: bool = False
     started: bool = False  # the Job exists: inputs were resolved when it was created (upstream no longer read)
+    # "Kind/name" of a child whose name is taken by an object this resource does not control.
+    conflict: str | None = None
+    # The API refused to create a child: (HTTP code, "Kind/name", the API's message).
+    create_error: tuple[int, str, str] | None = None
+    # The Job recorded in status.jobUid is gone (deleted by hand, or by TTL without the finalizer).
+    lost: bool = False
+    lost_summary: dict[str, Any] | None = None  # its summary.json, when the operator could read it
+    lost_detail: str = ""  # why the summary could not be read
+    # A multi-node group failed and its Job was deleted to start the whole group again: what failed.
+    gang_restart: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,7 @@ class ChildObservation:
     exists: bool = False
     owned: bool = True
     status: Status | None = None
+    create_error: tuple[int, str] | None = None  # the API refused to create it: (HTTP code, its message)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -115,8 +136,8 @@ def is_final(status: Status) -> bool:
     stage is never run again (a new resource is)."""
     if status.phase == "Succeeded":
         return True
-    reason = next((c.reason for c in status.conditions if c.type == "Failed" and c.status == "True"), "")
-    return status.phase == "Failed" and reason in JOB_FAILURE_REASONS
+    reason = next((c.reason for c in status.conditions if c.type == ConditionType.FAILED and c.status == "True"), "")
+    return status.phase == "Failed" and reason in FINAL_FAILURES
 
 
 def _rfc3339(now: datetime) -> str:
@@ -144,9 +165,9 @@ class _Verdict:
 
     phase: str
     inputs: tuple[bool, str, str]
-    running: tuple[bool, str, str] = (False, "NotStarted", "")
-    succeeded: tuple[bool, str, str] = (False, "NotFinished", "")
-    failed: tuple[bool, str, str] = (False, "NoFailure", "")
+    running: tuple[bool, str, str] = (False, Reason.NOT_STARTED, "")
+    succeeded: tuple[bool, str, str] = (False, Reason.NOT_FINISHED, "")
+    failed: tuple[bool, str, str] = (False, Reason.NO_FAILURE, "")
 
     @property
     def message(self) -> str:
@@ -177,83 +198,120 @@ def _inputs(resource: Resource, obs: StageObservation) -> _Verdict:
     """The InputsReady part: spec problems, the upstream, the Secrets."""
     up = obs.upstream
     if obs.started and not obs.spec_errors:
-        kept = next((c for c in resource.status.conditions if c.type == "InputsReady" and c.status == "True"), None)
+        kept = next((c for c in resource.status.conditions
+                     if c.type == ConditionType.INPUTS_READY and c.status == "True"), None)
         if kept is not None:
             return _Verdict("Pending", (True, kept.reason, kept.message))
-        return _Verdict("Pending", (True, "InputsResolved", "inputs were resolved when the Job was created"))
+        return _Verdict("Pending", (True, Reason.INPUTS_RESOLVED, "inputs were resolved when the Job was created"))
     if obs.spec_errors:
         text = "; ".join(obs.spec_errors)
-        return _fail(_Verdict("Failed", (False, "InvalidSpec", text)), "InvalidSpec", text)
+        return _fail(_Verdict("Failed", (False, Reason.INVALID_SPEC, text)), Reason.INVALID_SPEC, text)
     if up is not None:
         ref = _ref(up.kind, up.name)
         if not up.found and up.other_kind:
             text = (f"{up.name} is a {up.other_kind}, not a {up.kind}: point the reference at a {up.kind}"
                     " (recreate this resource with the right name)")
-            return _fail(_Verdict("Failed", (False, "InvalidReference", text)), "InvalidReference", text)
+            return _fail(_Verdict("Failed", (False, Reason.INVALID_REFERENCE, text)), Reason.INVALID_REFERENCE, text)
         if not up.found:
-            was_seen = any(c.type == "InputsReady" and c.reason in ("WaitingForUpstream", "UpstreamDeleted")
+            was_seen = any(c.type == ConditionType.INPUTS_READY
+                           and c.reason in (Reason.WAITING_FOR_UPSTREAM, Reason.UPSTREAM_DELETED)
                            for c in resource.status.conditions)
             if was_seen:
                 text = f"upstream {ref} was deleted while this resource waited for it: recreate it"
-                return _Verdict("Waiting", (False, "UpstreamDeleted", text))
+                return _Verdict("Waiting", (False, Reason.UPSTREAM_DELETED, text))
             text = f"upstream {ref} does not exist yet: create it (this resource starts once it has Succeeded)"
-            return _Verdict("Waiting", (False, "UpstreamNotFound", text))
+            return _Verdict("Waiting", (False, Reason.UPSTREAM_NOT_FOUND, text))
         if up.phase == "Failed":
             text = f"upstream {ref} failed" + (f": {up.message}" if up.message else "")
-            return _fail(_Verdict("Failed", (False, "UpstreamFailed", text)), "UpstreamFailed", text)
+            return _fail(_Verdict("Failed", (False, Reason.UPSTREAM_FAILED, text)), Reason.UPSTREAM_FAILED, text)
         if up.phase != "Succeeded":
             # The upstream's own phase is not repeated here: it would rewrite this status at each change.
             text = f"waiting for upstream {ref} to succeed"
-            return _Verdict("Waiting", (False, "WaitingForUpstream", text))
+            return _Verdict("Waiting", (False, Reason.WAITING_FOR_UPSTREAM, text))
         if not up.outputs.get(up.output):
             text = (f"upstream {ref} succeeded but reported no {up.output!r} output"
                     " (its pods' termination messages were lost?): re-run it")
-            return _fail(_Verdict("Failed", (False, "UpstreamOutputMissing", text)),
-                         "UpstreamOutputMissing", text)
+            return _fail(_Verdict("Failed", (False, Reason.UPSTREAM_OUTPUT_MISSING, text)),
+                         Reason.UPSTREAM_OUTPUT_MISSING, text)
     if obs.missing_secrets:
         names_ = ", ".join(obs.missing_secrets)
         text = (f"Secret {names_} not found in namespace {resource.metadata.namespace or 'default'}:"
                 " create it; the stage starts as soon as it exists")
-        reason = "SecretKeyNotFound" if all("/" in s for s in obs.missing_secrets) else "SecretNotFound"
+        reason = Reason.SECRET_KEY_NOT_FOUND if all("/" in s for s in obs.missing_secrets) else Reason.SECRET_NOT_FOUND
         return _Verdict("Waiting", (False, reason, text))
     if up is not None:
         text = f"using {up.output} from {_ref(up.kind, up.name)}: {up.outputs[up.output]}"
-        return _Verdict("Pending", (True, "UpstreamSucceeded", text))
-    return _Verdict("Pending", (True, "InputsGiven", "inputs are given as URIs"))
+        return _Verdict("Pending", (True, Reason.UPSTREAM_SUCCEEDED, text))
+    return _Verdict("Pending", (True, Reason.INPUTS_GIVEN, "inputs are given as URIs"))
 
 
-def _job_failure(job: JobObservation) -> tuple[str, str]:
-    reason = job.failed_reason or "JobFailed"
+RESTART_HINT = ("to run it again, `kubectl annotate {kind} {name} " + RESTART_ANNOTATION
+                + "=$(date +%s) --overwrite`")
+
+# What to do about a pod stuck in a waiting state, by reason.
+POD_PROBLEM_FIX = {
+    Reason.UNSCHEDULABLE: "check resources.gpusPerNode, nodeSelector and tolerations",
+    Reason.IMAGE_PULL_BACK_OFF: "check runtime.image (or the operator's image settings) and the registry's"
+                                " pull secret",
+    Reason.ERR_IMAGE_PULL: "check runtime.image (or the operator's image settings) and the registry's pull secret",
+    Reason.INVALID_IMAGE_NAME: "fix runtime.image",
+    Reason.CREATE_CONTAINER_CONFIG_ERROR: "create the Secret or ConfigMap the pod refers to",
+    Reason.CREATE_CONTAINER_ERROR: "see `kubectl describe pod`",
+    Reason.FAILED_MOUNT: "check runtime.storage.pvcName and that the volume can be attached to the node",
+    Reason.FAILED_CREATE: "the API refused the Job's pods: fix what the message names (quota, service account,"
+                          " admission policy)",
+}
+
+
+def _job_failure(job: JobObservation, kind: str, name: str) -> tuple[str, str]:
+    """(reason, message) of a failed Job, from its Failed condition and what its failed pods said."""
+    reason = job.failed_reason or Reason.JOB_FAILED
     detail = job.failed_message or "the Job failed"
+    hint = RESTART_HINT.format(kind=kind, name=name)
+    said = ""
+    if job.pod_failure is not None:
+        if job.pod_failure[0] == Reason.OOM_KILLED:
+            return (Reason.OOM_KILLED, f"a pod of Job {job.name} was killed for using more memory than its limit"
+                    f" ({job.pod_failure[1]}), not retried with the same limit: raise spec.resources.memory, or"
+                    f" lower the batch size (create a new resource; {hint})")
+        said = f"; the last failed pod said: {job.pod_failure[1]}"
+    if reason == "PodFailurePolicy" and "exit code 137" in detail:  # SIGKILL, but no OOMKilled pod left to say so
+        return (Reason.JOB_FAILED, f"a pod of Job {job.name} was killed (exit code 137, not retried){said}: if it ran"
+                " out of memory, raise spec.resources.memory")
     if reason == "PodFailurePolicy":
-        return ("ConfigError", f"the workload rejected its configuration (exit code 3), not retried: {detail}."
-                " Fix the spec and create a new resource; `kubectl logs job/{}` shows why".format(job.name))
-    if reason == "BackoffLimitExceeded":
-        return (reason, f"pods of Job {job.name} failed more often than runtime.backoffLimit allows: {detail}."
-                f" See `kubectl logs job/{job.name}`")
-    if reason == "DeadlineExceeded":
-        return (reason, f"Job {job.name} ran longer than runtime.activeDeadlineSeconds: {detail}")
-    return ("JobFailed", f"Job {job.name} failed ({reason}): {detail}")
+        return (Reason.CONFIG_ERROR, f"the workload rejected its configuration (exit code 3), not retried: {detail}"
+                f"{said}. Fix the spec and create a new resource; `kubectl logs job/{job.name}` shows why")
+    if reason == Reason.BACKOFF_LIMIT_EXCEEDED:
+        return (reason, f"pods of Job {job.name} failed more often than runtime.backoffLimit allows: {detail}{said}."
+                f" See `kubectl logs job/{job.name}`; {hint}")
+    if reason == Reason.DEADLINE_EXCEEDED:
+        return (reason, f"Job {job.name} ran longer than runtime.activeDeadlineSeconds: {detail}{said}")
+    return (Reason.JOB_FAILED, f"Job {job.name} failed ({reason}): {detail}{said}")
 
 
 def _running(verdict: _Verdict, job: JobObservation, what: str) -> _Verdict:
     """Running/Pending from a Job that has not finished."""
     if job.suspended:
         verdict.phase = "Pending"
-        verdict.running = (False, "Queued", f"{what} {job.name} is suspended until Kueue admits it")
-    elif job.unschedulable:
+        verdict.running = (False, Reason.QUEUED, f"{what} {job.name} is suspended until Kueue admits it")
+    elif job.pod_problem:
+        reason, text = job.pod_problem
+        fix = POD_PROBLEM_FIX.get(reason, "see `kubectl describe pod`")  # type: ignore[call-overload]
         verdict.phase = "Pending"
-        verdict.running = (False, "Unschedulable",
-                           f"pods of {what} {job.name} cannot be scheduled: {job.unschedulable}"
-                           " (check resources.gpusPerNode, nodeSelector and tolerations)")
+        verdict.running = (False, reason, f"pods of {what} {job.name} cannot run ({reason}): {text} ({fix})")
     elif job.active or job.succeeded:
         verdict.phase = "Running"
-        verdict.running = (True, "JobRunning", f"{what} {job.name}: {job.succeeded}/{job.completions}"
+        verdict.running = (True, Reason.JOB_RUNNING, f"{what} {job.name}: {job.succeeded}/{job.completions}"
                            f" completions done, {job.active} pods active")
     else:
         verdict.phase = "Pending"
-        verdict.running = (False, "JobCreated", f"{what} {job.name} created, waiting for its pods")
+        verdict.running = (False, Reason.JOB_CREATED, f"{what} {job.name} created, waiting for its pods")
     return verdict
+
+
+def _job_deleted(verdict: _Verdict, job_name: str, kind: str, name: str, detail: str = "") -> _Verdict:
+    return _fail(verdict, Reason.JOB_DELETED, f"Job {job_name} was deleted before it finished{detail}: the stage"
+                 f" is not re-run on its own; {RESTART_HINT.format(kind=kind, name=name)}")
 
 
 def _results(job: JobObservation) -> tuple[dict[str, str], dict[str, float]]:
@@ -286,29 +344,65 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
     start_time, completion_time = previous.start_time, previous.completion_time
     outputs, metrics = dict(previous.outputs), dict(previous.metrics)
 
-    if verdict.phase != "Failed" and verdict.inputs[0] and job is not None:
+    kind, name = resource.kind, resource.metadata.name
+    if verdict.phase != "Failed" and verdict.inputs[0] and observed.create_error is not None:
+        code, child, message = observed.create_error
+        if code in (400, 422):
+            _fail(verdict, Reason.CHILD_REJECTED, f"the API rejected {child} ({code}): {message}. Fix the spec"
+                  " field it names and create a new resource")
+        else:
+            verdict.phase = "Waiting"
+            verdict.running = (False, Reason.CREATE_FORBIDDEN, f"the API refused to create {child} ({code}):"
+                               f" {message}. Fix what it names (RBAC, quota, admission policy); the operator"
+                               " tries again with backoff")
+    elif verdict.phase != "Failed" and verdict.inputs[0] and observed.conflict is not None:
+        verdict.phase = "Waiting"
+        verdict.running = (False, Reason.NAME_CONFLICT, f"{observed.conflict} already exists and is not owned by"
+                           f" this {kind}: delete it or rename this resource; the stage starts once it is gone")
+    elif verdict.phase != "Failed" and verdict.inputs[0] and observed.gang_restart is not None:
+        verdict.phase = "Pending"
+        verdict.running = (False, Reason.GANG_RESTART, observed.gang_restart)
+    elif verdict.phase != "Failed" and verdict.inputs[0] and observed.lost:
+        if observed.lost_summary is not None:
+            outputs = {str(k): str(v) for k, v in (observed.lost_summary.get("outputs") or {}).items()}
+            metrics = {str(k): float(v) for k, v in (observed.lost_summary.get("metrics") or {}).items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            verdict.phase = "Succeeded"
+            completion_time = completion_time or _rfc3339(now)
+            verdict.running = (False, Reason.COMPLETED, "")
+            verdict.succeeded = (True, Reason.JOB_SUCCEEDED, f"{kind} {name} succeeded (its Job is gone; the"
+                                 f" result was read from its summary.json): {_summary(metrics)}")
+        else:
+            _job_deleted(verdict, names_job(observed, previous), kind, name, observed.lost_detail)
+    elif verdict.phase != "Failed" and verdict.inputs[0] and job is not None:
         if job.exists and not job.owned:
-            text = (f"a Job named {job.name} already exists and is not owned by this resource:"
-                    " delete it or rename this resource")
-            _fail(verdict, "NameConflict", text)
+            verdict.phase = "Waiting"
+            verdict.running = (False, Reason.NAME_CONFLICT, f"Job/{job.name} already exists and is not owned by"
+                               f" this {kind}: delete it or rename this resource; the stage starts once it is"
+                               " gone")
         elif job.exists:
             start_time = start_time or job.start_time
             if job.failed_reason:
-                _fail(verdict, *_job_failure(job))
+                _fail(verdict, *_job_failure(job, kind, name))
+            elif not job.complete and job.deleting:
+                _job_deleted(verdict, job.name, kind, name)
             elif not job.complete:
                 _running(verdict, job, "Job")
             elif observed.needs_merge and (final is None or not final.exists):
                 verdict.phase = "Running"
-                verdict.running = (True, "Merging", f"all {job.completions} shards done; merging their labels")
+                verdict.running = (True, Reason.MERGING, f"all {job.completions} shards done; merging their labels")
             elif final is not None and final.exists and not final.owned:
-                _fail(verdict, "NameConflict", f"a Job named {final.name} already exists and is not owned by"
-                      " this resource: delete it or rename this resource")
+                verdict.phase = "Waiting"
+                verdict.running = (False, Reason.NAME_CONFLICT, f"Job/{final.name} already exists and is not"
+                                   f" owned by this {kind}: delete it or rename this resource")
             elif final is not None and final.failed_reason:
-                _fail(verdict, *_job_failure(final))
+                _fail(verdict, *_job_failure(final, kind, name))
+            elif final is not None and not final.complete and final.deleting:
+                _job_deleted(verdict, final.name, kind, name)
             elif final is not None and not final.complete:
                 _running(verdict, final, "merge Job")
                 if verdict.phase == "Running":
-                    verdict.running = (True, "Merging", verdict.running[2])
+                    verdict.running = (True, Reason.MERGING, verdict.running[2])
             else:
                 assert final is not None
                 outputs, metrics = _results(final)
@@ -317,24 +411,37 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
                     outputs = {**shard_out, **outputs}
                 verdict.phase = "Succeeded"
                 completion_time = final.completion_time or _rfc3339(now)
-                verdict.running = (False, "Completed", "")
-                summary = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics reported"
-                verdict.succeeded = (True, "JobSucceeded", f"{resource.kind} {resource.metadata.name}"
-                                     f" succeeded: {summary}")
+                verdict.running = (False, Reason.COMPLETED, "")
+                verdict.succeeded = (True, Reason.JOB_SUCCEEDED, f"{kind} {name} succeeded: {_summary(metrics)}")
         else:
-            verdict.running = (False, "JobCreated", "creating the Job")
+            verdict.running = (False, Reason.JOB_CREATED, "creating the Job")
     if verdict.phase == "Failed":
         completion_time = completion_time or _rfc3339(now)
         if job is not None and job.exists:
             start_time = start_time or job.start_time
 
+    job_uid = job.uid if job is not None and job.exists and job.owned and job.uid else previous.job_uid
+    restarts = previous.restarts
+    if observed.gang_restart is not None:
+        job_uid, restarts = None, (previous.restarts or 0) + 1
     conditions = _conditions(previous, now, generation, {
-        "InputsReady": verdict.inputs, "Running": verdict.running,
-        "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+        ConditionType.INPUTS_READY: verdict.inputs, ConditionType.RUNNING: verdict.running,
+        ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed})
     return Status(phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
                   observed_generation=generation, start_time=start_time,
                   completion_time=completion_time if verdict.phase in TERMINAL else None,
-                  outputs=outputs, metrics=metrics)
+                  outputs=outputs, metrics=metrics, job_uid=job_uid, restarts=restarts,
+                  restart_handled=previous.restart_handled)
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics reported"
+
+
+def names_job(observed: StageObservation, previous: Status) -> str:
+    """The lost Job's name, for the message (the observation names it; the uid is in the status)."""
+    base = observed.job.name if observed.job is not None else "of this stage"
+    return f"{base} (uid {previous.job_uid})" if previous.job_uid else base
 
 
 # --- pipeline ------------------------------------------------------------------------------------
@@ -357,7 +464,7 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
     for c in children:
         if c.exists and c.owned and c.status:
             metrics.update(c.status.metrics)
-            short = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}[c.kind]
+            short = STAGE_NAMES[c.kind]
             outputs.update({f"{short}.{k}": v for k, v in c.status.outputs.items()})
             if c.status.start_time:
                 starts.append(c.status.start_time)
@@ -368,22 +475,36 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
     failed = next((c for c in children if c.exists and c.owned and c.status and c.status.phase == "Failed"), None)
     current = next((c for c in children if not (c.status and c.status.phase == "Succeeded")), None)
     missing = [c.name for c in children if not c.exists]
-    created = (True, "StagesCreated", f"{len(children)} stages created") if not missing else \
-        (False, "CreatingStages", f"creating {', '.join(missing)}")
+    created = (True, Reason.STAGES_CREATED, f"{len(children)} stages created") if not missing else \
+        (False, Reason.CREATING_STAGES, f"creating {', '.join(missing)}")
     verdict = _Verdict("Pending", created)
-    if conflict is not None:
-        _fail(verdict, "NameConflict", f"a {conflict.kind} named {conflict.name} already exists and is not"
-              " owned by this pipeline: delete it or rename the pipeline")
+    refused = next((c for c in children if c.create_error is not None), None)
+    if refused is not None:
+        assert refused.create_error is not None
+        code, message = refused.create_error
+        if code in (400, 422):
+            _fail(verdict, Reason.CHILD_REJECTED, f"the API rejected {refused.kind}/{refused.name} ({code}):"
+                  f" {message}. Fix the pipeline's field it names and create a new pipeline")
+        else:
+            verdict.phase = "Waiting"
+            verdict.running = (False, Reason.CREATE_FORBIDDEN, f"the API refused to create {refused.kind}/"
+                               f"{refused.name} ({code}): {message}. Fix what it names (RBAC, quota, admission"
+                               " policy); the operator tries again with backoff")
+    elif conflict is not None:
+        verdict.phase = "Waiting"
+        verdict.running = (False, Reason.NAME_CONFLICT, f"{conflict.kind}/{conflict.name} already exists and is not"
+                           " owned by this pipeline: delete it or rename the pipeline; it goes on once the name"
+                           " is free")
     elif failed is not None:
         assert failed.status is not None
-        reason = next((c.reason for c in failed.status.conditions if c.type == "Failed"), "")
-        _fail(verdict, "StageFailed", f"stage {failed.name} ({failed.kind}) failed: {reason}:"
+        reason = next((c.reason for c in failed.status.conditions if c.type == ConditionType.FAILED), "")
+        _fail(verdict, Reason.STAGE_FAILED, f"stage {failed.name} ({failed.kind}) failed: {reason}:"
               f" {failed.status.message or ''}".rstrip(": "))
     elif current is None and children:
         verdict.phase = "Succeeded"
-        verdict.running = (False, "Completed", "")
+        verdict.running = (False, Reason.COMPLETED, "")
         summary = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics reported"
-        verdict.succeeded = (True, "AllStagesSucceeded", f"all stages succeeded: {summary}")
+        verdict.succeeded = (True, Reason.ALL_STAGES_SUCCEEDED, f"all stages succeeded: {summary}")
     else:
         phases = [s.phase for s in stages]
         if "Running" in phases:
@@ -394,11 +515,11 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
             cur_status = current.status.phase if current.status else None
             # Not the stage's own message: it changes with every pod, the pipeline's status need not.
             text = f"stage {current.name} ({current.kind}) is {cur_status or 'being created'}"
-            verdict.running = (verdict.phase == "Running", "StageRunning" if verdict.phase == "Running"
-                               else "StagePending", text)
+            verdict.running = (verdict.phase == "Running", Reason.STAGE_RUNNING if verdict.phase == "Running"
+                               else Reason.STAGE_PENDING, text)
     conditions = _conditions(previous, now, pipeline.metadata.generation, {
-        "InputsReady": verdict.inputs, "Running": verdict.running,
-        "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+        ConditionType.INPUTS_READY: verdict.inputs, ConditionType.RUNNING: verdict.running,
+        ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed})
     terminal = verdict.phase in TERMINAL
     return Status(
         phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
@@ -424,7 +545,13 @@ class EventSpec:
     message: str
 
 
-_WARNING_WAITS = ("UpstreamNotFound", "UpstreamDeleted", "SecretNotFound", "SecretKeyNotFound")
+_WARNING_WAITS = (Reason.UPSTREAM_NOT_FOUND, Reason.UPSTREAM_DELETED, Reason.SECRET_NOT_FOUND,
+                  Reason.SECRET_KEY_NOT_FOUND)
+# InputsReady=False reasons whose Event the Failed condition already posts.
+_FAILED_INPUTS = (Reason.INVALID_SPEC, Reason.INVALID_REFERENCE, Reason.UPSTREAM_FAILED, Reason.UPSTREAM_OUTPUT_MISSING)
+# Running=False reasons that deserve an Event: the stage waits on something a user must see.
+_RUNNING_EVENTS = (Reason.QUEUED, Reason.GANG_RESTART, Reason.UNSCHEDULABLE, Reason.NAME_CONFLICT,
+                   Reason.CREATE_FORBIDDEN, Reason.FAILED_MOUNT, Reason.FAILED_CREATE, *POD_WAITING_PROBLEMS)
 
 
 def transition_events(old: Status, new: Status) -> list[EventSpec]:
@@ -436,14 +563,13 @@ def transition_events(old: Status, new: Status) -> list[EventSpec]:
         if before.get(c.type) == (c.status, c.reason):
             continue
         if c.status == "True":
-            kind = "Warning" if c.type == "Failed" else "Normal"
+            kind = "Warning" if c.type == ConditionType.FAILED else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
-        elif c.type == "InputsReady" and c.reason not in ("InvalidSpec", "InvalidReference", "UpstreamFailed",
-                                                          "UpstreamOutputMissing"):
+        elif c.type == ConditionType.INPUTS_READY and c.reason not in _FAILED_INPUTS:
             kind = "Warning" if c.reason in _WARNING_WAITS else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
-        elif c.type == "Running" and c.reason in ("Unschedulable", "Queued"):  # JobCreated: InputsReady says it
-            kind = "Warning" if c.reason == "Unschedulable" else "Normal"
+        elif c.type == ConditionType.RUNNING and c.reason in _RUNNING_EVENTS:  # JobCreated: InputsReady says it
+            kind = "Normal" if c.reason == Reason.QUEUED else "Warning"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))
     return events
 

@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 from clusterkit import Cluster, Operator, eventually
-from test_operator_pipeline import LABEL_REPORT, LABELING, POLICY_REPORT, REWARD, REWARD_REPORT, pipeline, wait_job
+from test_operator_pipeline import (
+    LABEL_REPORT,
+    LABELING,
+    POLICY_REPORT,
+    REWARD,
+    REWARD_REPORT,
+    STORAGE,
+    pipeline,
+    wait_job,
+)
 
 pytestmark = pytest.mark.usefixtures("testapi_only")
 
@@ -26,7 +35,7 @@ def reason(cluster: Cluster, kind: str, name: str, ns: str, ctype: str) -> str |
 
 
 def test_failed_pod_is_retried_within_backoff_limit(cluster: Cluster, operator: Operator, ns: str) -> None:
-    cluster.apply(stage("PreferenceLabelJob", "flaky", {**LABELING, "runtime": {"backoffLimit": 2}}), ns)
+    cluster.apply(stage("PreferenceLabelJob", "flaky", {**LABELING, "runtime": {**STORAGE, "backoffLimit": 2}}), ns)
     wait_job(cluster, "flaky-label", ns)
     eventually(lambda: cluster.pods_of("flaky-label", ns), what="first pod")
     cluster.finish_pods("flaky-label", ns, exit_code=1, message="CUDA error: an illegal memory access")
@@ -38,7 +47,7 @@ def test_failed_pod_is_retried_within_backoff_limit(cluster: Cluster, operator: 
 
 
 def test_preemption_does_not_count_against_backoff(cluster: Cluster, operator: Operator, ns: str) -> None:
-    cluster.apply(stage("PreferenceLabelJob", "preempted", {**LABELING, "runtime": {"backoffLimit": 0}}), ns)
+    cluster.apply(stage("PreferenceLabelJob", "preempted", {**LABELING, "runtime": {**STORAGE, "backoffLimit": 0}}), ns)
     eventually(lambda: cluster.pods_of("preempted-label", ns), what="first pod")
     cluster.finish_pods("preempted-label", ns, exit_code=137, disruption="PreemptionByScheduler")
     eventually(lambda: len(cluster.pods_of("preempted-label", ns)) == 2, what="replacement after preemption")
@@ -47,7 +56,7 @@ def test_preemption_does_not_count_against_backoff(cluster: Cluster, operator: O
 
 
 def test_exhausted_backoff_fails_the_stage(cluster: Cluster, operator: Operator, ns: str) -> None:
-    cluster.apply(stage("PreferenceLabelJob", "doomed", {**LABELING, "runtime": {"backoffLimit": 0}}), ns)
+    cluster.apply(stage("PreferenceLabelJob", "doomed", {**LABELING, "runtime": {**STORAGE, "backoffLimit": 0}}), ns)
     eventually(lambda: cluster.pods_of("doomed-label", ns), what="pod")
     cluster.finish_pods("doomed-label", ns, exit_code=1, message="Traceback: out of memory")
     cluster.wait("plj/doomed", ns, "condition=Failed")
@@ -87,7 +96,8 @@ def test_config_error_fails_fast_and_the_pipeline_retries_a_recreated_stage(
 
 
 def test_deadline_exceeded(cluster: Cluster, operator: Operator, ns: str) -> None:
-    cluster.apply(stage("PreferenceLabelJob", "slow", {**LABELING, "runtime": {"activeDeadlineSeconds": 1}}), ns)
+    slow = {**LABELING, "runtime": {**STORAGE, "activeDeadlineSeconds": 1}}
+    cluster.apply(stage("PreferenceLabelJob", "slow", slow), ns)
     cluster.wait("plj/slow", ns, "condition=Failed", timeout=20)
     assert reason(cluster, "plj", "slow", ns, "Failed") == "DeadlineExceeded"
 
@@ -136,7 +146,7 @@ def test_reference_to_the_wrong_kind_fails_clearly(cluster: Cluster, operator: O
     cluster.apply([stage("RewardModelRun", "rm", {**REWARD, "preferences": {"uri": "/data/labels.jsonl"}}),
                    stage("PolicyRLRun", "pol", {"policy": {"uri": "builtin://smollm2-135m-instruct"},
                                                 "prompts": {"uri": "/data/prompts.jsonl"},
-                                                "output": {"uri": "/data/pol"},
+                                                "output": {"uri": "/data/pol"}, "runtime": STORAGE,
                                                 "reward": {"fromRewardModelRun": "rm"}}),
                    stage("RewardModelRun", "wrong", {**REWARD, "preferences": {"fromLabelJob": "rm"}})], ns)
     cluster.wait("rmr/wrong", ns, "condition=Failed")
@@ -146,7 +156,7 @@ def test_reference_to_the_wrong_kind_fails_clearly(cluster: Cluster, operator: O
 
 
 def test_missing_secret_waits_then_starts_when_created(cluster: Cluster, operator: Operator, ns: str) -> None:
-    spec = {**LABELING, "runtime": {"hubTokenSecret": {"name": "hf", "key": "token"}}}
+    spec = {**LABELING, "runtime": {**STORAGE, "hubTokenSecret": {"name": "hf", "key": "token"}}}
     cluster.apply(stage("PreferenceLabelJob", "secretive", spec), ns)
     eventually(lambda: reason(cluster, "plj", "secretive", ns, "InputsReady") == "SecretNotFound", what="waiting")
     message = cluster.condition("plj", "secretive", ns, "InputsReady")["message"]

@@ -19,17 +19,20 @@ REWARD_REPORT = {"outputs": {"model": "/data/run/reward/model"}, "metrics": {"ev
 POLICY_REPORT = {"outputs": {"model": "/data/run/policy/model"},
                  "metrics": {"meanReward": 0.31, "kl": 0.04, "winRate": 0.66}}
 
+# Outputs are paths on a claim mounted at /data (the operator refuses paths on a pod's own disk).
+STORAGE = {"storage": {"pvcName": "rlaif-data"}}
 LABELING = {
     "labeler": {"model": {"uri": "builtin://qwen2.5-coder-1.5b-instruct", "dtype": "float32"}, "engine": "vllm"},
     "dataset": {"uri": "builtin://datasets/checkable-pairs", "limit": 48},
     "output": {"uri": "/data/run/label"},
     "resources": {"gpusPerNode": 1, "cpu": "4", "memory": "16Gi"},
+    "runtime": STORAGE,
 }
 REWARD = {"baseModel": {"uri": "builtin://smollm2-135m-instruct"}, "output": {"uri": "/data/run/reward"},
-          "resources": {"gpusPerNode": 2, "nodes": 2}}
+          "resources": {"gpusPerNode": 2, "nodes": 2}, "runtime": STORAGE}
 POLICY = {"policy": {"uri": "builtin://smollm2-135m-instruct"},
           "prompts": {"uri": "builtin://datasets/checkable-prompts", "limit": 32},
-          "output": {"uri": "/data/run/policy"}}
+          "output": {"uri": "/data/run/policy"}, "runtime": STORAGE}
 
 
 def pipeline(name: str, **overrides: Any) -> dict[str, Any]:

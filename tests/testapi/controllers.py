@@ -6,6 +6,8 @@
   ``JOB_COMPLETION_INDEX`` and hostname), counts successes and failures against ``backoffLimit``,
   applies ``podFailurePolicy`` (FailJob / Ignore / Count), honours ``suspend``,
   ``activeDeadlineSeconds`` and ``ttlSecondsAfterFinished``, and writes the Job's status and conditions;
+- admission of the Job controller's pods: a pod whose service account does not exist is refused, and the
+  Job controller posts a FailedCreate Event on the Job and tries again later, as the real ones do;
 - scheduler: binds pods to a node, or marks them Unschedulable when they ask for more
   ``nvidia.com/gpu`` than a node has.
 
@@ -372,13 +374,18 @@ class JobSync:
             for idx in range(completions):
                 if len(active) >= parallelism:
                     break
-                if idx not in done and idx not in running_idx and (pod := self._create_pod(idx)) is not None:
+                if idx not in done and idx not in running_idx:
+                    pod = self._create_pod(idx)
+                    if pod is None:
+                        break
                     active.append(pod)
         else:
             missing = min(parallelism, completions - len(succeeded)) - len(active)
             for _ in range(max(missing, 0)):
-                if (pod := self._create_pod(None)) is not None:
-                    active.append(pod)
+                pod = self._create_pod(None)
+                if pod is None:
+                    break
+                active.append(pod)
         self.status["active"] = len(active)
         self.status["ready"] = sum(1 for p in active if _is_true(p, "Ready"))
         self.status["terminating"] = 0
@@ -446,6 +453,33 @@ class JobSync:
         with contextlib.suppress(ApiError):
             self.ctl.store.delete(pods, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
+    def _refused(self, pod_name: str, pod_spec: dict[str, Any]) -> str | None:
+        """Why the API would refuse this pod (the admission a pod create goes through), or None.
+        Modelled: the ServiceAccount admission plugin, which refuses a pod whose service account is
+        missing."""
+        ns = self.job["metadata"]["namespace"]
+        sa = pod_spec.get("serviceAccountName")
+        if sa and sa != "default" and self.ctl.store.find(self.ctl.t("serviceaccounts"), ns, sa) is None:
+            return (f'pods "{pod_name}" is forbidden: error looking up service account {ns}/{sa}:'
+                    f' serviceaccount "{sa}" not found')
+        return None
+
+    def _failed_create(self, message: str) -> None:
+        """As the Job controller does: a FailedCreate Warning Event on the Job, and a retry later."""
+        meta = self.job["metadata"]
+        events = self.ctl.t("events")
+        name = f"{meta['name']}.{meta['uid'][:8]}.failedcreate"
+        if self.ctl.store.find(events, meta["namespace"], name) is None:
+            now = now_rfc3339()
+            self.ctl.store.create(events, meta["namespace"], {
+                "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": meta["namespace"]},
+                "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                   "namespace": meta["namespace"], "uid": meta["uid"]},
+                "reason": "FailedCreate", "message": f"Error creating: {message}", "type": "Warning", "count": 1,
+                "source": {"component": "job-controller"}, "firstTimestamp": now, "lastTimestamp": now,
+            }, trusted=True)
+        self.ctl.timer(f"create/{meta['uid']}", 1.0, self.ctl._queue_job, meta["uid"])
+
     def _create_pod(self, index: int | None) -> dict[str, Any] | None:
         meta = self.job["metadata"]
         template = copy.deepcopy(self.spec.get("template") or {})
@@ -475,6 +509,10 @@ class JobSync:
                                               "blockOwnerDeletion": True}]},
             "spec": pod_spec,
         }
+        refused = self._refused(name, pod_spec)
+        if refused is not None:
+            self._failed_create(refused)
+            return None
         # The template was validated with the Job; the pod is the controller's own (trusted) write, but
         # admission (Pod Security) still applies: a refused pod is a FailedCreate Event on the Job.
         try:
@@ -483,13 +521,3 @@ class JobSync:
             self._failed_create(err.message)
             return None
         return created
-
-    def _failed_create(self, message: str) -> None:
-        meta = self.job["metadata"]
-        with contextlib.suppress(ApiError):  # one Event per Job is enough for the tests that look
-            self.ctl.store.create(self.ctl.t("events"), meta["namespace"], {
-                "metadata": {"name": f"{meta['name']}.failedcreate"}, "type": "Warning", "reason": "FailedCreate",
-                "message": f"Error creating: {message}", "firstTimestamp": self.now, "lastTimestamp": self.now,
-                "count": 1, "source": {"component": "job-controller"},
-                "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
-                                   "namespace": meta["namespace"], "uid": meta["uid"]}})

@@ -29,11 +29,49 @@ def running(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def waiting(pod: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """The status of a scheduled pod whose containers cannot start: ``reason`` ImagePullBackOff,
+    ErrImagePull, CreateContainerConfigError (a missing Secret or key), ... as the kubelet reports it."""
+    now = now_rfc3339()
+    conditions = [c for c in (pod.get("status") or {}).get("conditions", [])
+                  if c.get("type") not in ("Ready", "ContainersReady")]
+    conditions += [{"type": t, "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now,
+                    "message": f"containers with unready status: [{pod['spec']['containers'][0]['name']}]"}
+                   for t in ("ContainersReady", "Ready")]
+    return {
+        "phase": "Pending", "startTime": now, "conditions": conditions,
+        "containerStatuses": [
+            {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
+             "started": False, "state": {"waiting": {"reason": reason, "message": message}}}
+            for c in pod["spec"]["containers"]],
+    }
+
+
+def creating(pod: dict[str, Any]) -> dict[str, Any]:
+    """The status of a scheduled pod whose containers are still being created (volumes mounting)."""
+    return waiting(pod, "ContainerCreating", "")
+
+
+def mount_failed_event(pod: dict[str, Any], message: str) -> dict[str, Any]:
+    """The Event the kubelet posts when it cannot mount one of a pod's volumes."""
+    now = now_rfc3339()
+    meta = pod["metadata"]
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.failedmount", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": meta["namespace"],
+                           "uid": meta["uid"]},
+        "reason": "FailedMount", "message": message, "type": "Warning", "count": 1,
+        "source": {"component": "kubelet", "host": "testnode-1"}, "firstTimestamp": now, "lastTimestamp": now,
+    }
+
+
 def finished(pod: dict[str, Any], exit_code: int = 0, message: str | dict[str, Any] = "",
-             disruption: str | None = None) -> dict[str, Any]:
+             disruption: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """The status of a pod whose first container exited with ``exit_code`` and wrote ``message``
     (a dict is written as the JSON the workloads write). ``disruption``: a DisruptionTarget reason,
-    such as PreemptionByScheduler, as when the scheduler preempts the pod."""
+    such as PreemptionByScheduler, as when the scheduler preempts the pod. ``reason``: the terminated
+    state's reason (default Completed or Error; OOMKilled with exit code 137 when the kernel killed it)."""
     now = now_rfc3339()
     text = json.dumps(message, separators=(",", ":"), sort_keys=True) if isinstance(message, dict) else message
     statuses = []
@@ -42,7 +80,9 @@ def finished(pod: dict[str, Any], exit_code: int = 0, message: str | dict[str, A
         statuses.append({
             "name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
             "started": False,
-            "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            "state": {"terminated": {"exitCode": code,
+                                     "reason": (reason if i == 0 and reason else
+                                                "Completed" if code == 0 else "Error"),
                                      "message": text if i == 0 else "", "startedAt": now, "finishedAt": now,
                                      "containerID": f"testapi://{pod['metadata']['name']}/{c['name']}"}}})
     conditions = [c for c in (pod.get("status") or {}).get("conditions", [])

@@ -8,19 +8,22 @@ NetworkPolicy, Job, stage resources) carry ownerReferences with blockOwnerDeleti
 `update` on the owner's finalizers where the OwnerReferencesPermissionEnforcement plugin runs
 (OpenShift). Secrets: `get` only, to name a missing Secret or key before a Job starts (never list or
 watch: no Secret is cached). Every `create` comes with `get` of the same resource: a create that
-answers 409 (already there, e.g. after a restart) reads the existing object.
+answers 409 (already there, e.g. after a restart) reads the existing object. Jobs: `patch` removes
+the result finalizer once the status holds the result, `delete` restarts a stage (rlaif.dev/restart)
+or a failed multi-node group. Events: `list` reads the kubelet's FailedMount and the Job controller's
+FailedCreate Events to name why pods cannot start.
 */}}
 {{- define "rlaif-operator.namespacedRules" -}}
 - {apiGroups: [rlaif.dev], resources: [preferencelabeljobs, rewardmodelruns, policyrlruns], verbs: [get, list, watch, create]}
 - {apiGroups: [rlaif.dev], resources: [rlaifpipelines], verbs: [list, watch]}
 - {apiGroups: [rlaif.dev], resources: [preferencelabeljobs/status, rewardmodelruns/status, policyrlruns/status, rlaifpipelines/status], verbs: [patch]}
 - {apiGroups: [rlaif.dev], resources: [preferencelabeljobs/finalizers, rewardmodelruns/finalizers, policyrlruns/finalizers, rlaifpipelines/finalizers], verbs: [update]}
-- {apiGroups: [batch], resources: [jobs], verbs: [get, list, watch, create]}
+- {apiGroups: [batch], resources: [jobs], verbs: [get, list, watch, create, patch, delete]}
 - {apiGroups: [""], resources: [configmaps, services], verbs: [get, create]}
 - {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [get, create]}
 - {apiGroups: [""], resources: [pods], verbs: [list]}
 - {apiGroups: [""], resources: [secrets], verbs: [get]}
-- {apiGroups: [""], resources: [events], verbs: [create]}
+- {apiGroups: [""], resources: [events], verbs: [create, list]}
 {{- end -}}
 
 {{- /* Cluster-scoped: kopf watches CRDs to notice its kinds being (re)installed. Only with a

@@ -62,7 +62,9 @@ class EnvVar(CamelModel):
 class Storage(CamelModel):
     """Where artifacts live for the pods: a shared volume and/or object-store credentials."""
 
-    pvc_name: str | None = Field(None, description="PersistentVolumeClaim mounted into every pod.")
+    pvc_name: str | None = Field(
+        None, description="PersistentVolumeClaim mounted into every pod. On a cluster every path (not s3://, gs://,"
+        " ...) in the spec must lie under mountPath on this claim: a pod's own disk does not outlive it.")
     mount_path: str = Field("/data", pattern=r"^/", description="Where the claim is mounted.")
     credentials_secret: str | None = Field(
         None, description="Secret whose keys become env vars (e.g. AWS_ACCESS_KEY_ID) for s3:// or gs://."
@@ -79,7 +81,9 @@ class Runtime(CamelModel):
     storage: Storage = Field(default_factory=Storage, description="Artifact volume and credentials.")
     backoff_limit: int = Field(3, ge=0, le=100, description="Pod failures (not preemptions) before Failed.")
     active_deadline_seconds: int | None = Field(None, ge=1, description="Wall-clock cap on the Job.")
-    ttl_seconds_after_finished: int | None = Field(None, ge=0, description="Delete the finished Job after.")
+    ttl_seconds_after_finished: int | None = Field(
+        None, ge=0, description="Delete the finished Job after this many seconds. The operator holds the Job"
+        " (a finalizer) until the stage's status records its result, so even 0 loses nothing.")
 
 
 Phase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed"]
@@ -124,6 +128,13 @@ class Status(CamelModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="Summary metrics from the workload.")
     current_stage: str | None = Field(None, description="Pipeline only: the stage now running.")
     stages: list[StageStatus] = Field(default_factory=list, description="Pipeline only: each stage's phase.")
+    job_uid: str | None = Field(
+        None, description="Stage only: uid of the Job this stage runs. A started stage whose Job is gone is"
+        " recognised by it (and is not re-run: see the rlaif.dev/restart annotation).")
+    restarts: int | None = Field(None, ge=0, description="Stage only: times a multi-node training group was"
+                                 " started again after a worker failed (at most runtime.backoffLimit).")
+    restart_handled: str | None = Field(
+        None, description="The value of the rlaif.dev/restart annotation the operator last acted on.")
 
 
 class ObjectMeta(CamelModel):

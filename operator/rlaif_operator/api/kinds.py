@@ -7,7 +7,7 @@ fields from ``common`` (where and how pods run). Upstream stages are referenced 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field, model_validator
 from pydantic.json_schema import JsonDict
@@ -17,6 +17,7 @@ from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec, PromptSpec
 from rlaif_jobs.config.policy import DirectRewardSpec, EvaluationSpec, RLSpec, RolloutSpec
 from rlaif_jobs.config.reward import RewardTrainerSpec
+from rlaif_jobs.report import OUTPUT_LABELS, OUTPUT_MODEL
 from rlaif_operator.api.common import DNS_LABEL, ObjectMeta, Resources, Runtime, Status
 
 IMMUTABLE = {"rule": "self == oldSelf", "message": "spec is immutable: create a new resource with a new name"}
@@ -153,16 +154,34 @@ class RLAIFPipelineSpec(CamelModel):
         return self
 
 
-# --- the resource envelopes ----------------------------------------------------------------------
+# --- the resource envelopes and the per-kind registry ------------------------------------------------
+
+
+class Upstream(NamedTuple):
+    """Where a stage's spec may name its upstream: ``spec.<section>.<alias>`` (the model attribute
+    ``attr``), a resource of ``kind``, whose ``status.outputs[output]`` it consumes."""
+
+    section: str
+    attr: str
+    alias: str
+    kind: str
+    output: str
 
 
 class Resource(CamelModel):
-    """A custom resource: apiVersion, kind, metadata, spec, status. Subclasses fix kind and spec type."""
+    """A custom resource: apiVersion, kind, metadata, spec, status. Subclasses fix kind and spec type.
+
+    The class variables are the per-kind registry: every other part of the operator (API paths, kopf
+    handler registration, Job names and labels, the workload module, the upstream wiring) derives from
+    them through ``KINDS``, so a kind's facts live in one place."""
 
     KIND: ClassVar[str]
     PLURAL: ClassVar[str]
     SHORT_NAMES: ClassVar[list[str]]
     PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]]
+    STAGE: ClassVar[str | None] = None  # a stage's short name: Job suffix, component label, pipeline child suffix
+    MODULE: ClassVar[str | None] = None  # the workload its pods run: python -m MODULE --config ...
+    UPSTREAM: ClassVar[Upstream | None] = None  # where the spec names the stage it waits for
     MAX_NAME: ClassVar[int] = 40  # children add suffixes such as "-label-merge"; Job names cap at 63
     REQUIRED_IN_SPEC: ClassVar[list[str]] = []
 
@@ -198,6 +217,8 @@ class PreferenceLabelJob(Resource):
     KIND = "PreferenceLabelJob"
     PLURAL = "preferencelabeljobs"
     SHORT_NAMES = ["plj"]
+    STAGE = "label"
+    MODULE = "rlaif_jobs.label"
     PRINTER_COLUMNS = [
         _phase(),
         {"name": "Labeled", "type": "integer", "jsonPath": ".status.metrics.labeled"},
@@ -216,6 +237,9 @@ class RewardModelRun(Resource):
     KIND = "RewardModelRun"
     PLURAL = "rewardmodelruns"
     SHORT_NAMES = ["rmr"]
+    STAGE = "reward"
+    MODULE = "rlaif_jobs.reward"
+    UPSTREAM = Upstream("preferences", "from_label_job", "fromLabelJob", "PreferenceLabelJob", OUTPUT_LABELS)
     REQUIRED_IN_SPEC = ["preferences"]
     PRINTER_COLUMNS = [
         _phase(),
@@ -233,6 +257,9 @@ class PolicyRLRun(Resource):
     KIND = "PolicyRLRun"
     PLURAL = "policyrlruns"
     SHORT_NAMES = ["prl"]
+    STAGE = "policy"
+    MODULE = "rlaif_jobs.policy"
+    UPSTREAM = Upstream("reward", "from_reward_model_run", "fromRewardModelRun", "RewardModelRun", OUTPUT_MODEL)
     REQUIRED_IN_SPEC = ["reward"]
     PRINTER_COLUMNS = [
         _phase(),
@@ -265,3 +292,8 @@ class RLAIFPipeline(Resource):
 KINDS: dict[str, type[Resource]] = {
     k.KIND: k for k in (PreferenceLabelJob, RewardModelRun, PolicyRLRun, RLAIFPipeline)
 }
+# Derived views of the registry.
+STAGE_KINDS: tuple[str, ...] = tuple(k for k, cls in KINDS.items() if cls.STAGE)  # run order
+STAGE_NAMES: dict[str, str] = {k: cls.STAGE for k, cls in KINDS.items() if cls.STAGE}
+STAGE_MODULES: dict[str, str] = {k: cls.MODULE for k, cls in KINDS.items() if cls.MODULE}
+UPSTREAMS: dict[str, Upstream] = {k: cls.UPSTREAM for k, cls in KINDS.items() if cls.UPSTREAM}

@@ -11,9 +11,11 @@ from rlaif_operator.api.kinds import PreferenceLabelJob, Resource, RLAIFPipeline
 from rlaif_operator.builders import names
 from rlaif_operator.builders.configmap import build_config_map
 from rlaif_operator.builders.jobs import build_label_job, build_merge_job, build_trainer_job
+from rlaif_operator.builders.networkpolicy import build_network_policy
 from rlaif_operator.builders.pipeline import expand_pipeline
 from rlaif_operator.builders.service import build_service
 from rlaif_operator.builders.workload import workload_config
+from rlaif_operator.guardrails import guardrail_problems
 from rlaif_operator.settings import OperatorSettings
 
 
@@ -25,11 +27,13 @@ class StageChildren:
     config_map: dict[str, Any]
     job: dict[str, Any]
     service: dict[str, Any] | None = None
+    network_policy: dict[str, Any] | None = None
     merge_job: dict[str, Any] | None = None
 
     def before_job(self) -> list[dict[str, Any]]:
-        """What must exist before the Job's pods start (they mount the config, dial the Service)."""
-        return [self.config_map] + ([self.service] if self.service else [])
+        """What must exist before the Job's pods start (they mount the config, dial the Service behind
+        the NetworkPolicy that admits only them)."""
+        return [self.config_map] + [m for m in (self.service, self.network_policy) if m is not None]
 
 
 def needs_merge(resource: Resource) -> bool:
@@ -39,19 +43,80 @@ def needs_merge(resource: Resource) -> bool:
 def build_stage_children(resource: Resource, upstream_uri: str | None,
                          settings: OperatorSettings) -> StageChildren:
     """Input: a stage resource with its uid, the URI its upstream reported (if it has one), settings.
-    Output: its ConfigMap, Job, and the trainers' Service or the labeling merge Job."""
+    Output: its ConfigMap, Job, and the trainers' Service and NetworkPolicy or the labeling merge Job."""
     config = workload_config(resource, upstream_uri)
     config_map = build_config_map(resource, config)
     if isinstance(resource, PreferenceLabelJob):
         merge = build_merge_job(resource, settings) if needs_merge(resource) else None
         return StageChildren(config_map, build_label_job(resource, settings), merge_job=merge)
     return StageChildren(config_map, build_trainer_job(resource, settings),
-                         service=build_service(resource, settings))
+                         service=build_service(resource, settings),
+                         network_policy=build_network_policy(resource, settings))
+
+
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".txt", ".gz")
+LOCATION_KEYS = ("uri", "modelUri", "preferencesUri", "rewardModelUri")  # where specs name a location
+
+
+def _locations(value: Any, path: str) -> list[tuple[str, str]]:
+    """(field path, value) of every location field in a spec (as the API writes it: camelCase)."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if key in LOCATION_KEYS and isinstance(item, str):
+                found.append((where, item))
+            else:
+                found += _locations(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _locations(item, f"{path}[{i}]")
+    return found
+
+
+def _plain_path(field: str, uri: str) -> str | None:
+    """The filesystem path a location names, or None when it is not one (a scheme, or a hub id)."""
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    if "://" in uri:
+        return None
+    if uri.startswith("/") or field.endswith("output.uri"):
+        return uri
+    parts = uri.split("/")
+    if len(parts) == 2 and not parts[1].endswith(FILE_SUFFIXES):
+        return None  # ORG/NAME: a Hugging Face Hub id
+    return uri
+
+
+def storage_problems(resource: Resource) -> list[str]:
+    """Paths that would live on the pod's own disk: gone with the pod, never seen by the next stage.
+
+    On a cluster a plain path must be under ``runtime.storage.mountPath`` with ``runtime.storage.pvcName``
+    set (a volume that outlives the pod), or be an object-store URI instead. Local mode has no such
+    rule: there a path is on the one machine."""
+    storage = resource.spec.runtime.storage  # type: ignore[attr-defined]
+    spec = resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json")  # type: ignore[attr-defined]
+    mount = storage.mount_path.rstrip("/") or "/"
+    problems = []
+    for field, uri in _locations(spec, "spec"):
+        path = _plain_path(field, uri)
+        if path is None:
+            continue
+        if not storage.pvc_name:
+            problems.append(f"{field} is the path {uri}, but no volume is mounted: it would be on the pod's own disk"
+                            f" and lost with it. Set spec.runtime.storage.pvcName (mounted at {mount}) and put the"
+                            " path under it, or use an object-store URI (s3://, gs://, az://)")
+        elif not (path == mount or path.startswith(mount + "/") or mount == "/"):
+            problems.append(f"{field} is the path {uri}, outside spec.runtime.storage.mountPath ({mount}) where the"
+                            f" claim {storage.pvc_name} is mounted: put it under {mount}/, or use an object-store"
+                            " URI (s3://, gs://, az://)")
+    return problems
 
 
 def spec_problems(resource: Resource, settings: OperatorSettings) -> list[str]:
-    """What the schema cannot catch but makes the stage impossible to run; each line says the fix."""
-    problems = []
+    """What the schema cannot catch but makes the stage impossible to run on a cluster; each line says
+    the fix."""
+    problems = storage_problems(resource) + guardrail_problems(resource, settings)
     gpus = resource.spec.resources.gpus_per_node  # type: ignore[attr-defined]
     limit = settings.max_gpus_per_node
     if limit is not None and gpus > limit:

@@ -4,6 +4,7 @@
   second Job (``--merge``) joins their labels once every shard succeeded.
 - Training: one pod per node under ``torchrun``; node rank = completion index, master = pod 0 reached
   through the headless Service (``<job>-0.<service>``), so rendezvous works across nodes.
+- Multi-node training is a gang (``is_gang``): backoffLimit 0, the operator restarts the whole group.
 - Every Job: ``backoffLimit``; a ``podFailurePolicy`` that fails at once on a config error (exit code 3,
   retrying cannot fix it) and does not count disruptions (preemption, eviction) against the limit;
   ``activeDeadlineSeconds``; with a Kueue queue, the queue label and ``suspend: true`` so Kueue admits
@@ -22,24 +23,39 @@ from rlaif_operator.builders.pod import pod_template
 from rlaif_operator.builders.workload import STAGE_MODULE
 from rlaif_operator.settings import OperatorSettings
 
+EXIT_SIGKILL = 137  # what the kernel's OOM killer leaves (as does a preemption, which the Ignore rule takes first)
+
 
 def pod_failure_policy() -> dict[str, Any]:
-    """Fail fast on a config error; ignore disruptions (they are not the workload's fault)."""
+    """Fail fast on a config error; ignore disruptions (they are not the workload's fault); fail fast on
+    a kill for memory: the same pod with the same limit would be killed again (the operator names the
+    limit and the fix). Rules apply in order, so a preempted pod (SIGKILLed too) is ignored first."""
     return {"rules": [
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_CONFIG_ERROR]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_SIGKILL]}},
     ]}
 
 
-def _job(resource: Resource, name: str, component: str, completions: int, template: dict[str, Any]) -> dict[str, Any]:
+def is_gang(resource: Resource) -> bool:
+    """Multi-node training: torchrun's workers only make progress together, so one failed worker fails
+    the group, and the operator restarts the whole group (``runtime.backoffLimit`` times) from the last
+    checkpoint, as JobSet and Kubeflow's training operator do. The Job itself then never retries a pod:
+    a lone replacement worker could not rejoin the running group's static rendezvous."""
+    return not isinstance(resource, PreferenceLabelJob) and resource.spec.resources.nodes > 1  # type: ignore[attr-defined]
+
+
+def _job(resource: Resource, name: str, component: str, completions: int, template: dict[str, Any],
+         gang: bool = False) -> dict[str, Any]:
     runtime = resource.spec.runtime  # type: ignore[attr-defined]
     queue = resource.spec.resources.queue_name  # type: ignore[attr-defined]
     meta = names.object_meta(resource, name, component)
+    meta["finalizers"] = [names.RESULT_FINALIZER]
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": completions,
         "parallelism": completions,
-        "backoffLimit": runtime.backoff_limit,
+        "backoffLimit": 0 if gang else runtime.backoff_limit,
         "podFailurePolicy": pod_failure_policy(),
         "template": template,
     }
@@ -101,4 +117,4 @@ def build_trainer_job(resource: Resource, settings: OperatorSettings) -> dict[st
     template = pod_template(resource, settings, container_name="trainer",
                             command=torchrun_command(resource, settings), component=component,
                             subdomain=names.service_name(resource))
-    return _job(resource, names.job_name(resource), component, nodes, template)
+    return _job(resource, names.job_name(resource), component, nodes, template, gang=is_gang(resource))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlaif_operator.api.common import API_VERSION
-from rlaif_operator.api.kinds import Resource
+from rlaif_operator.api.kinds import STAGE_NAMES, Resource
 
 MANAGED_BY = "rlaif-operator"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -23,9 +23,12 @@ LABEL_PIPELINE = "rlaif.dev/pipeline"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# On every Job the operator makes: the Job (and so its pods' termination messages) stays until the stage's
+# status records its result; TTL, a hand delete or garbage collection then completes once it is released.
+RESULT_FINALIZER = "rlaif.dev/result"
 
 # Each stage kind's short name: the Job's suffix and the component label.
-STAGE = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
+STAGE = STAGE_NAMES
 MERGE = "label-merge"
 
 

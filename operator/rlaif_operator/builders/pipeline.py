@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rlaif_operator.api.common import ObjectMeta
 from rlaif_operator.api.kinds import (
+    STAGE_NAMES,
     PolicyRLRun,
     PreferenceLabelJob,
     PreferenceSource,
@@ -17,7 +18,7 @@ from rlaif_operator.api.kinds import (
     RLAIFPipeline,
 )
 
-STAGE_SUFFIX = {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
+STAGE_SUFFIX = STAGE_NAMES
 PIPELINE_LABEL = "rlaif.dev/pipeline"
 
 

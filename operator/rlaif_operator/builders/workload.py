@@ -10,14 +10,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from rlaif_jobs.config import LabelConfig, PolicyConfig, RewardConfig
-from rlaif_jobs.report import OUTPUT_LABELS, OUTPUT_MODEL
-from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, Resource, RewardModelRun
+from rlaif_operator.api.kinds import STAGE_MODULES, PolicyRLRun, PreferenceLabelJob, Resource, RewardModelRun
 
-STAGE_MODULE = {
-    "PreferenceLabelJob": "rlaif_jobs.label",
-    "RewardModelRun": "rlaif_jobs.reward",
-    "PolicyRLRun": "rlaif_jobs.policy",
-}
+STAGE_MODULE = STAGE_MODULES
 
 
 class UpstreamRef(NamedTuple):
@@ -29,16 +24,14 @@ class UpstreamRef(NamedTuple):
 
 
 def upstream_ref(resource: Resource) -> UpstreamRef | None:
-    """What this resource waits for, or None if its inputs are all explicit URIs."""
-    if isinstance(resource, RewardModelRun):
-        prefs = resource.spec.preferences
-        if prefs is not None and prefs.from_label_job:
-            return UpstreamRef("PreferenceLabelJob", prefs.from_label_job, OUTPUT_LABELS)
-    if isinstance(resource, PolicyRLRun):
-        reward = resource.spec.reward
-        if reward is not None and reward.from_reward_model_run:
-            return UpstreamRef("RewardModelRun", reward.from_reward_model_run, OUTPUT_MODEL)
-    return None
+    """What this resource waits for, or None if its inputs are all explicit URIs (``Resource.UPSTREAM``
+    says where a kind names its upstream)."""
+    where = resource.UPSTREAM
+    if where is None or resource.spec is None:  # type: ignore[attr-defined]
+        return None
+    section = getattr(resource.spec, where.section)  # type: ignore[attr-defined]
+    name = getattr(section, where.attr) if section is not None else None
+    return UpstreamRef(where.kind, name, where.output) if name else None
 
 
 class MissingInputError(ValueError):

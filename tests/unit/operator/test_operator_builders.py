@@ -23,7 +23,12 @@ from rlaif_operator.api import crdschema
 from rlaif_operator.api.crdgen import build_crd
 from rlaif_operator.api.kinds import KINDS, Resource
 from rlaif_operator.builders import names
-from rlaif_operator.builders.children import build_pipeline_children, build_stage_children, spec_problems
+from rlaif_operator.builders.children import (
+    build_pipeline_children,
+    build_stage_children,
+    spec_problems,
+    storage_problems,
+)
 from rlaif_operator.builders.configmap import CONFIG_KEY
 from rlaif_operator.builders.pod import referenced_secrets
 from rlaif_operator.settings import OperatorSettings
@@ -236,7 +241,29 @@ def test_referenced_secrets_and_gpu_limit() -> None:
     assert spec_problems(res, OperatorSettings(max_gpus_per_node=8)) == []
     big = resource("RewardModelRun", "rm", REWARD)
     problems = spec_problems(big, OperatorSettings(max_gpus_per_node=4))
-    assert problems and "gpusPerNode is 8" in problems[0] and "at most 4" in problems[0]
+    assert any("gpusPerNode is 8" in p and "at most 4" in p for p in problems)
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"output": {"uri": "s3://b/run"}, "baseModel": {"uri": "hf://org/m"}}, []),
+    ({"output": {"uri": "s3://b/run"}, "baseModel": {"uri": "Qwen/Qwen2.5-7B"}}, []),  # a hub id, not a path
+    ({"output": {"uri": "/data/run"}}, ["spec.output.uri is the path /data/run, but no volume is mounted"]),
+    ({"output": {"uri": "runs/rm"}}, ["spec.output.uri is the path runs/rm, but no volume is mounted"]),
+    ({"output": {"uri": "/data/run"}, "runtime": {"storage": {"pvcName": "v"}}}, []),
+    ({"output": {"uri": "file:///scratch/run"}, "runtime": {"storage": {"pvcName": "v", "mountPath": "/data"}}},
+     ["spec.output.uri is the path file:///scratch/run, outside spec.runtime.storage.mountPath (/data)"]),
+    ({"output": {"uri": "/data/run"}, "baseModel": {"uri": "/models/sft"}, "runtime": {"storage": {"pvcName": "v"}}},
+     ["spec.baseModel.uri is the path /models/sft, outside"]),
+])
+def test_storage_problems_name_the_field_and_the_fix(spec: dict[str, Any], expected: list[str]) -> None:
+    full = {"baseModel": {"uri": "builtin://smollm2-135m-instruct"},
+            "preferences": {"uri": "s3://b/labels.jsonl"}, **spec}
+    problems = storage_problems(resource("RewardModelRun", "rm", full))
+    assert len(problems) == len(expected)
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start)
+        assert "pvcName" in problem or "put it under" in problem
+        assert "s3://" in problem
 
 
 def test_kubernetes_validate_rejects_a_broken_manifest() -> None:

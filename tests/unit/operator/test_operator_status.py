@@ -103,8 +103,8 @@ CASES: dict[str, Case] = {
         StageObservation(job=JobObservation(name="rm-reward", exists=True, suspended=True), started=True),
         "Pending", {"Running": "Queued"}, true=("InputsReady",), message="until Kueue admits it"),
     "pods-unschedulable": Case(
-        StageObservation(job=running_job(unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu."),
-                         started=True),
+        StageObservation(job=running_job(pod_problem=(
+            "Unschedulable", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")), started=True),
         "Pending", {"Running": "Unschedulable"}, true=("InputsReady",), message="Insufficient nvidia.com/gpu"),
     "job-succeeded-with-report": Case(
         StageObservation(job=running_job(complete=True, completion_time="2025-03-01T11:30:00Z", reports=(REPORT,)),
@@ -127,7 +127,57 @@ CASES: dict[str, Case] = {
         message="runtime.activeDeadlineSeconds"),
     "job-name-taken-by-someone-else": Case(
         StageObservation(upstream=UP_OK, job=JobObservation(name="rm-reward", exists=True, owned=False)),
-        "Failed", {"Failed": "NameConflict"}, true=("InputsReady", "Failed"), message="not owned by this resource"),
+        "Waiting", {"Running": "NameConflict"}, true=("InputsReady",), message="Job/rm-reward already exists and is"
+        " not owned by this RewardModelRun"),
+    "configmap-name-taken-waits-naming-it": Case(
+        StageObservation(upstream=UP_OK, job=JobObservation(name="rm-reward"),
+                         conflict="ConfigMap/rm-reward-config (controlled by no object)"),
+        "Waiting", {"Running": "NameConflict"}, true=("InputsReady",),
+        message="ConfigMap/rm-reward-config (controlled by no object) already exists"),
+    "child-forbidden-waits-with-the-api-message": Case(
+        StageObservation(upstream=UP_OK, job=JobObservation(name="rm-reward"),
+                         create_error=(403, "Job/rm-reward", 'jobs.batch is forbidden: User "x" cannot create')),
+        "Waiting", {"Running": "CreateForbidden"}, true=("InputsReady",), message="jobs.batch is forbidden"),
+    "child-invalid-fails": Case(
+        StageObservation(upstream=UP_OK, job=JobObservation(name="rm-reward"),
+                         create_error=(422, "Job/rm-reward", "spec.template.spec.affinity: Invalid value")),
+        "Failed", {"Failed": "ChildRejected"}, true=("InputsReady", "Failed"), message="affinity: Invalid value"),
+    "image-pull-back-off-is-pending-with-the-fix": Case(
+        StageObservation(job=running_job(pod_problem=("ImagePullBackOff", 'Back-off pulling image "x:1"')),
+                         started=True),
+        "Pending", {"Running": "ImagePullBackOff"}, true=("InputsReady",), message="check runtime.image"),
+    "failed-create-is-pending-with-the-event": Case(
+        StageObservation(job=JobObservation(name="rm-reward", exists=True,
+                                            pod_problem=("FailedCreate", "exceeded quota")), started=True),
+        "Pending", {"Running": "FailedCreate"}, true=("InputsReady",), message="exceeded quota"),
+    "oom-killed-names-the-limit-and-the-fix": Case(
+        StageObservation(job=running_job(failed_reason="BackoffLimitExceeded", failed_message="limit",
+                                         pod_failure=("OOMKilled", "pod p, container trainer: memory limit 16Gi")),
+                         started=True),
+        "Failed", {"Failed": "OOMKilled"}, true=("InputsReady", "Failed"), message="memory limit 16Gi"),
+    "failed-pod-message-is-carried": Case(
+        StageObservation(job=running_job(failed_reason="BackoffLimitExceeded", failed_message="limit",
+                                         pod_failure=("Error", "p: CUDA error: illegal memory access")),
+                         started=True),
+        "Failed", {"Failed": "BackoffLimitExceeded"}, true=("InputsReady", "Failed"),
+        message="the last failed pod said: p: CUDA error"),
+    "job-deleted-by-hand-while-running": Case(
+        StageObservation(job=running_job(deleting=True), started=True),
+        "Failed", {"Failed": "JobDeleted"}, true=("InputsReady", "Failed"), message="rlaif.dev/restart"),
+    "job-deleted-after-completing-succeeds": Case(
+        StageObservation(job=running_job(deleting=True, complete=True, reports=(REPORT,)), started=True),
+        "Succeeded", {"Succeeded": "JobSucceeded"}, true=("InputsReady", "Succeeded")),
+    "job-lost-without-summary-fails": Case(
+        StageObservation(job=JobObservation(name="rm-reward"), started=True, lost=True,
+                         lost_detail="; its summary /o/summary.json is on a volume the operator does not mount"),
+        "Failed", {"Failed": "JobDeleted"}, true=("InputsReady", "Failed"),
+        message="Job rm-reward (uid j1) was deleted before it finished; its summary /o/summary.json",
+        previous=Status(phase="Running", job_uid="j1")),
+    "job-lost-with-summary-succeeds": Case(
+        StageObservation(job=JobObservation(name="rm-reward"), started=True, lost=True, lost_summary=REPORT),
+        "Succeeded", {"Succeeded": "JobSucceeded"}, true=("InputsReady", "Succeeded"),
+        message="read from its summary.json", extra={"outputs": {"model": "/o/model"}},
+        previous=Status(phase="Running", job_uid="j1")),
     "shards-done-merge-pending": Case(
         StageObservation(job=running_job(complete=True, completions=4), needs_merge=True, started=True),
         "Running", {"Running": "Merging"}, true=("InputsReady", "Running"), message="merging their labels"),
@@ -235,6 +285,34 @@ def test_compute_pipeline_status(name: str) -> None:
         assert status.metrics == {"labeled": 1.0, "winRate": 0.6}
         assert status.outputs["policy.model"] == "/Succeeded"
         assert status.completion_time == "2025-03-01T11:00:00Z"
+
+
+def test_pipeline_waits_while_a_stranger_holds_a_stage_name() -> None:
+    pipe = KINDS["RLAIFPipeline"].model_validate({
+        "apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", "generation": 1}, "spec": {"labeling": LABEL_SPEC}})
+    status = compute_pipeline_status(pipe, [ChildObservation("PreferenceLabelJob", "p-label", exists=True,
+                                                             owned=False, status=Status(phase="Running"))], NOW)
+    assert status.phase == "Waiting"
+    running = next(c for c in status.conditions if c.type == "Running")
+    assert running.reason == "NameConflict" and "PreferenceLabelJob/p-label already exists" in running.message
+    assert [s.phase for s in status.stages] == [None]  # a stranger's phase is not reported as the stage's
+
+
+@pytest.mark.parametrize(("code", "phase", "ctype", "reason"), [
+    (403, "Waiting", "Running", "CreateForbidden"),
+    (422, "Failed", "Failed", "ChildRejected"),
+])
+def test_pipeline_stage_the_api_refuses(code: int, phase: str, ctype: str, reason: str) -> None:
+    pipe = KINDS["RLAIFPipeline"].model_validate({
+        "apiVersion": "rlaif.dev/v1alpha1", "kind": "RLAIFPipeline",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", "generation": 1}, "spec": {"labeling": LABEL_SPEC}})
+    observed = [ChildObservation("PreferenceLabelJob", "p-label", create_error=(code, "admission webhook said no"))]
+    status = compute_pipeline_status(pipe, observed, NOW)
+    assert status.phase == phase
+    cond = next(c for c in status.conditions if c.type == ctype)
+    assert cond.reason == reason and "PreferenceLabelJob/p-label" in cond.message
+    assert "admission webhook said no" in cond.message
 
 
 def test_events_on_transitions_only() -> None:

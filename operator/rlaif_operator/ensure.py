@@ -1,0 +1,205 @@
+"""Acting on a stage: create its missing children, release its finished Jobs, restart it on request.
+
+Every write the operator makes to objects other than its resources' status lives here:
+
+- ``ensure_stage``: creates the ConfigMap, Service and Job (then the merge Job) once the inputs are
+  ready, under deterministic names. A create that meets an existing object keeps it only if this
+  resource is its controller; a stranger is reported (``conflict``), never adopted. A create the API
+  refuses (4xx) is reported with the API's message (``create_error``) instead of retried unseen.
+- ``release_jobs`` / ``release_orphan``: take the operator's finalizer off a Job once its result is in
+  the stage's status (or its owner is gone), so TTL, a hand delete or the garbage collector can finish.
+- ``restart_gang``: a failed worker of a multi-node training group fails the group; its Job is deleted
+  so that the whole group starts again from the last checkpoint (bounded by ``runtime.backoffLimit``).
+- ``restart_stage``: the ``rlaif.dev/restart`` annotation, a user's explicit request to run a failed
+  stage again: its Jobs are deleted and its status starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from rlaif_operator import metrics
+from rlaif_operator.api.common import API_VERSION, Status
+from rlaif_operator.api.conditions import RESTART_ANNOTATION, Reason
+from rlaif_operator.api.kinds import Resource
+from rlaif_operator.builders import names
+from rlaif_operator.builders.children import build_stage_children
+from rlaif_operator.builders.jobs import is_gang
+from rlaif_operator.context import Context, owned_by, seconds
+from rlaif_operator.kube import KubeError
+from rlaif_operator.observe import job_body, observe_job
+from rlaif_operator.status import StageObservation, compute_status
+
+log = logging.getLogger(__name__)
+REFUSED = (400, 403, 422)  # the API's "no" to a create: bad request, forbidden (RBAC, quota, admission), invalid
+
+
+def _describe_owner(obj: dict[str, Any]) -> str:
+    ref = next((r for r in obj["metadata"].get("ownerReferences", []) if r.get("controller")), None)
+    if ref is None:
+        return "controlled by no object"
+    return f"controlled by {ref.get('kind')}/{ref.get('name')} uid {ref.get('uid')}"
+
+
+def create_child(ctx: Context, resource: Resource, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None,
+                                                                                      dict[str, Any]]:
+    """Creates one child. Returns (the child, {}) when it is this resource's, else (None, the
+    observation fields that say why not: ``conflict`` or ``create_error``). Other API errors raise."""
+    kind, name = manifest["kind"], manifest["metadata"]["name"]
+    try:
+        obj, created = ctx.kube.create(manifest)
+    except KubeError as err:
+        if err.status not in REFUSED:
+            raise
+        message = err.body.get("message") or str(err)
+        log.warning("creating %s %s/%s was refused: %s", kind, resource.metadata.namespace, name, message)
+        return None, {"create_error": (err.status, f"{kind}/{name}", message)}
+    if created:
+        metrics.CHILDREN_CREATED.labels(kind).inc()
+        log.info("created %s %s/%s", kind, resource.metadata.namespace, name)
+        return obj, {}
+    if not owned_by(obj, resource.metadata.uid):
+        return None, {"conflict": f"{kind}/{name} ({_describe_owner(obj)})"}
+    if obj["metadata"].get("deletionTimestamp") or ctx.cache.is_gone(obj["metadata"].get("uid")):
+        # Ours, from before a restart, and still going away: try again once it is gone.
+        raise KubeError(409, "Conflict", {"message": f"{kind} {name} from before a restart is still being deleted"})
+    return obj, {}
+
+
+def ensure_stage(ctx: Context, resource: Resource, obs: StageObservation) -> StageObservation:
+    """Creates what the stage is missing and returns the observation updated with what now exists."""
+    if obs.spec_errors or obs.lost:
+        return obs
+    if obs.started:
+        job = obs.job
+        if job is not None and job.owned and job.failed_reason == "BackoffLimitExceeded" and is_gang(resource) \
+                and (resource.status.restarts or 0) < resource.spec.runtime.backoff_limit:  # type: ignore[attr-defined]
+            return restart_gang(ctx, resource, obs)
+        if obs.needs_merge and job is not None and job.complete and not job.failed_reason and obs.merge_job is None:
+            children = build_stage_children(resource, None, ctx.settings)
+            assert children.merge_job is not None
+            merge, problem = create_child(ctx, resource, children.merge_job)
+            if merge is None:
+                return replace(obs, **problem)
+            ctx.cache.put(merge)
+            obs = replace(obs, merge_job=observe_job(ctx, resource, merge, names.merge_job_name(resource)))
+        return obs
+    if obs.job is not None and obs.job.exists:
+        return obs  # a Job of that name that is not ours: compute_status reports it
+    provisional = compute_status(resource, obs, ctx.now())
+    inputs = next(c for c in provisional.conditions if c.type == "InputsReady")
+    if inputs.status != "True" or provisional.phase == "Failed":
+        return obs
+    up = obs.upstream
+    uri = up.outputs.get(up.output) if up is not None else None
+    children = build_stage_children(resource, uri, ctx.settings)
+    for manifest in children.before_job():
+        child, problem = create_child(ctx, resource, manifest)
+        if child is None:
+            return replace(obs, **problem)
+    job, problem = create_child(ctx, resource, children.job)
+    if job is None:
+        return replace(obs, **problem)
+    ctx.cache.put(job)
+    if up is not None and up.completion_time:
+        # upstream finished -> downstream Job created (1 s timestamp resolution)
+        metrics.HANDOFF_SECONDS.observe(max(0.0, ctx.now().timestamp() - seconds(up.completion_time)))
+    return replace(obs, job=observe_job(ctx, resource, job, names.job_name(resource)), started=True)
+
+
+def restart_gang(ctx: Context, resource: Resource, obs: StageObservation) -> StageObservation:
+    """One worker of a multi-node group failed, so the group did: deletes its Job (the next reconcile
+    creates it again, and the trainers resume from their last checkpoint) and says so."""
+    assert obs.job is not None
+    for job in _stage_jobs(ctx, resource):
+        _delete_job(ctx, job)
+    count, limit = (resource.status.restarts or 0) + 1, resource.spec.runtime.backoff_limit  # type: ignore[attr-defined]
+    nodes = resource.spec.resources.nodes  # type: ignore[attr-defined]
+    said = f" ({obs.job.pod_failure[1]})" if obs.job.pod_failure else ""
+    return replace(obs, gang_restart=f"a worker of Job {obs.job.name} failed{said}: restarting all {nodes} workers"
+                   f" from the last checkpoint (group restart {count} of runtime.backoffLimit {limit})")
+
+
+def _delete_job(ctx: Context, job: dict[str, Any]) -> None:
+    """Deletes a Job of ours for good: releases it, deletes it (this uid only), forgets it."""
+    meta = job["metadata"]
+    if names.RESULT_FINALIZER in (meta.get("finalizers") or []):
+        _release(ctx, job)
+    ctx.kube.delete("batch/v1", "Job", meta.get("namespace"), meta["name"], uid=meta.get("uid"))
+    ctx.cache.mark_gone(("Job", meta.get("namespace"), meta["name"]), meta["uid"])
+
+
+# --- the result finalizer ----------------------------------------------------------------------------
+
+
+def _release(ctx: Context, job: dict[str, Any]) -> None:
+    try:
+        patched = ctx.kube.remove_finalizer(job, names.RESULT_FINALIZER)
+    except KubeError as err:
+        if err.status not in (409, 422):
+            raise
+        # The finalizer list changed under us: the Job's next event brings its new body, and a new try.
+        log.info("finalizer of Job %s/%s changed meanwhile: %s", job["metadata"].get("namespace"),
+                 job["metadata"]["name"], err)
+        return
+    if patched is not None:
+        ctx.cache.put(patched)
+
+
+def _stage_jobs(ctx: Context, resource: Resource, ask: bool = False) -> list[dict[str, Any]]:
+    ns = resource.metadata.namespace
+    found = []
+    for name in (names.job_name(resource), names.merge_job_name(resource)):
+        body = job_body(ctx, ns, name, ask=ask)
+        if body is not None and owned_by(body, resource.metadata.uid):
+            found.append(body)
+    return found
+
+
+def release_jobs(ctx: Context, resource: Resource) -> None:
+    """Takes the result finalizer off the stage's Jobs: their result is recorded (or never will be)."""
+    for job in _stage_jobs(ctx, resource):
+        if names.RESULT_FINALIZER in (job["metadata"].get("finalizers") or []):
+            _release(ctx, job)
+
+
+def release_orphan(ctx: Context, job: dict[str, Any]) -> None:
+    """Releases a Job being deleted whose owner is gone (deleted with its namespace, say): no status
+    is left to write its result into."""
+    ref = next((r for r in job["metadata"].get("ownerReferences", []) if r.get("controller")), None)
+    if ref is not None:
+        owner = ctx.kube.get(API_VERSION, ref["kind"], job["metadata"].get("namespace"), ref["name"])
+        if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
+            return  # the owner exists: its reconcile records the result, then releases the Job
+    _release(ctx, job)
+
+
+# --- restart on request ----------------------------------------------------------------------------
+
+
+def restart_request(resource: Resource) -> str | None:
+    """The rlaif.dev/restart annotation's value, if the operator has not acted on it yet."""
+    value = resource.metadata.annotations.get(RESTART_ANNOTATION)
+    return value if value and value != resource.status.restart_handled else None
+
+
+def restart_stage(ctx: Context, resource: Resource, value: str) -> tuple[Status, list[tuple[str, str, str]]]:
+    """Acts on a restart request. Returns the status to write and the Events (type, reason, message).
+
+    A Failed stage starts over: its Jobs are deleted (the finalizer released first) and its status
+    is emptied (``restartHandled`` records the request). Any other phase is left alone, and the Event says why.
+    """
+    status = resource.status
+    if status.phase != "Failed":
+        return (status.model_copy(update={"restart_handled": value}),
+                [("Warning", Reason.RESTART_IGNORED, f"{RESTART_ANNOTATION}={value} ignored: the stage is"
+                  f" {status.phase or 'not started'}; only a Failed stage is run again")])
+    deleted = []
+    for job in _stage_jobs(ctx, resource, ask=True):
+        _delete_job(ctx, job)
+        deleted.append(job["metadata"]["name"])
+    fresh = Status(restart_handled=value)  # a new run: its group restarts start from 0 again
+    what = f"deleted Job {', '.join(deleted)}; " if deleted else ""
+    return fresh, [("Normal", Reason.RESTARTED, f"{RESTART_ANNOTATION}={value}: {what}running the stage again")]
