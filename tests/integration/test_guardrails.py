@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from clusterkit import Cluster, Operator, eventually
-from test_operator_pipeline import LABEL_REPORT, POLICY
+from test_operator_pipeline import LABEL_REPORT, POLICY, STORAGE
 
 from rlaif_jobs.apikeys import api_key_env
 from rlaif_jobs.config.common import SecretKeyRef
@@ -60,7 +60,7 @@ def test_runs_outside_the_guardrails_fail_with_invalid_spec(cluster: Cluster, gn
     account = copy.deepcopy(POLICY)
     account.update(reward={"modelUri": "/data/rm"}, runtime={"serviceAccountName": "cluster-admin"})
     allowed = copy.deepcopy(POLICY)
-    allowed.update(reward={"modelUri": "/data/rm"}, runtime={"serviceAccountName": "rlaif-workload",
+    allowed.update(reward={"modelUri": "/data/rm"}, runtime={**STORAGE, "serviceAccountName": "rlaif-workload",
                                                              "image": "ghcr.io/rlaif/trainer:0.1.0-cu128"})
     pipeline = {"labeling": {"labeler": endpoint_labeler("http://l:8000/v1", "labeler-key"),
                              "dataset": {"uri": "builtin://datasets/checkable-pairs"}, "output": {"uri": "/d/l"}},
@@ -92,7 +92,8 @@ def test_no_key_reaches_a_configmap_an_event_or_a_log(cluster: Cluster, guarded:
     policy["reward"] = {"direct": {"labeler": endpoint_labeler("http://scorer:8000/v1", "scorer-key")}}
     policy["evaluation"] = {"judge": endpoint_labeler("https://judge.example.com/v1", "judge-key")}
     labeling = {"labeler": endpoint_labeler("http://labeler:8000/v1", "labeler-key"),
-                "dataset": {"uri": "builtin://datasets/checkable-pairs"}, "output": {"uri": "/d/l"}}
+                "dataset": {"uri": "builtin://datasets/checkable-pairs"}, "output": {"uri": "/data/l"},
+                "runtime": STORAGE}
     # And one whose Secret is missing: its condition and Event name the Secret, never a value.
     missing = copy.deepcopy(labeling)
     missing["labeler"]["endpoint"]["apiKeySecret"]["name"] = "absent-key"

@@ -250,7 +250,9 @@ def test_rbac_least_privilege() -> None:
         # blockOwnerDeletion on the children needs it where owner references are enforced (OpenShift)
         assert allowed(rules, "rlaif.dev", f"{plural}/finalizers", "update")
         assert not allowed(rules, "rlaif.dev", plural, "patch") and not allowed(rules, "rlaif.dev", plural, "update")
-    assert not any(v in r["verbs"] for r in rules for v in ("delete", "deletecollection", "*"))
+    # Deleting is for Jobs alone (an explicit rlaif.dev/restart, or a failed multi-node group restarted whole).
+    assert [r["resources"] for r in rules if "delete" in r["verbs"]] == [["jobs"]]
+    assert not any(v in r["verbs"] for r in rules for v in ("deletecollection", "*"))
     assert not any("*" in r["resources"] or "*" in r["apiGroups"] for r in rules)
 
 
