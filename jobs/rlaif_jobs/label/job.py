@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io, progress, report
 from rlaif_jobs.config.label import LabelConfig
 from rlaif_jobs.data import DatasetError, load_records
 from rlaif_jobs.label import prompts as P
@@ -103,6 +103,7 @@ def _label_shard(config: LabelConfig, engine: Engine | None, store: ShardStore, 
     own = engine is None and bool(todo)
     if own:
         t0 = time.perf_counter()
+        progress.report("loading the labeler", 0)
         engine = build_engine(config.labeler)
         extra["engineLoadSeconds"] = time.perf_counter() - t0
     try:
@@ -110,6 +111,7 @@ def _label_shard(config: LabelConfig, engine: Engine | None, store: ShardStore, 
             assert engine is not None
             labeler = PairLabeler(config, engine)
             size = config.labeler.batch_size
+            progress.report("labeling", len(entries), len(records), "pairs")
             for b in range(0, len(todo), size):
                 batch = todo[b:b + size]
                 t0 = time.perf_counter()
@@ -121,6 +123,7 @@ def _label_shard(config: LabelConfig, engine: Engine | None, store: ShardStore, 
                 entries.extend(new)
                 for key in STAT_KEYS:
                     totals[key] += float(chunk[key])
+                progress.report("labeling", len(entries), len(records), "pairs")
                 log.info("shard %d: %d/%d records (%.1f pairs/s)", store.index, len(entries), len(records),
                          len(batch) / max(chunk["elapsedSeconds"], 1e-9))
     finally:
