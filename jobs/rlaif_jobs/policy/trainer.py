@@ -135,7 +135,8 @@ def _make_rollout(config: PolicyConfig, policy_path: str, module: Any, tokenizer
                                                              "fp16": "float16"}[precision],
                                max_model_len=config.rl.max_length, seed=config.rl.seed,
                                gpu_memory_utilization=config.rollout.gpu_memory_utilization,
-                               world_size=env.world_size)
+                               world_size=env.world_size,
+                               max_sequences=config.rl.batch_size // env.world_size)
         except RolloutEngineError as err:
             log.warning("rollout.engine vllm cannot run here (%s); falling back to transformers generate", err)
     return TransformersRollout(module, tokenizer, env.device)
