@@ -118,7 +118,7 @@ class StageConsole:
         line = self.line()
         if not line:
             return
-        key = tuple((p.event["phase"], p.event.get("doing")) for p in self.phases.values())
+        key = tuple(self.phases)  # a new phase prints at once; progress within one, every `every` s
         now = time.monotonic()
         if self.tty:
             if line != self.shown or final:
