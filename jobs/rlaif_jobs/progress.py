@@ -46,13 +46,18 @@ def tqdm_class(phase: str, unit: str) -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = False
             kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
+            # an engine's quick preparatory bars ("Rendering prompts", "Adding requests") stay silent
+            self._quiet = str(kwargs.get("desc", "")).startswith(("Rendering", "Adding"))
             super().__init__(*args, **kwargs)
             self._last = 0.0
-            report(phase, 0, self.total, unit)
+            if not self._quiet:
+                report(phase, 0, self.total, unit)
 
         def update(self, n: float | None = 1) -> bool | None:
             out = super().update(n)
             now = time.monotonic()
+            if self._quiet:
+                return out
             if now - self._last >= 1.0 or (self.total is not None and self.n >= self.total):
                 self._last = now
                 report(phase, int(self.n), self.total, unit)
