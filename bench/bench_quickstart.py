@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,24 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
+def _kill_tree(pid: int) -> None:
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def _cpu_children() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -114,8 +133,12 @@ def run_stage(manifest: Path, name: str, workdir: Path, cwd: Path, interval: flo
     cpu0, t0 = _cpu_children(), time.monotonic()
     with out_path.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=None if verbose else out, stderr=subprocess.STDOUT)
-        with TreeSampler(proc.pid, interval) as sampler:
-            code = proc.wait()
+        try:
+            with TreeSampler(proc.pid, interval) as sampler:
+                code = proc.wait()
+        finally:  # stopped (SIGTERM from `timeout`, Ctrl-C): take the stage's whole tree down with us
+            if proc.poll() is None:
+                _kill_tree(proc.pid)
     wall, cpu = time.monotonic() - t0, _cpu_children() - cpu0
     status_file = workdir / name / "status.json"
     status = json.loads(status_file.read_text()) if status_file.exists() else {}
@@ -152,6 +175,7 @@ def show(rows: list[dict], load_before: tuple, load_after: tuple) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)  # `timeout`: print what was measured, stop the running stage
     manifest = Path(args.manifest).resolve()
     stages = stage_names(str(manifest))
     wanted = args.stages.split(",") if args.stages else [n for _, n in stages]
