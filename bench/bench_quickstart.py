@@ -26,6 +26,7 @@ loaded figures. Every model-loading run on a shared machine goes under the model
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -109,10 +110,8 @@ def _kill_tree(pid: int) -> None:
     except psutil.NoSuchProcess:
         return
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(procs, timeout=30)
 
 
