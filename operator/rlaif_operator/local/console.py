@@ -62,7 +62,10 @@ class _Phase:
             out = f"{e['phase']} {done} {unit}".rstrip() if done else e["phase"]
         if e.get("doing"):
             out += f" ({e['doing']})"
-        if with_rate and e["t"] > self.t0 and done > self.done0:
+        # an engine call finishes most prompts together near its end: a rate from the first few would
+        # promise hours, so there rate and ETA show once a tenth (at least two) are done; steps are even
+        need = 1 if unit == "steps" else max(2, (total or 0) / 10)
+        if with_rate and e["t"] > self.t0 and done - self.done0 >= need:
             rate = (done - self.done0) / (e["t"] - self.t0)
             one = (unit or "items").removesuffix("s")
             out += f", {rate:.3g} {unit or 'items'}/s" if rate >= 1 else f", {1 / rate:.3g} s/{one}"
