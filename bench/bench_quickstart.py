@@ -12,7 +12,8 @@ output URIs land there), and prints per stage and in total:
   sampled every ``--interval`` seconds (``ru_maxrss`` is the peak of ONE process, not of the tree,
   and misses a labeler whose engine runs in a child). Pages shared between processes (the CUDA/torch
   libraries mapped by each) count once per process, so the sum is an upper bound of the real use;
-  the largest single process's peak is printed beside it;
+  the largest single process's peak is printed beside it, and the tree's peak of RSS less file-backed
+  and shared pages ("anon": a model file mapped while loading counts in RSS but can be dropped);
 - the stage's metrics from its status (labels: alignment, samePositionRate; reward model:
   evalAccuracy; policy: meanReward, kl, evaluation figures).
 
@@ -72,6 +73,7 @@ class TreeSampler:
         self.interval = interval
         self.peak_tree = 0  # bytes
         self.peak_process = 0
+        self.peak_tree_anon = 0  # RSS less file-backed/shared pages: memory that cannot be dropped
         self.processes_seen: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -90,16 +92,18 @@ class TreeSampler:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            total = 0
+            total = anon = 0
             for proc in procs:
                 try:
-                    rss = proc.memory_info().rss
+                    mem = proc.memory_info()
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 self.processes_seen.add(proc.pid)
-                total += rss
-                self.peak_process = max(self.peak_process, rss)
+                total += mem.rss
+                anon += mem.rss - getattr(mem, "shared", 0)
+                self.peak_process = max(self.peak_process, mem.rss)
             self.peak_tree = max(self.peak_tree, total)
+            self.peak_tree_anon = max(self.peak_tree_anon, anon)
             self._stop.wait(self.interval)
 
 
@@ -144,7 +148,7 @@ def run_stage(manifest: Path, name: str, workdir: Path, cwd: Path, interval: flo
     if code != 0 and not verbose:
         print(out_path.read_text()[-3000:], file=sys.stderr)
     return {"stage": name, "exitCode": code, "phase": status.get("phase"), "wallSeconds": wall,
-            "cpuSeconds": cpu, "peakTreeRssBytes": sampler.peak_tree,
+            "cpuSeconds": cpu, "peakTreeRssBytes": sampler.peak_tree, "peakTreeAnonBytes": sampler.peak_tree_anon,
             "peakProcessRssBytes": sampler.peak_process, "processes": len(sampler.processes_seen),
             "metrics": status.get("metrics", {})}
 
@@ -157,14 +161,19 @@ def show(rows: list[dict], load_before: tuple, load_after: tuple) -> None:
     print(f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
           f" after: {' '.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs"
           + ("  [LOADED machine: times are not quiet-machine figures]" if load_before[0] > 0.5 else ""))
-    print(f"{'stage':<28} {'phase':<10} {'wall s':>8} {'CPU s':>8} {'peak tree GiB':>14} {'peak proc GiB':>14}")
+    print(f"{'stage':<28} {'phase':<10} {'wall s':>8} {'CPU s':>8} {'peak tree GiB':>14} {'anon GiB':>9}"
+          f" {'peak proc GiB':>14}")
     for r in rows:
         print(f"{r['stage']:<28} {r['phase'] or '-':<10} {r['wallSeconds']:>8.1f} {r['cpuSeconds']:>8.1f}"
-              f" {_gb(r['peakTreeRssBytes']):>14} {_gb(r['peakProcessRssBytes']):>14}")
+              f" {_gb(r['peakTreeRssBytes']):>14} {_gb(r['peakTreeAnonBytes']):>9}"
+              f" {_gb(r['peakProcessRssBytes']):>14}")
     print(f"{'TOTAL':<28} {'':<10} {sum(r['wallSeconds'] for r in rows):>8.1f}"
           f" {sum(r['cpuSeconds'] for r in rows):>8.1f}"
           f" {_gb(max((r['peakTreeRssBytes'] for r in rows), default=0)):>14}"
+          f" {_gb(max((r['peakTreeAnonBytes'] for r in rows), default=0)):>9}"
           f" {_gb(max((r['peakProcessRssBytes'] for r in rows), default=0)):>14}")
+    print("(peak tree: summed RSS of the stage's processes, including file pages mapped from model files;"
+          " anon: the same less file-backed and shared pages, i.e. memory the kernel cannot drop)")
     print("\nresults:")
     for r in rows:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
