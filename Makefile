@@ -1,5 +1,5 @@
 # One entry point per job. Each target sets up what it needs first (idempotent, quick when done).
-.PHONY: setup quickstart test test-fast bench crds lint
+.PHONY: setup quickstart test test-fast bench bench-quickstart crds lint
 
 PY := .venv/bin/python
 
@@ -22,6 +22,11 @@ test-fast: setup
 bench:
 	RLAIF_MODELS=qwen2.5-coder-1.5b-instruct scripts/bootstrap.sh bench
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## The quickstart judged on time, memory and result: per stage wall, CPU, peak tree RSS and metrics.
+bench-quickstart:
+	RLAIF_MODELS=qwen2.5-coder-1.5b-instruct scripts/bootstrap.sh
+	$(PY) bench/bench_quickstart.py examples/quickstart-pipeline.yaml
 
 crds: setup
 	$(PY) -m rlaif_operator.api.crdgen

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 
 from rlaif_jobs.config.label import LabelConfig  # noqa: E402
 from rlaif_jobs.datasets.generate import checkable_pairs  # noqa: E402
+from rlaif_jobs.feedback import open_engine  # noqa: E402
 from rlaif_jobs.label import main as label  # noqa: E402
-from rlaif_jobs.label import scoring  # noqa: E402
-from rlaif_jobs.labeler import build_engine  # noqa: E402
+from rlaif_jobs.label import metrics  # noqa: E402
 
 SMOLLM2 = "builtin://smollm2-135m-instruct"
 QWEN = "builtin://qwen2.5-coder-1.5b-instruct"
@@ -66,8 +66,45 @@ def _run(cfg: LabelConfig, engine) -> tuple[dict, list[dict]]:
 
 def _load(spec_cfg: LabelConfig):
     t0 = time.perf_counter()
-    engine = build_engine(spec_cfg.labeler)
+    engine = open_engine(spec_cfg.labeler)
     return engine, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- roofline
+def _model_shape(model: str) -> dict:
+    from rlaif_jobs.models.resolve import resolve_model_uri
+
+    cfg = json.loads((Path(resolve_model_uri(model)) / "config.json").read_text())
+    d, heads, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    kv, hd = cfg.get("num_key_value_heads") or heads, cfg.get("head_dim") or d // heads
+    inter = cfg["intermediate_size"]
+    per_layer = d * heads * hd * 2 + d * kv * hd * 2 + 3 * d * inter  # q, o, k, v, gated MLP
+    return {"hidden": d, "intermediate": inter, "layers": layers, "headDim": hd, "heads": heads,
+            "matmulParams": layers * per_layer}
+
+
+def roofline(model: str, dtype: str, prompt_tokens: int = 150, seconds: float = 3.0) -> dict:
+    """The prefill tokens/s this CPU could reach for ``model``: matmul GFLOP/s measured now in ``dtype``
+    (tokens x hidden @ hidden x intermediate, the labeler's biggest GEMMs, all threads), divided by the
+    FLOPs of one prompt token (2 per matmul parameter, plus attention over ``prompt_tokens``/2 on average;
+    the vocabulary projection is computed for the last position only, so it is left out)."""
+    import torch
+
+    shape = _model_shape(model)
+    dt = getattr(torch, dtype)
+    a = torch.randn(256, shape["hidden"], dtype=dt)
+    b = torch.randn(shape["hidden"], shape["intermediate"], dtype=dt)
+    for _ in range(3):
+        a @ b  # warm-up (thread pool, caches)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    gflops = n * 2 * 256 * shape["hidden"] * shape["intermediate"] / (time.perf_counter() - t0) / 1e9
+    attention = 2 * 2 * shape["layers"] * shape["heads"] * shape["headDim"] * prompt_tokens / 2
+    per_token = 2 * shape["matmulParams"] + attention
+    return {"model": model, "dtype": dtype, "matmulGflops": gflops, "flopsPerToken": per_token,
+            "rooflineTokensPerSecond": gflops * 1e9 / per_token, "threads": torch.get_num_threads()}
 
 
 # ---------------------------------------------------------------- part 1: throughput
@@ -96,6 +133,8 @@ def throughput(args, work: Path) -> dict:
             if engine_kind == "vllm":
                 cached, sent = engine.cached_tokens - n0[0], engine.prompt_tokens - n0[1]
                 entry["prefixCacheHitRate"] = cached / sent if sent else 0.0
+                # prompt tokens actually computed (not served from the cache) per second of labeling
+                entry["computedPrefillTokensPerSecond"] = (sent - cached) / metrics["elapsedSeconds"]
                 detailed = _config(SMOLLM2, engine_kind, data, str(work / f"tp-{key}-detailed"), **opts,
                                    prompt={"preamble": "detailed"})
                 n1 = (engine.cached_tokens, engine.prompt_tokens)
@@ -108,6 +147,7 @@ def throughput(args, work: Path) -> dict:
         results[key] = entry
         print(f"  ({key}) {title}: {entry['pairsPerSecond']:.2f} pairs/s "
               f"(labeling {entry['elapsedSeconds']:.1f}s, load {load_s:.1f}s)", flush=True)
+    results["roofline"] = roofline(SMOLLM2, "float32")
     return results
 
 
@@ -122,7 +162,7 @@ VARIANTS = [
 def _per_task(labels: list[dict]) -> dict[str, float | None]:
     out = {}
     for task in TASKS:
-        out[task] = scoring.alignment([r for r in labels if r.get("task") == task])[0]
+        out[task] = metrics.alignment([r for r in labels if r.get("task") == task])[0]
     return out
 
 
@@ -163,9 +203,18 @@ def _print_report(tp: dict | None, table: list[dict]) -> None:
         print("\n== Throughput: SmolLM2-135M-Instruct, float32, both orders, Base prompt ==")
         print(f"{'arm':10s} {'pairs/s':>8s} {'vs (b)':>8s} {'vs (c)':>8s}  engine")
         for key, e in tp.items():
+            if key == "roofline":
+                continue
             print(f"{key:10s} {e['pairsPerSecond']:8.2f} {e['pairsPerSecond'] / b:7.1f}x "
                   f"{e['pairsPerSecond'] / tp['c']['pairsPerSecond']:7.1f}x  {e['title']}")
         a, nc = tp["a"], tp["a-nocache"]
+        if tp.get("roofline"):
+            r = tp["roofline"]
+            print(f"roofline: matmul {r['matmulGflops']:.1f} GFLOP/s ({r['dtype']}, {r['threads']} threads) ="
+                  f" {r['rooflineTokensPerSecond']:.0f} prefill tokens/s for this model; (a) computed"
+                  f" {a['computedPrefillTokensPerSecond']:.0f} tokens/s uncached ="
+                  f" {a['computedPrefillTokensPerSecond'] / r['rooflineTokensPerSecond']:.0%} of it;"
+                  f" (a-nocache) {nc['computedPrefillTokensPerSecond'] / r['rooflineTokensPerSecond']:.0%}")
         print(f"target (a) >= 5x (b): {a['pairsPerSecond'] / b:.1f}x "
               f"-> {'met' if a['pairsPerSecond'] >= 5 * b else 'NOT met'}")
         print(f"prefix caching, Base prompt: {a['pairsPerSecond'] / nc['pairsPerSecond']:.2f}x pairs/s "
@@ -202,7 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-qwen", action="store_true", help="part 2 with SmolLM2 only")
     p.add_argument("--models", default="smollm2,qwen", help="part 2's labelers: smollm2, qwen (default both)")
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--roofline", metavar="MODEL", help="only print the roofline for this builtin model"
+                   " (e.g. builtin://qwen2.5-coder-1.5b-instruct; no model is loaded) and exit")
+    p.add_argument("--roofline-dtype", default="float32")
     args = p.parse_args(argv)
+    if args.roofline:
+        print(json.dumps({**roofline(args.roofline, args.roofline_dtype), "loadAverage": os.getloadavg()}))
+        return 0
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     t0 = time.perf_counter()

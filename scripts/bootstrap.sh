@@ -3,7 +3,11 @@
 #   scripts/bootstrap.sh            venv + CPU stack + the test models
 #   scripts/bootstrap.sh bench      ... + benchmark-only dependencies (TRL)
 #   RLAIF_MODELS="a b" scripts/bootstrap.sh   build other builtin models too (e.g. the 1.5B labeler)
-# The venv is .venv in the repository; models go to $RLAIF_CACHE (default ~/.cache/rlaif).
+#   RLAIF_VENV=/path/to/.venv scripts/bootstrap.sh   reuse the venv of an earlier clone (seconds, not
+#                                   minutes): .venv becomes a link to it and only this checkout's code
+#                                   is installed into it (pip install --no-deps -e .)
+# The venv is .venv in the repository; models go to $RLAIF_CACHE (default ~/.cache/rlaif) and are
+# built once (a second clone finds them there); pip keeps its downloads and built wheels in its cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +15,11 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 VENV=.venv
 PIP="$VENV/bin/python -m pip"
+if [ -n "${RLAIF_VENV:-}" ] && [ ! -e "$VENV" ]; then
+  [ -x "$RLAIF_VENV/bin/python" ] || { echo "RLAIF_VENV=$RLAIF_VENV: no bin/python there" >&2; exit 2; }
+  echo "==> reusing the venv at $RLAIF_VENV"
+  ln -s "$RLAIF_VENV" "$VENV"
+fi
 EXTRAS="operator,cpu,test,dev"
 [ "${1:-}" = "bench" ] && EXTRAS="$EXTRAS,bench"
 
@@ -33,6 +42,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 else
   echo "==> dependencies up to date"
+fi
+# A reused venv may have an earlier checkout's code installed (editable): point it at this one.
+if ! "$VENV/bin/python" -c 'import sys, rlaif_jobs; sys.exit(not rlaif_jobs.__file__.startswith(sys.argv[1]))' \
+    "$PWD/" 2>/dev/null; then
+  echo "==> installing this checkout's code into $VENV"
+  $PIP install --quiet --no-deps -e .
 fi
 
 echo "==> builtin models"

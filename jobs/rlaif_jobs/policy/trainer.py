@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.errors import RetryableError
@@ -48,34 +48,22 @@ from rlaif_jobs.policy.rewards import RewardError, RewardSource
 from rlaif_jobs.policy.rollout import RolloutEngine, TransformersRollout
 from rlaif_jobs.train import (
     BatchPlan,
-    CheckpointManager,
     DistEnv,
-    MetricsLogger,
     ShardedSampler,
     all_reduce_sum,
     barrier,
     build_ds_config,
     build_engine,
     current_lr,
-    export_hf_model,
     init_distributed,
     plan_batches,
-    progress_bar,
     shutdown,
     world_size_from_env,
 )
+from rlaif_jobs.train.run import TrainingRun, output_dir
 
 log = logging.getLogger(__name__)
 RECENT = 5  # steps averaged for the summary's final meanReward / kl
-
-
-def output_dir(config: PolicyConfig) -> Path:
-    """The local output folder; object stores are refused (DeepSpeed checkpoints need a filesystem)."""
-    uri = config.output.uri
-    if io.is_remote(uri):
-        raise ConfigError(f"output.uri: {uri!r} is an object store; the policy trainer writes DeepSpeed"
-                          " checkpoints and the model to a filesystem: use a mounted volume path")
-    return io.local_path(uri)
 
 
 def prompts_per_rank(config: PolicyConfig, plan: BatchPlan) -> int:
@@ -115,10 +103,10 @@ class LabelerUnavailableError(RetryableError):
 
 
 def _build_labeler(spec: Any, where: str) -> Any:
-    from rlaif_jobs.labeler import EngineLoadError, build_engine
+    from rlaif_jobs.feedback import EngineLoadError, open_engine
 
     try:
-        return build_engine(spec)
+        return open_engine(spec)
     except EngineLoadError as err:
         if spec.engine == "openai":  # an endpoint that is down may come back: let the Job retry
             raise LabelerUnavailableError(f"{where}: {err}") from None
@@ -136,7 +124,8 @@ def _make_rollout(config: PolicyConfig, policy_path: str, module: Any, tokenizer
                                                              "fp16": "float16"}[precision],
                                max_model_len=config.rl.max_length, seed=config.rl.seed,
                                gpu_memory_utilization=config.rollout.gpu_memory_utilization,
-                               world_size=env.world_size)
+                               world_size=env.world_size,
+                               max_sequences=config.rl.batch_size // env.world_size)
         except RolloutEngineError as err:
             log.warning("rollout.engine vllm cannot run here (%s); falling back to transformers generate", err)
     return TransformersRollout(module, tokenizer, env.device)
@@ -181,7 +170,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     t_start = time.time()
     spec = config.rl
     algo = get_algorithm(spec.algorithm)
-    out = output_dir(config)
+    out = output_dir(config.output.uri, "the policy trainer")
 
     # 1. Input checks, cheapest first, before any process group exists.
     plan = plan_batches(spec, world_size_from_env(), "rl")
@@ -238,17 +227,11 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     reference = load_reference(policy_path, config.policy, spec.precision, device)
 
     # 3. Resume.
-    ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
-    info = ckpt.load(engines)
-    start = info.step if info else 0
-    saved = info.state if info else {}
-    metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main, tensorboard_dir=out / "tensorboard",
-                            resume_step=start if info else None)
-    if info:
-        metrics.log(start, event="resumed", checkpoint=info.path.name)
+    run = TrainingRun(out, spec, env, engines, total_steps, desc="policy")
+    start, saved, metrics = run.start, run.saved, run.metrics
     rollout = _make_rollout(config, policy_path, policy.module, tokenizer, env, spec.precision)
     sync_seconds: list[float] = []
-    if info and rollout.needs_sync:
+    if run.resumed and rollout.needs_sync:
         sync_seconds.append(rollout.load_weights(policy_weights(policy)))
     if env.is_main:
         log.info("%s: %d prompts (%d held out), %d steps of %d prompts x %d samples; rollouts by %s; reward %s",
@@ -256,19 +239,16 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
                  rollout.name, reward.name)
 
     # 4. Train.
-    bar = progress_bar(total_steps, initial=start, enabled=env.is_main, desc="policy")
     recent: list[dict[str, float]] = list(saved.get("recent", []))
     first: dict[str, float] | None = saved.get("first")
     times = {"rollout": 0.0, "reward": 0.0, "prepare": 0.0, "update": 0.0, "sync": 0.0}
-    steps_done, samples_done = 0, 0
-    last_saved = start if info else -1
+    samples_done = 0
     try:
         for sb in sampler.steps(start, total_steps):
             step = sb.global_step
             mine = [prompts[i] for mb in sb.micro_batches for i in mb]
             row = _train_step(config, algo, step, env, mine, rollout, reward, policy, value, reference,
-                              tokenizer, plan, times)
-            steps_done += 1
+                              tokenizer, plan, times, doing=run.bar.phase)
             samples_done += plan.global_batch
             if rollout.needs_sync:
                 t = rollout.load_weights(policy_weights(policy))
@@ -280,14 +260,11 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
             recent = (recent + [{k: row[k] for k in ("meanReward", "kl", "objective")}])[-RECENT:]
             if step % spec.log_every_steps == 0 or step == total_steps:
                 metrics.log(step, **row)
-            bar.update(1)
-            bar.set_postfix(reward=f"{row['meanReward']:.3f}", kl=f"{row['kl']:.3f}")
-            if step % spec.checkpoint_every_steps == 0 or step == total_steps:
-                ckpt.save(engines, step, {"recent": recent, "first": first})
-                last_saved = step
+            run.bar.set_postfix(reward=f"{row['meanReward']:.3f}", kl=f"{row['kl']:.3f}")
+            run.step_done(step, {"recent": recent, "first": first})
     except RewardError as err:
-        bar.close()
-        kept = ckpt.latest()
+        run.bar.close()
+        kept = run.ckpt.latest()
         where = f"the last checkpoint ({kept.path.name}) is kept; rerun to resume from it" if kept else \
             "no checkpoint was written yet"
         metrics.log(step, event="failed", error=str(err)[:500])
@@ -298,12 +275,11 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         if created_group:
             shutdown()
         raise RewardError(f"{err} (at step {step}; {where})") from err
-    bar.close()
-    if last_saved != total_steps and start < total_steps:
-        ckpt.save(engines, total_steps, {"recent": recent, "first": first})
+    run.finish({"recent": recent, "first": first})
 
     # 5. Export, evaluate, report.
-    export_hf_model(policy, out / "model", env, tokenizer)
+    run.export(policy, tokenizer)
+    steps_done = run.steps_done
     results: dict[str, Any] = {}
     if recent:
         for k in ("meanReward", "kl", "objective"):
@@ -327,16 +303,12 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     if own_reward:
         reward.close()
     results["elapsedSeconds"] = time.time() - t_start
-    metrics.close()
-    summary: dict[str, Any] = results
-    if env.is_main:
-        summary = report.write_summary(
-            config.output.uri, "policy", {report.OUTPUT_MODEL: io.join(config.output.uri, "model")}, results,
-            extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
-                   "policy": config.policy.uri,
-                   "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
-                                 "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
-        log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
+    summary = run.report(
+        config.output.uri, "policy", results,
+        extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
+               "policy": config.policy.uri,
+               "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
+                             "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
     if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
         shutdown()
     return summary
@@ -344,17 +316,21 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
 
 def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: list[Prompt],
                 rollout: RolloutEngine, reward: RewardSource, policy: Any, value: Any, reference: Any,
-                tokenizer: Any, plan: BatchPlan, times: dict[str, float]) -> dict[str, float]:
-    """One RL step on this rank's prompts; returns the step's metrics (averaged over all ranks)."""
+                tokenizer: Any, plan: BatchPlan, times: dict[str, float],
+                doing: Any = lambda phase: None) -> dict[str, float]:
+    """One RL step on this rank's prompts; returns the step's metrics (averaged over all ranks).
+    ``doing(phase)`` is told each phase as it starts (the console's progress line shows it)."""
     spec = config.rl
     k = spec.samples_per_prompt
     device = env.device
 
     t = time.perf_counter()
+    doing("rollout")
     gens = rollout.generate([p.ids for p in mine], k, spec.max_new_tokens, spec.temperature, spec.top_p,
                             _rollout_seed(spec.seed, step, env.rank))
     times["rollout"] += (t1 := time.perf_counter()) - t
     flat = [(p, g) for p, group in zip(mine, gens, strict=True) for g in group]  # prompt-major: RLOO's groups
+    doing("reward")
     raw = reward.score([p.text for p, _ in flat], [g.text for _, g in flat], [p.task for p, _ in flat])
     times["reward"] += (t2 := time.perf_counter()) - t1
     scores = torch.tensor(raw, dtype=torch.float32)
@@ -370,6 +346,7 @@ def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: 
     n = len(flat)
     old_logp, ref_logp, entropy = [], [], []
     old_values = []
+    doing("log-probs")
     policy.eval()
     with torch.no_grad():
         for lo in range(0, n, m):
@@ -389,6 +366,7 @@ def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: 
     times["prepare"] += (t3 := time.perf_counter()) - t2
 
     policy_losses, value_losses, extra = [], [], {}
+    doing("update")
     for _ in range(spec.ppo_epochs if algo.multi_epoch else 1):
         for lo in range(0, n, m):
             rows = slice(lo, lo + m)

@@ -19,10 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
-from rlaif_jobs import io, report
 from rlaif_jobs.config.reward import RewardConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.reward.data import PreferencePair, load_preferences, split_holdout
@@ -30,35 +28,23 @@ from rlaif_jobs.reward.format import reward_input, tokenize_reward_inputs
 from rlaif_jobs.reward.loss import preferred_a, soft_label_loss
 from rlaif_jobs.reward.model import load_reward_model
 from rlaif_jobs.train import (
-    CheckpointManager,
     DistEnv,
-    MetricsLogger,
     ShardedSampler,
     all_reduce_sum,
     build_ds_config,
     build_engine,
     current_lr,
     eval_shards,
-    export_hf_model,
     init_distributed,
     plan_batches,
-    progress_bar,
     regroup_by_length,
     shutdown,
     world_size_from_env,
 )
+from rlaif_jobs.train.run import TrainingRun, output_dir
 
 log = logging.getLogger(__name__)
 ENGINE = "model"  # the engine's name inside checkpoints
-
-
-def output_dir(config: RewardConfig) -> Path:
-    """The local output folder; object stores are refused (DeepSpeed checkpoints need a filesystem)."""
-    uri = config.output.uri
-    if io.is_remote(uri):
-        raise ConfigError(f"output.uri: {uri!r} is an object store; the reward trainer writes DeepSpeed"
-                          " checkpoints and the model to a filesystem: use a mounted volume path")
-    return io.local_path(uri)
 
 
 class _Texts:
@@ -134,7 +120,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     metrics dict elsewhere. Raises ConfigError subclasses (exit code 3) for bad input, before training."""
     t0 = time.time()
     spec = config.training
-    out = output_dir(config)
+    out = output_dir(config.output.uri, "the reward trainer")
 
     # 1. Input checks, cheapest first, before any process group exists (a bad input must not hang).
     plan = plan_batches(spec, world_size_from_env(), "training")
@@ -158,15 +144,9 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     engine = build_engine(model, spec, ds_config, total_steps)
 
     # 3. Resume.
-    ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
-    info = ckpt.load({ENGINE: engine})
-    start = info.step if info else 0
-    saved = info.state if info else {}
-    metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main, tensorboard_dir=out / "tensorboard",
-                            resume_step=start if info else None)
-    if info:
-        metrics.log(start, event="resumed", checkpoint=info.path.name)
-    elif env.is_main:
+    run = TrainingRun(out, spec, env, {ENGINE: engine}, total_steps, desc="reward")
+    start, saved, metrics = run.start, run.saved, run.metrics
+    if not run.resumed and env.is_main:
         log.info("%d training pairs, %d held out; %d steps of %d pairs (%d ranks x %d micro x %d accumulation)",
                  len(train), len(held), total_steps, plan.global_batch, env.world_size, plan.micro_batch,
                  plan.grad_accum)
@@ -190,11 +170,9 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
         run_eval(0)  # the starting point, to compare the trained model against
 
     # 4. Train.
-    bar = progress_bar(total_steps, initial=start, enabled=env.is_main, desc="reward")
     recent: list[float] = list(saved.get("recentTrainLoss", []))
     window = [0.0, 0.0, 0.0, 0.0]  # loss*n, n, correct, n_acc since the last log line
-    train_seconds, steps_done, window_t = 0.0, 0, time.time()
-    last_saved = start if info else -1
+    train_seconds, window_t = 0.0, time.time()
     for batch in sampler.steps(start, total_steps):
         t_step = time.time()
         for idx in regroup_by_length(batch.micro_batches, train_texts.length):
@@ -213,9 +191,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
                         window[2] += float(a_wins[j] == ref)
                         window[3] += 1
         train_seconds += time.time() - t_step
-        steps_done += 1
         step = batch.global_step
-        bar.update(1)
         if step % spec.log_every_steps == 0 or step == total_steps:
             s = all_reduce_sum(window, env)
             now = time.time()
@@ -224,26 +200,21 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
             metrics.log(step, trainLoss=train_loss, trainAccuracy=s[2] / s[3] if s[3] else None,
                         learningRate=current_lr(engine), epoch=round(step / sampler.steps_per_epoch, 4),
                         samplesPerSecond=s[1] / max(now - window_t, 1e-9))
-            bar.set_postfix(loss=f"{train_loss:.4f}")
+            run.bar.set_postfix(loss=f"{train_loss:.4f}")
             window, window_t = [0.0, 0.0, 0.0, 0.0], now
         t_pause = time.time()
         if step % eval_every == 0 or step == total_steps:
             run_eval(step)
-        if step % spec.checkpoint_every_steps == 0 or step == total_steps:
-            ckpt.save({ENGINE: engine}, step, {"epoch": batch.epoch, "stepInEpoch": batch.step_in_epoch + 1,
-                                               "recentTrainLoss": recent, "lastEval": last_eval,
-                                               "lastEvalStep": last_eval_step})
-            last_saved = step
+        run.step_done(step, {"epoch": batch.epoch, "stepInEpoch": batch.step_in_epoch + 1,
+                             "recentTrainLoss": recent, "lastEval": last_eval, "lastEvalStep": last_eval_step})
         window_t += time.time() - t_pause  # the logged samples/s counts training time only
-    bar.close()
     if last_eval_step != total_steps:
         run_eval(total_steps)  # e.g. a restart after the final checkpoint: report the final model
-    if last_saved != total_steps:
-        ckpt.save({ENGINE: engine}, total_steps, {"recentTrainLoss": recent, "lastEval": last_eval,
-                                                  "lastEvalStep": last_eval_step})
+    run.finish({"recentTrainLoss": recent, "lastEval": last_eval, "lastEvalStep": last_eval_step})
 
     # 5. Export and report.
-    export_hf_model(engine, out / "model", env, tokenizer)
+    run.export(engine, tokenizer)
+    steps_done = run.steps_done
     trained_pairs = steps_done * plan.global_batch
     results: dict[str, Any] = {
         **{k: v for k, v in last_eval.items() if isinstance(v, float) and v == v},
@@ -257,14 +228,10 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
         "worldSize": env.world_size,
         "elapsedSeconds": time.time() - t0,
     }
-    metrics.close()
-    summary: dict[str, Any] = results
-    if env.is_main:
-        summary = report.write_summary(
-            config.output.uri, "reward", {report.OUTPUT_MODEL: io.join(config.output.uri, "model")}, results,
-            extra={"baseModel": config.base_model.uri, "preferences": config.preferences_uri,
-                   "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
-                                 "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
-        log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
+    summary = run.report(
+        config.output.uri, "reward", results,
+        extra={"baseModel": config.base_model.uri, "preferences": config.preferences_uri,
+               "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
+                             "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
     shutdown()
     return summary

@@ -1,9 +1,12 @@
-"""A progress bar on rank 0 only (tqdm to stderr); other ranks get one that does nothing."""
+"""A progress bar on rank 0 only (tqdm to stderr, and progress events for ``rlaif run``); other ranks get
+one that does nothing."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
+
+from rlaif_jobs import progress
 
 
 class _Silent:
@@ -13,19 +16,45 @@ class _Silent:
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def phase(self, name: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
+
+
+class _Bar:
+    """tqdm plus a progress event per step (and per named phase within a step)."""
+
+    def __init__(self, bar: Any, desc: str) -> None:
+        self._bar, self._desc = bar, desc
+        progress.report(desc, int(bar.n), bar.total, "steps")
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+        progress.report(self._desc, int(self._bar.n), self._bar.total, "steps")
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        self._bar.set_postfix(*args, **kwargs)
+
+    def phase(self, name: str) -> None:
+        """Names what the current step is doing (rollout, update, ...): shown beside the step count."""
+        progress.report(self._desc, int(self._bar.n), self._bar.total, "steps", doing=name)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 def progress_bar(total: int, initial: int = 0, enabled: bool = True, desc: str = "train") -> Any:
     """A tqdm bar over ``total`` steps starting at ``initial`` (a resumed run), if ``enabled`` (rank 0).
 
-    The returned object has update(n), set_postfix(**values) and close(), whether or not it shows.
+    The returned object has update(n), set_postfix(**values), phase(name) and close(), whether or not it
+    shows.
     """
     if not enabled:
         return _Silent()
     from tqdm.auto import tqdm
 
     # mininterval keeps a pod's log readable: a bar line at most every few seconds when not a TTY.
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr,
-                mininterval=0.5 if sys.stderr.isatty() else 5.0)
+    return _Bar(tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr,
+                     mininterval=0.5 if sys.stderr.isatty() else 5.0), desc)

@@ -2,7 +2,8 @@
 
 For each stage in plan order: write the workload config to ``<workdir>/<name>/config.json`` (the same
 JSON the operator puts in the stage's ConfigMap), run ``python -m rlaif_jobs.<stage>`` (trainers under
-torchrun), stream its log to the console and ``<workdir>/<name>/log.txt``, then read the stage's
+torchrun) with its output in ``<workdir>/<name>/log.txt`` while the console shows one live progress line
+(``console.watch``; ``verbose`` also echoes the log), then read the stage's
 ``summary.json`` and record a Status (the CR's own status model) in ``<workdir>/<name>/status.json``.
 A stage that already succeeded with the same config is skipped, so a re-run resumes the chain.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from rlaif_operator.api import ManifestError, load_resources
 from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
 from rlaif_operator.builders.workload import STAGE_MODULE, MissingInputError, upstream_ref, workload_config
+from rlaif_operator.local.console import log_tail, watch
 from rlaif_operator.local.plan import PlanError, expand, order
 
 TRAINERS = ("RewardModelRun", "PolicyRLRun")
@@ -77,19 +78,8 @@ def commands(stage: Resource, config_path: Path, nproc: int) -> list[list[str]]:
         [sys.executable, "-m", module, *cfg, "--merge"]]
 
 
-def _run_logged(cmd: list[str], log_path: Path) -> int:
-    with log_path.open("a") as log:
-        log.write(f"$ {' '.join(cmd)}\n")
-        log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            log.write(line)
-        return proc.wait()
-
-
-def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: bool, nproc: int) -> Status:
+def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: bool, nproc: int,
+              verbose: bool = False) -> Status:
     """Runs one stage (or skips it when it already succeeded with this config); returns its Status."""
     name = stage.metadata.name
     folder = workdir / name
@@ -113,11 +103,16 @@ def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: b
     print(f"==> {stage.kind}/{name}: running (log: {folder / 'log.txt'})", flush=True)
     started = time.monotonic()
     code = 0
+    progress = folder / "progress.jsonl"
+    progress.unlink(missing_ok=True)
     for cmd in commands(stage, config_path, nproc):
-        code = _run_logged(cmd, folder / "log.txt")
+        code = watch(cmd, folder / "log.txt", progress, verbose)
         if code != 0:
             break
     elapsed = time.monotonic() - started
+    if code != 0 and not verbose:
+        print(f"    last lines of {folder / 'log.txt'}:\n" + log_tail(folder / "log.txt"), file=sys.stderr)
+    print(f"    {'done' if code == 0 else f'exit code {code}'} after {elapsed:.0f}s", flush=True)
     summary = read_summary(config["output"]["uri"]) if code == 0 else None
     if code == 0 and summary is not None:
         stamp.write_text(digest + "\n")
@@ -145,7 +140,8 @@ def _show(stage: Resource, status: Status) -> str:
     return f"  {stage.kind:<20} {stage.metadata.name:<28} {status.phase:<10} {shown}"
 
 
-def run_file(path: str, workdir: Path, only: str | None = None, force: bool = False, nproc: int = 1) -> int:
+def run_file(path: str, workdir: Path, only: str | None = None, force: bool = False, nproc: int = 1,
+             verbose: bool = False) -> int:
     """Runs every stage of a manifest file in dependency order. Returns a process exit code."""
     try:
         stages = expand(load_resources(path))
@@ -177,7 +173,7 @@ def run_file(path: str, workdir: Path, only: str | None = None, force: bool = Fa
                 continue
             upstream_uri = upstream_outputs[ref.output]
         try:
-            status = run_stage(stage, workdir, upstream_uri, force, nproc)
+            status = run_stage(stage, workdir, upstream_uri, force, nproc, verbose)
         except MissingInputError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_CONFIG_ERROR

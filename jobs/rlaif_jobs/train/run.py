@@ -1,0 +1,96 @@
+"""The skeleton every DeepSpeed trainer shares around its own step: output folder, resume, checkpoint
+cadence, progress, export and summary. The reward trainer and the policy trainer differ only in their
+data, models and step; this is the rest.
+
+    out = output_dir(config.output.uri, "reward trainer")            # before anything slow
+    ...
+    run = TrainingRun(out, spec, env, {"model": engine}, total_steps, desc="reward")
+    # run.start: the step to resume from; run.saved: the state saved with that checkpoint
+    for batch in sampler.steps(run.start, total_steps):
+        ...                                                           # the trainer's own step
+        run.step_done(batch.global_step, {...state to save...})
+    run.finish({...})                                                 # final checkpoint if needed
+    run.export(engine, tokenizer)                                     # <out>/model
+    summary = run.report(config.output.uri, "reward", results, extra)  # metrics closed, summary.json
+
+Inputs: the local output folder, the TrainerSpec (keepCheckpoints, checkpointEverySteps), the
+DistEnv, the named DeepSpeed engines to checkpoint together, the run's total optimizer steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from rlaif_jobs import io, report
+from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.train.checkpoint import CheckpointManager
+from rlaif_jobs.train.dist import DistEnv
+from rlaif_jobs.train.engine import export_hf_model
+from rlaif_jobs.train.metrics import MetricsLogger
+from rlaif_jobs.train.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+def output_dir(uri: str, who: str) -> Path:
+    """The local output folder for ``uri``; an object store is refused (DeepSpeed checkpoints need a
+    filesystem). ``who`` names the trainer in the error ("the reward trainer")."""
+    if io.is_remote(uri):
+        raise ConfigError(f"output.uri: {uri!r} is an object store; {who} writes DeepSpeed checkpoints and"
+                          " the model to a filesystem: use a mounted volume path")
+    return io.local_path(uri)
+
+
+class TrainingRun:
+    """Resumes from the newest complete checkpoint on construction; saves on the spec's cadence."""
+
+    def __init__(self, out: Path, spec: Any, env: DistEnv, engines: dict[str, Any], total_steps: int,
+                 desc: str) -> None:
+        self.out, self.env, self.engines, self.total_steps = out, env, engines, total_steps
+        self.every = spec.checkpoint_every_steps
+        self.ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
+        info = self.ckpt.load(engines)
+        self.resumed = info is not None
+        self.start = info.step if info else 0
+        self.saved: dict[str, Any] = info.state if info else {}
+        self.metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main,
+                                     tensorboard_dir=out / "tensorboard", resume_step=self.start if info else None)
+        if info:
+            self.metrics.log(self.start, event="resumed", checkpoint=info.path.name)
+        self.last_saved = self.start if info else -1
+        self.steps_done = 0
+        self.bar = progress_bar(total_steps, initial=self.start, enabled=env.is_main, desc=desc)
+
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        self.ckpt.save(self.engines, step, state)
+        self.last_saved = step
+
+    def step_done(self, step: int, state: dict[str, Any]) -> None:
+        """Counts a finished optimizer step; checkpoints every checkpointEverySteps and at the last step
+        (``state``: what to save beside the engines, e.g. the data position and running averages)."""
+        self.steps_done += 1
+        self.bar.update(1)
+        if step % self.every == 0 or step == self.total_steps:
+            self.save(step, state)
+
+    def finish(self, state: dict[str, Any]) -> None:
+        """Closes the progress bar; saves the final step unless it already is the newest checkpoint."""
+        self.bar.close()
+        if self.last_saved != self.total_steps and self.start < self.total_steps:
+            self.save(self.total_steps, state)
+
+    def export(self, engine: Any, tokenizer: Any) -> Path:
+        """``<out>/model`` as an HF folder (every rank calls it: ZeRO-3 gathers)."""
+        return export_hf_model(engine, self.out / "model", self.env, tokenizer)
+
+    def report(self, uri: str, kind: str, results: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        """Closes the metrics; writes ``summary.json`` with the model as output on rank 0 and returns it
+        (elsewhere returns ``results``)."""
+        self.metrics.close()
+        if not self.env.is_main:
+            return results
+        summary = report.write_summary(uri, kind, {report.OUTPUT_MODEL: io.join(uri, "model")}, results, extra)
+        log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
+        return summary

@@ -1,0 +1,64 @@
+"""`rlaif run`'s console: progress events rendered as one line per stage, logs kept in log.txt, notices
+translated once. A real child process writes the events and the log lines (no model)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from io import StringIO
+from pathlib import Path
+
+from rlaif_operator.local.console import StageConsole, watch
+
+CHILD = textwrap.dedent("""
+    import logging, sys
+    from rlaif_jobs import progress
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("vllm").info("engine started")
+    progress.report("loading the labeler", 0)
+    for done in range(0, 9, 4):
+        progress.report("labeling", done, 8, "pairs")
+    for _ in range(2):
+        logging.getLogger("vllm").warning("No available shared memory broadcast block found in 60 seconds")
+    print("error: something the user must see", file=sys.stderr)
+    sys.exit(2)
+""")
+
+
+def test_watch_renders_progress_keeps_logs_out_and_translates_a_notice_once(tmp_path: Path) -> None:
+    out = StringIO()
+    log = tmp_path / "log.txt"
+    code = watch([sys.executable, "-c", CHILD], log, tmp_path / "progress.jsonl", out=out, interval=0.05)
+    shown = out.getvalue()
+    assert code == 2
+    assert "labeling 8/8 pairs" in shown
+    assert "engine started" not in shown and "INFO" not in shown
+    assert shown.count("not a hang") == 1
+    text = log.read_text()
+    assert "INFO vllm: engine started" in text and "error: something the user must see" in text
+
+
+def test_verbose_echoes_the_log(tmp_path: Path) -> None:
+    out = StringIO()
+    watch([sys.executable, "-c", CHILD], tmp_path / "log.txt", tmp_path / "p.jsonl", verbose=True, out=out,
+          interval=0.05)
+    assert "INFO vllm: engine started" in out.getvalue()
+
+
+def test_rate_and_eta_of_the_latest_phase_and_the_outer_phase_beside_it() -> None:
+    console = StageConsole(StringIO())
+    console.events([{"t": 0.0, "phase": "labeling", "done": 0, "total": 48, "unit": "pairs"},
+                    {"t": 1.0, "phase": "scoring", "done": 0, "total": 96, "unit": "prompts"},
+                    {"t": 11.0, "phase": "scoring", "done": 40, "total": 96, "unit": "prompts"}])
+    line = console.line()
+    assert "labeling 0/48 pairs · scoring 40/96 prompts, 4 prompts/s, ETA 0:14" in line
+    console.events([{"t": 30.0, "phase": "scoring", "done": 96, "total": 96, "unit": "prompts"},
+                    {"t": 31.0, "phase": "labeling", "done": 48, "total": 48, "unit": "pairs"}])
+    assert "scoring" not in console.line() and "labeling 48/48 pairs" in console.line()
+
+
+def test_slow_steps_show_seconds_per_step() -> None:
+    console = StageConsole(StringIO())
+    console.events([{"t": 0.0, "phase": "policy", "done": 0, "total": 4, "unit": "steps"},
+                    {"t": 28.0, "phase": "policy", "done": 1, "total": 4, "unit": "steps", "doing": "update"}])
+    assert "policy 1/4 steps (update), 28 s/step, ETA 1:24" in console.line()
