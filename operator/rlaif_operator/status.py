@@ -18,6 +18,7 @@ from typing import Any
 
 from rlaif_operator.api.common import Condition, StageStatus, Status
 from rlaif_operator.api.kinds import Resource, RLAIFPipeline
+from rlaif_operator.evaluation_status import evaluation_conditions
 
 CONDITION_TYPES = ("InputsReady", "Running", "Succeeded", "Failed")
 TERMINAL = ("Succeeded", "Failed")
@@ -331,6 +332,8 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
     conditions = _conditions(previous, now, generation, {
         "InputsReady": verdict.inputs, "Running": verdict.running,
         "Succeeded": verdict.succeeded, "Failed": verdict.failed})
+    if verdict.phase == "Succeeded":  # issue 9: judge independence (rule in evaluation_status.py)
+        conditions += evaluation_conditions(resource.kind, metrics, _rfc3339(now), generation)
     return Status(phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
                   observed_generation=generation, start_time=start_time,
                   completion_time=completion_time if verdict.phase in TERMINAL else None,

@@ -237,7 +237,9 @@ class RewardModelRun(Resource):
     REQUIRED_IN_SPEC = ["preferences"]
     PRINTER_COLUMNS = [
         _phase(),
-        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracy"},
+        # the paper's headline: accuracy against held-out HUMAN labels; against AI labels is secondary
+        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracyHuman"},
+        {"name": "AIAccuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracyAi", "priority": 1},
         {"name": "Loss", "type": "number", "jsonPath": ".status.metrics.evalLoss", "priority": 1},
         _age(),
     ]
@@ -258,6 +260,10 @@ class PolicyRLRun(Resource):
         {"name": "Reward", "type": "number", "jsonPath": ".status.metrics.meanReward"},
         {"name": "KL", "type": "number", "jsonPath": ".status.metrics.kl"},
         {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
+        {"name": "Oracle", "type": "number", "jsonPath": ".status.metrics.oracleScore"},
+        {"name": "SFTOracle", "type": "number", "jsonPath": ".status.metrics.sftOracleScore"},
+        {"name": "Judge", "type": "string",
+         "jsonPath": '.status.conditions[?(@.type=="JudgeIndependent")].reason'},
         _age(),
     ]
     kind: Literal["PolicyRLRun"] = "PolicyRLRun"
@@ -281,6 +287,10 @@ class RLAIFPipeline(Resource):
         _phase(),
         {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
         {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
+        {"name": "Oracle", "type": "number", "jsonPath": ".status.metrics.oracleScore"},
+        {"name": "SFTOracle", "type": "number", "jsonPath": ".status.metrics.sftOracleScore"},
+        {"name": "JudgeIsRewardSource", "type": "number", "jsonPath": ".status.metrics.judgeIsRewardSource",
+         "priority": 1},
         _age(),
     ]
     kind: Literal["RLAIFPipeline"] = "RLAIFPipeline"
