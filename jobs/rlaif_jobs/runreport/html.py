@@ -11,6 +11,7 @@ this run beside the paper, each with model sizes; anything that could not be rea
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 from rlaif_jobs import io
@@ -189,4 +190,6 @@ def write_report(run: Run, uri: str, title: str = "RLAIF run report") -> str:
     page = render(run, title)
     with io.atomic_open(uri, "w") as f:
         f.write(page)
+    if not io.is_remote(uri):  # the atomic write's temporary file is private; a report is for sharing
+        os.chmod(io.local_path(uri), 0o644)
     return page
