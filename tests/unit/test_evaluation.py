@@ -130,3 +130,44 @@ def test_shipped_prompts_carry_ground_truth():
     assert oracle.mentions(summ["prompt"], summ["keyFact"][0])
     help0 = prompts[1]
     assert help0["prompt"] == "What is 43 plus 97?" and help0["answer"] == ["140"]
+
+
+def test_head_to_head_with_another_policy():
+    from dataclasses import dataclass
+
+    from rlaif_jobs.evaluation.run import head_to_head
+
+    @dataclass
+    class P:
+        id: str
+
+    records = [{"id": "a", "answer": ["4"]}, {"id": "b", "answer": ["9"]}, {"id": "c", "answer": ["1"]}]
+    p = _plan(records)
+    p.prompts = [P("a"), P("b"), P("c")]
+    p.other = {"a": "It is 5.", "b": "It is 9."}  # the other run held out a and b only
+    s = Samples(policy=["It is 4.", "It is 9.", "It is 1."], sft=["", "", ""])
+    out = head_to_head(p, s, [0, 1], [PairVerdict(0.9, (0.9, 0.9)), PairVerdict(0.2, (0.1, 0.3))], seed=0)
+    assert out["headToHeadPrompts"] == 2 and out["winRateVsOther"] == 0.5
+    assert out["oracleDeltaVsOther"] == 0.5 and out["oracleDeltaVsOtherLow"] <= 0.5 <= out["oracleDeltaVsOtherHigh"]
+
+
+def test_compare_with_must_name_a_finished_evaluation(tmp_path):
+    from rlaif_jobs.config.policy import PolicyConfig
+    from rlaif_jobs.entry import ConfigError
+    from rlaif_jobs.evaluation.run import plan
+
+    judge = {"model": {"uri": "builtin://qwen2.5-coder-1.5b-instruct"}}
+    config = PolicyConfig.model_validate({
+        "policy": {"uri": "builtin://smollm2-135m-instruct"}, "prompts": {"uri": "builtin://datasets/checkable-prompts"},
+        "rewardModelUri": str(tmp_path / "rm/model"), "output": {"uri": str(tmp_path / "out")},
+        "evaluation": {"judge": judge, "numPrompts": 4, "compareWith": str(tmp_path / "other")}})
+    records = [{"id": f"p{i}", "prompt": "q", "task": "helpful"} for i in range(20)]
+    with pytest.raises(ConfigError, match="evaluation.compareWith: no eval.jsonl"):
+        plan(config, list(records), None)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/eval.jsonl").write_text('{"id": "elsewhere", "policy": "x"}\n')
+    with pytest.raises(ConfigError, match="none of the 1 prompts"):
+        plan(config, list(records), None)
+    train, p = plan(config.model_copy(update={"evaluation": config.evaluation.model_copy(
+        update={"compare_with": None})}), list(records), None)
+    assert len(train) == 16 and len(p.records) == 4 and p.reward_labeler is None and not p.judge_is_reward_source

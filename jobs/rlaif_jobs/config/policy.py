@@ -72,6 +72,10 @@ class EvaluationSpec(CamelModel):
     prompts: DatasetRef | None = Field(None, description="Held-out prompts; default: part of the prompts.")
     num_prompts: int = Field(64, ge=1, description="Prompts to compare on.")
     length_controlled: bool = Field(True, description="Also report the length-controlled win rate.")
+    compare_with: Uri | None = Field(
+        None, description="Another policy run's output folder: its eval.jsonl (responses on the same held-out"
+        " prompts: same prompts, rl.seed and numPrompts) is judged against this policy's, head to head"
+        " (winRateVsOther, oracleDeltaVsOther). It must exist when this run evaluates.")
 
 
 class PolicyConfig(CamelModel):

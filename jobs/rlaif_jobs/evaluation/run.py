@@ -16,6 +16,7 @@ Three calls, in this order (the trainer's one evaluation block):
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,9 @@ class Plan:
     reward_labeler: str | None
     default_task: str
     length_controlled: bool = True
-    judge_is_direct_labeler: bool = False  # the judge is the d-RLAIF scoring labeler itself: reuse its engine
+    judge_is_direct_labeler: bool = False
+    other: dict[str, str] = field(default_factory=dict)  # evaluation.compareWith: prompt id -> its response
+    other_uri: str | None = None  # the judge is the d-RLAIF scoring labeler itself: reuse its engine
     prompts: list[Any] = field(default_factory=list)  # the held-out Prompt objects (set by the trainer)
 
 
@@ -110,8 +113,26 @@ def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dic
     source = reward_labeler(config)
     task = ev.task or (config.direct_reward.task if config.direct_reward is not None else "helpful")
     direct = config.direct_reward is not None and judge == config.direct_reward.labeler
-    return records, Plan(held, judge, same_model(judge.model.uri, source), source, task, ev.length_controlled,
-                         direct)
+    p = Plan(held, judge, same_model(judge.model.uri, source), source, task, ev.length_controlled, direct)
+    if ev.compare_with is not None:
+        p.other, p.other_uri = _other_responses(ev.compare_with, [str(r["id"]) for r in held]), ev.compare_with
+    return records, p
+
+
+def _other_responses(uri: str, held_ids: list[str]) -> dict[str, str]:
+    """evaluation.compareWith's responses by prompt id, for this run's held-out prompts (ConfigError if none)."""
+    samples = io.join(uri, "eval.jsonl")
+    if not io.exists(samples):
+        raise ConfigError(f"evaluation.compareWith: no eval.jsonl under {uri!r}; it must name the output folder"
+                          " of a policy run that has finished its evaluation")
+    with io.open_read(samples) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    wanted = set(held_ids)
+    other = {str(r["id"]): str(r["policy"]) for r in rows if str(r.get("id")) in wanted}
+    if not other:
+        raise ConfigError(f"evaluation.compareWith: none of the {len(rows)} prompts in {samples} is held out in"
+                          " this run; use the same prompts, rl.seed and evaluation.numPrompts in both runs")
+    return other
 
 
 def generate(p: Plan, rollout: Any, reference: Any, tokenizer: Any, env: Any, config: PolicyConfig,
@@ -206,6 +227,22 @@ def figures(p: Plan, s: Samples, verdicts: list[judging.PairVerdict], harm_polic
     return out
 
 
+def head_to_head(p: Plan, s: Samples, rows: list[int], versus: list[judging.PairVerdict], seed: int
+                 ) -> dict[str, float]:
+    """This policy against evaluation.compareWith's on ``rows`` (indices of prompts both held out). Pure."""
+    outcomes = [metrics.outcome(v.p_policy) for v in versus]
+    out: dict[str, float] = {"headToHeadPrompts": float(len(rows))}
+    _with_interval(out, "winRateVsOther", metrics.win_rate(outcomes), bootstrap.mean_interval(outcomes, seed=seed))
+    mine = [oracle.score(p.records[i], s.policy[i]) for i in rows]
+    theirs = [oracle.score(p.records[i], p.other[p.prompts[i].id]) for i in rows]
+    pairs = [(a, b) for a, b in zip(mine, theirs, strict=True) if a is not None and b is not None]
+    if pairs:
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+        _with_interval(out, "oracleDeltaVsOther", (sum(a) - sum(b)) / len(a),
+                       bootstrap.difference_interval(a, b, seed=seed))
+    return out
+
+
 def judge_and_score(p: Plan, s: Samples, reward: Any, out_dir: Path | str, build: Any, seed: int,
                     use_chat_template: bool | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """Judges and scores on rank 0 (module docstring, step 3). Returns (metrics, summary record).
@@ -222,12 +259,19 @@ def judge_and_score(p: Plan, s: Samples, reward: Any, out_dir: Path | str, build
         verdicts = judging.pairwise(engine, contexts, s.policy, s.sft, tasks, p.default_task, chat)
         harm = judging.harmless(engine, [contexts[i] for i in harm_rows] * 2,
                                 [s.policy[i] for i in harm_rows] + [s.sft[i] for i in harm_rows], chat)
+        if p.other:  # head to head with evaluation.compareWith's policy, on the prompts both held out
+            both = [i for i, q in enumerate(p.prompts) if q.id in p.other]
+            versus = judging.pairwise(engine, [contexts[i] for i in both], [s.policy[i] for i in both],
+                                      [p.other[p.prompts[i].id] for i in both], [tasks[i] for i in both],
+                                      p.default_task, chat)
     finally:
         if owned:
             engine.close()
     k = len(harm_rows)
     harm_policy, harm_sft = harm[:k], harm[k:]
     figs = figures(p, s, verdicts, harm_policy, harm_sft, harm_rows, seed)
+    if p.other:
+        figs.update(head_to_head(p, s, both, versus, seed))
     figs["judgeIsRewardSource"] = float(p.judge_is_reward_source)
     if not p.length_controlled:  # evaluation.lengthControlled: false
         for key in [k for k in figs if k.startswith("lengthControlled")]:
@@ -253,7 +297,7 @@ def judge_and_score(p: Plan, s: Samples, reward: Any, out_dir: Path | str, build
                      " its win rate is not independent evidence; see the oracle score")
     record = {"judge": p.judge.model.uri, "judgeEngine": p.judge.engine,
               "judgeIsRewardSource": p.judge_is_reward_source, "rewardLabeler": p.reward_labeler,
-              "rubric": p.default_task, "harmlessJudgedOn": "harmless prompts" if any(
+              "rubric": p.default_task, "comparedWith": p.other_uri, "harmlessJudgedOn": "harmless prompts" if any(
                   t == "harmless" for t in tasks) else "all prompts", "samples": "eval.jsonl", "notes": notes}
     log.info("evaluation on %d prompts: win rate %.3f [%.3f, %.3f], length-controlled %.3f; oracle %s vs SFT %s",
              len(verdicts), figs["winRate"], figs["winRateLow"], figs["winRateHigh"],
