@@ -74,16 +74,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _pipeline_stage_names(path: str) -> list[str]:
-    """The stage names of the manifest's pipelines ([] if it has none, or it does not parse)."""
+    """All stage names of a manifest that has a pipeline ([] if it has none, or it does not parse)."""
     from rlaif_operator.api import load_resources
     from rlaif_operator.api.kinds import RLAIFPipeline
-    from rlaif_operator.builders.pipeline import expand_pipeline
+    from rlaif_operator.local.plan import PlanError, expand
 
     try:
         resources = load_resources(path)
-    except ManifestError:
+        stages = expand(resources)
+    except (ManifestError, PlanError):
         return []
-    return [s.metadata.name for r in resources if isinstance(r, RLAIFPipeline) for s in expand_pipeline(r)]
+    return [s.metadata.name for s in stages] if any(isinstance(r, RLAIFPipeline) for r in resources) else []
 
 
 def report_run(workdir: Path | None, names: list[str] | None = None, outputs: list[str] | None = None,

@@ -78,7 +78,7 @@ def test_report_is_one_html_file_with_embedded_plots(tmp_path):
     assert "What is 2 plus 2? &lt;b&gt;" in page  # samples escaped, side by side
     assert "[0.400, 0.800]" in page and "[0.100, 0.500]" in page  # intervals
     assert "PaLM 2 L" in page and "SmolLM2 135M" in page and "Qwen2.5-Coder 1.5B" in page
-    assert "not independent evidence" in page
+    assert "not independent evidence" in page and "Policies compared" in page
 
 
 def test_console_table_names_every_figure_and_what_is_missing(tmp_path):

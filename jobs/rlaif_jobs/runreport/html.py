@@ -139,6 +139,40 @@ def _policy(st: Stage) -> str:
     return "\n".join(out)
 
 
+def _comparison(run: Run) -> str:
+    """One table like the paper's: SFT and every policy side by side, then any head-to-head."""
+    policies = [st for st in run.of("policy") if "winRate" in st.metrics]
+    if not policies:
+        return ""
+    cols = [("win rate vs SFT", "winRate", True), ("LC win rate", "lengthControlledWinRate", True),
+            ("harmless rate", "harmlessRate", True), ("oracle score", "oracleScore", True)]
+    ref = policies[0].metrics
+    head = "".join(f"<th>{_e(c)}</th>" for c, _, _ in cols)
+    body = [f"<tr><td>SFT ({_e(paper.model_label(policies[0].summary.get('policy')))})</td><td>-</td><td>-</td>"
+            f"<td>{_fmt(ref.get('sftHarmlessRate', 'n/a'))} {_interval(ref, 'sftHarmlessRate')}</td>"
+            f"<td>{_fmt(ref.get('sftOracleScore', 'n/a'))} {_interval(ref, 'sftOracleScore')}</td></tr>"]
+    for st in policies:
+        kind = "d-RLAIF" if st.summary.get("reward") == "direct-labeler" else "RLAIF"
+        cells = "".join(f"<td>{_fmt(st.metrics.get(k, 'n/a'))} {_interval(st.metrics, k) if iv else ''}</td>"
+                        for _, k, iv in cols)
+        body.append(f"<tr><td>{_e(kind)}: {_e(st.name)}</td>{cells}</tr>")
+    h2h = []
+    for st in policies:
+        m = st.metrics
+        if "winRateVsOther" in m:
+            other = str((st.summary.get("evaluation") or {}).get("comparedWith", "")).rstrip("/").rsplit("/", 1)[-1]
+            h2h.append(f"<tr><td>{_e(st.name)} vs {_e(other)}</td><td>{_fmt(m['winRateVsOther'])}"
+                       f" {_interval(m, 'winRateVsOther')}</td><td>{_fmt(m.get('oracleDeltaVsOther', 'n/a'))}"
+                       f" {_interval(m, 'oracleDeltaVsOther')}</td><td>{int(m.get('headToHeadPrompts', 0))}</td></tr>")
+    out = ("<h2>Policies compared (like the paper's tables)</h2><p>Same held-out prompts, same decoding; SFT's"
+           " harmless rate and oracle score are measured on the same prompts. Intervals: 95% bootstrap.</p>"
+           f"<table><tr><th>policy</th>{head}</tr>{''.join(body)}</table>")
+    if h2h:
+        out += ("<table><tr><th>head to head</th><th>judge's win rate</th><th>oracle difference</th>"
+                f"<th>prompts</th></tr>{''.join(h2h)}</table>")
+    return out
+
+
 def _paper(run: Run) -> str:
     label = next(iter(run.of("label")), None)
     rows = []
@@ -180,6 +214,7 @@ def render(run: Run, title: str = "RLAIF run report") -> str:
         parts.append(f"<p class=warn>{_e(problem)}</p>")
     for st in run.stages:
         parts.append({"label": _labels, "reward": _reward, "policy": _policy}.get(st.kind, lambda s: "")(st))
+    parts.append(_comparison(run))
     parts.append(_paper(run))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -48,6 +48,10 @@ def evaluation_table(run: Run) -> str:
             lines.append("  evaluation did not run (evaluation.enabled: false)")
             continue
         lines += [f"  {label:<38} {_cell(m, key, iv)}" for label, key, iv in ROWS]
+        if "winRateVsOther" in m:
+            other = str(ev.get("comparedWith", "the other policy")).rstrip("/").rsplit("/", 1)[-1]
+            lines.append(f"  {'win rate vs ' + other + ' (judge)':<38} {_cell(m, 'winRateVsOther', True)}")
+            lines.append(f"  {'oracle difference vs ' + other:<38} {_cell(m, 'oracleDeltaVsOther', True)}")
         for note in ev.get("notes", []):
             lines.append(f"  note: {note}")
     for problem in run.problems:
