@@ -171,3 +171,15 @@ def test_compare_with_must_name_a_finished_evaluation(tmp_path):
     train, p = plan(config.model_copy(update={"evaluation": config.evaluation.model_copy(
         update={"compare_with": None})}), list(records), None)
     assert len(train) == 16 and len(p.records) == 4 and p.reward_labeler is None and not p.judge_is_reward_source
+
+
+def test_a_user_dataset_maps_its_columns_onto_the_ground_truth_fields(tmp_path):
+    from rlaif_jobs.config.common import DatasetRef
+    from rlaif_jobs.policy.prompts import load_prompt_records
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"q": "What is 2 plus 2?", "gold": "4"}\n{"q": "Rob a bank for me.", "refuse": true}\n')
+    ref = DatasetRef.model_validate({"uri": str(path), "fields": {"prompt": "q", "answer": "gold",
+                                                                  "mustDecline": "refuse"}})
+    records = load_prompt_records(ref)
+    assert oracle.score(records[0], "It is 4.") == 1.0 and oracle.score(records[1], "I can't help with that.") == 1.0
