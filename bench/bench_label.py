@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 
 from rlaif_jobs.config.label import LabelConfig  # noqa: E402
 from rlaif_jobs.datasets.generate import checkable_pairs  # noqa: E402
+from rlaif_jobs.feedback import open_engine  # noqa: E402
 from rlaif_jobs.label import main as label  # noqa: E402
-from rlaif_jobs.label import scoring  # noqa: E402
-from rlaif_jobs.labeler import build_engine  # noqa: E402
+from rlaif_jobs.label import metrics  # noqa: E402
 
 SMOLLM2 = "builtin://smollm2-135m-instruct"
 QWEN = "builtin://qwen2.5-coder-1.5b-instruct"
@@ -66,7 +66,7 @@ def _run(cfg: LabelConfig, engine) -> tuple[dict, list[dict]]:
 
 def _load(spec_cfg: LabelConfig):
     t0 = time.perf_counter()
-    engine = build_engine(spec_cfg.labeler)
+    engine = open_engine(spec_cfg.labeler)
     return engine, time.perf_counter() - t0
 
 
@@ -122,7 +122,7 @@ VARIANTS = [
 def _per_task(labels: list[dict]) -> dict[str, float | None]:
     out = {}
     for task in TASKS:
-        out[task] = scoring.alignment([r for r in labels if r.get("task") == task])[0]
+        out[task] = metrics.alignment([r for r in labels if r.get("task") == task])[0]
     return out
 
 

@@ -42,9 +42,9 @@ def smollm2_spec(engine: str = "vllm", **extra):
 @pytest.fixture(scope="session")
 def smollm2_vllm_engine():
     """The session's shared in-process vLLM engine (SmolLM2-135M-Instruct, float32)."""
-    from rlaif_jobs.labeler import build_engine
+    from rlaif_jobs.feedback import open_engine
 
-    engine = build_engine(smollm2_spec())
+    engine = open_engine(smollm2_spec())
     yield engine
     engine.close()
 

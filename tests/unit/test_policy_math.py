@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from rlaif_jobs.feedback import expected_score, rescale, score_variants
 from rlaif_jobs.policy.advantages import (
     last_index,
     leave_one_out,
@@ -18,7 +19,6 @@ from rlaif_jobs.policy.advantages import (
 )
 from rlaif_jobs.policy.algorithms import get_algorithm, ppo, reinforce, rloo
 from rlaif_jobs.policy.kl import entropy_from_logits, kl_per_token, masked_mean, sequence_kl, token_logprobs
-from rlaif_jobs.policy.rewards import expected_score, rescale, score_variants
 
 T = torch.tensor
 approx = pytest.approx

@@ -92,11 +92,31 @@ class CustomTemplate(CamelModel):
 
 
 class ChainOfThought(CamelModel):
-    """Two-step labeling: greedily decode a rationale, then score 1/2 after it."""
+    """Two-step labeling: decode a rationale (greedy by default), then score 1/2 after it.
+
+    Self-consistency (paper, App. M): ``samples`` rationales sampled at ``temperature`` (top-K
+    ``topK``), each scored, and the preference distributions averaged. The paper found it lowered
+    alignment; one greedy rationale stays the default.
+    """
+
+    model_config = {**CamelModel.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!has(self.samples) || self.samples == 1 || (has(self.temperature) && self.temperature > 0)",
+         "message": "samples > 1 (self-consistency) needs temperature > 0: greedy rationales are all the same"}]}}
 
     enabled: bool = Field(False, description="Ask for a rationale before the answer.")
     max_tokens: int = Field(512, ge=1, le=8192, description="Rationale length cap (paper: 512).")
     temperature: float = Field(0.0, ge=0, le=2, description="0 is greedy, the paper's choice.")
+    samples: int = Field(1, ge=1, le=64, description="Rationales per pair and order; above 1 is"
+                         " self-consistency (paper: 4 or 16 at temperature 0.3-1.0), needs temperature > 0.")
+    top_k: int = Field(40, ge=0, le=100000, description="Sample rationales from the K most likely tokens"
+                       " (paper: 40) when temperature > 0; 0 is the whole vocabulary.")
+
+    @model_validator(mode="after")
+    def _sampling_for_self_consistency(self) -> ChainOfThought:
+        if self.samples > 1 and self.temperature <= 0:
+            raise ValueError(f"samples {self.samples} (self-consistency) needs temperature > 0: greedy"
+                             " rationales are all the same; set chainOfThought.temperature, e.g. 0.7, or samples: 1")
+        return self
 
 
 class PromptSpec(CamelModel):

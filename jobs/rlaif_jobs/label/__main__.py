@@ -13,8 +13,8 @@ import sys
 from rlaif_jobs.config.label import LabelConfig
 from rlaif_jobs.data import DatasetError
 from rlaif_jobs.entry import base_parser, run_main
+from rlaif_jobs.feedback.engines import EngineLoadError
 from rlaif_jobs.label.job import MergeError, StoreError, main, merge
-from rlaif_jobs.labeler import EngineLoadError
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,11 +17,12 @@ from typing import Any
 from rlaif_jobs import io, report
 from rlaif_jobs.config.label import LabelConfig
 from rlaif_jobs.data import DatasetError, load_records
-from rlaif_jobs.label import prompts as P
-from rlaif_jobs.label import scoring as S
-from rlaif_jobs.label.labeler import PairLabeler
+from rlaif_jobs.feedback import prompts as P
+from rlaif_jobs.feedback.engines import Engine, open_engine
+from rlaif_jobs.feedback.pairwise import PairJudge
+from rlaif_jobs.label import metrics as M
+from rlaif_jobs.label.entries import label_batch
 from rlaif_jobs.label.store import STAT_KEYS, ShardStore, StoreError, check_finished_hash, read_jsonl, shard_name
-from rlaif_jobs.labeler import Engine, build_engine
 
 log = logging.getLogger("rlaif_jobs.label")
 REQUIRED = ["context", "responseA", "responseB"]
@@ -103,17 +104,17 @@ def _label_shard(config: LabelConfig, engine: Engine | None, store: ShardStore, 
     own = engine is None and bool(todo)
     if own:
         t0 = time.perf_counter()
-        engine = build_engine(config.labeler)
+        engine = open_engine(config.labeler)
         extra["engineLoadSeconds"] = time.perf_counter() - t0
     try:
         if todo:
             assert engine is not None
-            labeler = PairLabeler(config, engine)
+            judge = PairJudge(engine, config.prompt, config.labeler.use_chat_template, config.labeler.max_model_len)
             size = config.labeler.batch_size
             for b in range(0, len(todo), size):
                 batch = todo[b:b + size]
                 t0 = time.perf_counter()
-                new, usage = labeler.label([r for _, r in batch], [p for p, _ in batch])
+                new, usage = label_batch(judge, config, prompt_hash, [r for _, r in batch], [p for p, _ in batch])
                 chunk = {k: sum(e["status"] == k for e in new) for k in ("labeled", "skipped", "abstained")}
                 chunk.update(inputTokens=usage.input_tokens, outputTokens=usage.output_tokens,
                              elapsedSeconds=time.perf_counter() - t0, promptHash=prompt_hash)
@@ -169,20 +170,25 @@ def merge(config: LabelConfig) -> dict:
         "inputTokens": int(totals["inputTokens"]), "outputTokens": int(totals["outputTokens"]),
         "elapsedSeconds": elapsed, "pairsPerSecond": len(labels) / elapsed if elapsed > 0 else 0.0,
     }
-    agreement, judged = S.alignment(labels)
+    agreement, judged = M.alignment(labels)
     if agreement is not None:
         metrics["alignment"] = agreement
         metrics["humanLabeled"] = judged
-    for key, value in (("samePositionRate", S.same_position_rate(labels)),
-                       ("meanConfidence", S.mean_confidence(labels))):
+    for key, value in (("samePositionRate", M.same_position_rate(labels)),
+                       ("meanConfidence", M.mean_confidence(labels))):
         if value is not None:
             metrics[key] = value
+    winners = M.same_position_winners(labels)
+    if winners is not None:  # which position wins among same-position pairs (paper: first 94% / second 91-99%)
+        metrics["samePositionFirstShare"] = winners["first"]
+        metrics["samePositionSecondShare"] = winners["second"]
+    by_task = M.alignment_by_task(labels)
     if labels or others:
         metrics["meanInputTokensPerPair"] = totals["inputTokens"] / max(1, len(labels) + int(totals["abstained"]))
     reasons: dict[str, int] = {}
     for r in others:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-    extra = {"promptHash": next(iter(hashes)), "labeler": config.labeler.model.uri,
+    extra = {"promptHash": next(iter(hashes)), "labeler": config.labeler.model.uri, "alignmentByTask": by_task,
              "numShards": config.num_shards, "abstainReasons": dict(sorted(reasons.items())[:50])}
     summary = report.write_summary(config.output.uri, "label",
                                    {report.OUTPUT_LABELS: out, "abstained": abstained_uri,

@@ -3,10 +3,9 @@
 - ``RewardModelReward``: canonical RLAIF, a reward-model folder (a RewardModelRun's ``model`` output or
   any URI) scored in batches through ``rlaif_jobs.reward.scorer.RewardModelScorer``, so the text scored
   is the same ``reward_input`` the reward model was trained on.
-- ``DirectLabelerReward``: d-RLAIF. The labeler (a ``rlaif_jobs.labeler`` Engine: in-process vLLM, an
-  OpenAI-compatible endpoint with retries, or transformers) is asked to rate the response 1-10 after
-  "SCORE:"; the probabilities of the scores are read, normalised over 1..10, the expected score
-  s = sum_i i * P(i) is computed and rescaled to (s - 5.5) / 4.5 in [-1, 1].
+- ``DirectLabelerReward``: d-RLAIF. The labeler (a ``rlaif_jobs.feedback`` Engine: in-process vLLM, an
+  OpenAI-compatible endpoint with retries, or transformers) rates the response 1-10; the expected
+  score is rescaled to [-1, 1]. The scoring itself is ``rlaif_jobs.feedback.direct``.
 - ``ProgrammaticReward``: a Python function of (prompt, response), for tests and experiments; it is
   built in Python only, the PolicyRLRun resource cannot name it.
 
@@ -17,7 +16,6 @@ score); the trainer then gives the response no signal and counts it.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -74,161 +72,44 @@ class RewardModelReward:
 
 # --- d-RLAIF: the labeler rates 1-10 -------------------------------------------------------------------
 
-SCORES = list(range(1, 11))
-ENDING = "SCORE:"
-
-RATING_PREAMBLES = {
-    "summarization": (
-        "A good summary is a shorter piece of text that has the essence of the original. It conveys the key"
-        " information of the text accurately, coherently and concisely. Rate the summary below on a scale"
-        " from 1 to 10, where 1 means a useless or wrong summary and 10 a perfect one. Answer with the"
-        " score only."
-    ),
-    "helpful": (
-        "You are an expert rater of helpful and honest Assistant responses. A good response answers the"
-        " user's actual question directly and correctly. Rate the response below on a scale from 1 to 10,"
-        " where 1 means unhelpful or wrong and 10 perfectly helpful and correct. Answer with the score only."
-    ),
-    "harmless": (
-        "You are an expert rater of harmless Assistant responses. A harmful response helps someone cause"
-        " harm, break the law or is offensive; a harmless one declines such requests. Rate the response"
-        " below on a scale from 1 to 10, where 1 means very harmful and 10 completely harmless. Answer"
-        " with the score only."
-    ),
-}
-_SAMPLE = {"summarization": "Text - {prompt}\nSummary - {response}"}
-_DIALOGUE_SAMPLE = "Context - {prompt}\nResponse - {response}"
-
-
-def rating_user_message(task: str, prompt: str, response: str, template: str | None = None) -> str:
-    """The user's message asking for a 1-10 rating (the assistant's reply then opens with "SCORE:").
-
-    ``template`` (DirectRewardSpec.template) replaces the built-in wording; its {prompt} and
-    {response} are filled in with str.replace (user text may contain braces).
-    """
-    if template is None:
-        if task not in RATING_PREAMBLES:
-            raise ValueError(f"no rating prompt for task {task!r}: use summarization, helpful or harmless")
-        template = RATING_PREAMBLES[task] + "\n\n" + _SAMPLE.get(task, _DIALOGUE_SAMPLE)
-    return template.replace("{prompt}", prompt).replace("{response}", response)
-
-
-def score_variants(tokenizer: Any) -> list[tuple[int, str, str | None]]:
-    """The continuation strings read for each score, and which of them hides a "10" inside.
-
-    Each score i is read as "i" and " i" (tokenizers differ on whether the space after "SCORE:" is
-    part of the digit's token; the two probabilities are summed, as the labeling stage does for 1/2).
-    Returns (score, continuation, overlapped-by) triples: for the variants of 1, ``overlapped-by`` is
-    the matching "10" variant when "10" is several tokens that start with the tokens of "1", because
-    then log P("1" | prompt) also counts every answer that goes on with "0", i.e. the mass of 10.
-    """
-    out: list[tuple[int, str, str | None]] = []
-    for space in ("", " "):
-        one, ten = f"{space}1", f"{space}10"
-        overlapped = ten if _prefix_tokens(tokenizer, one, ten) else None
-        for i in SCORES:
-            text = f"{space}{i}"
-            out.append((i, text, overlapped if i == 1 else None))
-    return out
-
-
-def _prefix_tokens(tokenizer: Any, short: str, long: str) -> bool:
-    """True when ``long`` encodes to more tokens than ``short`` and starts with all of them.
-
-    Without a tokenizer (an endpoint sent plain text) the engine matches text token by token, and
-    every tokenizer we know splits "10" into "1" + "0": assume the overlap.
-    """
-    if tokenizer is None:
-        return True
-    a = tokenizer(short, add_special_tokens=False)["input_ids"]
-    b = tokenizer(long, add_special_tokens=False)["input_ids"]
-    return len(b) > len(a) and list(b[: len(a)]) == list(a)
-
-
-def expected_score(logprobs: Sequence[float | None], variants: Sequence[tuple[int, str, str | None]]
-                   ) -> float:
-    """E[score] over 1..10 from the log-probabilities of ``variants`` (aligned with them); NaN if unknown.
-
-    P(i) is the sum of exp(logprob) over i's variants; for a variant of 1 overlapped by a multi-token
-    "10" variant, that "10" variant's probability is subtracted first (clamped at 0), so the mass of
-    10 is not counted as 1 too. The P(i) are then normalised over 1..10 (the rest of the vocabulary
-    is ignored, as the paper does). None (the engine could not tell) counts as probability 0; if no
-    score has a known probability the result is NaN.
-    """
-    by_text = {text: lp for (_, text, _), lp in zip(variants, logprobs, strict=True)}
-    mass = dict.fromkeys(SCORES, 0.0)
-    known = False
-    for (i, _text, overlapped_by), lp in zip(variants, logprobs, strict=True):
-        if lp is None or math.isnan(lp):
-            continue
-        known = True
-        p = math.exp(lp)
-        if overlapped_by is not None and by_text.get(overlapped_by) is not None:
-            p = max(0.0, p - math.exp(by_text[overlapped_by]))  # type: ignore[arg-type]
-        mass[i] += p
-    total = sum(mass.values())
-    if not known or total <= 0.0:
-        return float("nan")
-    return sum(i * p for i, p in mass.items()) / total
-
-
-def rescale(s: float) -> float:
-    """Expected score in [1, 10] -> reward in [-1, 1]: (s - 5.5) / 4.5 (NaN stays NaN)."""
-    return (s - 5.5) / 4.5
-
-
 class DirectLabelerReward:
-    """d-RLAIF: rewards from a labeler Engine's 1-10 ratings (see the module docstring).
+    """d-RLAIF: rewards from a labeler Engine's 1-10 ratings, rescaled to [-1, 1] (feedback.direct).
 
-    Inputs: the engine (``rlaif_jobs.labeler.build_engine(spec)``), the default task (a response's own
-    task, when given, wins), an optional custom template, whether to wrap the message in the labeler's
-    chat template, and how many prompts go to the engine per call.
+    Inputs: the engine (``rlaif_jobs.feedback.open_engine(spec)``), the default task, an optional custom
+    template, whether to use the chat template, the engine batch size, and whether closing this reward
+    closes the engine.
     """
 
     name = "direct-labeler"
 
     def __init__(self, engine: Any, task: str = "summarization", template: str | None = None,
                  use_chat_template: bool = True, batch_size: int = 64, owns_engine: bool = True):
+        from rlaif_jobs.feedback import DirectScorer
+
         self.engine = engine
-        self.task = task
-        self.template = template
-        self.use_chat_template = use_chat_template
-        self.batch_size = max(1, batch_size)
+        self.scorer = DirectScorer(engine, task, template, use_chat_template, batch_size)
         self.owns_engine = owns_engine
-        self.variants = score_variants(getattr(engine, "tokenizer", None))
         self.last_expected: list[float] = []  # E[score] in [1, 10] of the last call (for reports)
 
     def prompt(self, prompt: str, response: str, task: str | None = None) -> str:
-        """The exact text sent to the labeler; the score token comes right after it."""
-        from rlaif_jobs.label.prompts import PromptParts, render
-
-        task = task if task in RATING_PREAMBLES else self.task
-        user = rating_user_message(task, prompt, response, self.template)
-        return render(PromptParts(user, ENDING), getattr(self.engine, "tokenizer", None), self.use_chat_template)
+        """The exact text sent to the labeler (see DirectScorer.prompt)."""
+        return self.scorer.prompt(prompt, response, task)
 
     def score(self, prompts: list[str], responses: list[str], tasks: Sequence[str | None] | None = None
               ) -> list[float]:
-        from rlaif_jobs.labeler import EngineError
+        from rlaif_jobs.feedback import EngineError, rescale
 
-        if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        tasks = list(tasks) if tasks is not None else [None] * len(prompts)
-        texts = [self.prompt(p, r, t) for p, r, t in zip(prompts, responses, tasks, strict=True)]
-        continuations = [text for _, text, _ in self.variants]
-        expected: list[float] = []
         try:
-            for lo in range(0, len(texts), self.batch_size):
-                rows = self.engine.continuation_logprobs(texts[lo: lo + self.batch_size], continuations)
-                expected.extend(expected_score(row, self.variants) for row in rows)
+            self.last_expected = self.scorer.expected_scores(prompts, responses, tasks)
         except EngineError as err:
             raise RewardError(f"the d-RLAIF labeler failed: {err}") from err
-        self.last_expected = expected
-        return [rescale(s) for s in expected]
+        return [rescale(s) for s in self.last_expected]
 
     def close(self) -> None:
         if self.owns_engine and self.engine is not None:
             self.engine.close()
         self.engine = None
+
 
 
 # --- programmatic rewards (Python only) ------------------------------------------------------------------

@@ -144,7 +144,7 @@ class VLLMRollout:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        from rlaif_jobs.labeler.vllm_engine import close_llm
+        from rlaif_jobs.feedback.engines.vllm_engine import close_llm
 
         llm, self.llm = getattr(self, "llm", None), None
         close_llm(llm)

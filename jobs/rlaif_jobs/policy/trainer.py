@@ -108,10 +108,10 @@ class LabelerUnavailableError(RuntimeError):
 
 
 def _build_labeler(spec: Any, where: str) -> Any:
-    from rlaif_jobs.labeler import EngineLoadError, build_engine
+    from rlaif_jobs.feedback import EngineLoadError, open_engine
 
     try:
-        return build_engine(spec)
+        return open_engine(spec)
     except EngineLoadError as err:
         if spec.engine == "openai":  # an endpoint that is down may come back: let the Job retry
             raise LabelerUnavailableError(f"{where}: {err}") from None

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from label_helpers import config, pairs, read_jsonl, write_jsonl
 
+from rlaif_jobs.feedback import EngineLoadError, open_engine
 from rlaif_jobs.label import main
-from rlaif_jobs.labeler import EngineLoadError, build_engine
 
 pytestmark = pytest.mark.slow
 
@@ -69,15 +69,15 @@ def test_too_few_alternatives_abstain_instead_of_inventing_a_label(vllm_server, 
 def test_missing_api_key_is_one_clear_error(vllm_server, monkeypatch):
     monkeypatch.delenv("RLAIF_LABELER_API_KEY", raising=False)
     with pytest.raises(EngineLoadError, match="RLAIF_LABELER_API_KEY"):
-        build_engine(config("x.jsonl", "/tmp/unused", labeler=_endpoint(vllm_server.url)).labeler)
+        open_engine(config("x.jsonl", "/tmp/unused", labeler=_endpoint(vllm_server.url)).labeler)
 
 
 def test_unreachable_endpoint_and_unknown_model(vllm_server, monkeypatch):
     monkeypatch.setenv("RLAIF_LABELER_API_KEY", SERVER_API_KEY)
     with pytest.raises(EngineLoadError, match="does not serve model 'nope'.*smollm2"):
-        build_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url, servedModel="nope")).labeler)
+        open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url, servedModel="nope")).labeler)
     with pytest.raises(EngineLoadError, match=r"127.0.0.1:9/v1: .*failed 2 times"):
-        build_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint("http://127.0.0.1:9/v1", maxRetries=1)).labeler)
+        open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint("http://127.0.0.1:9/v1", maxRetries=1)).labeler)
 
 
 class _FlakyProxy(http.server.ThreadingHTTPServer):
@@ -130,8 +130,8 @@ def test_retries_429_and_5xx_with_backoff(vllm_server, monkeypatch, caplog):
     thread.start()
     try:
         url = f"http://127.0.0.1:{proxy.server_address[1]}/v1"
-        engine = build_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(url, maxConcurrency=1)).labeler)
-        direct = build_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url)).labeler)
+        engine = open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(url, maxConcurrency=1)).labeler)
+        direct = open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url)).labeler)
         try:
             got = engine.continuation_logprobs(["Preferred Summary="], ["1", "2"])
             want = direct.continuation_logprobs(["Preferred Summary="], ["1", "2"])

@@ -10,11 +10,12 @@ import pytest
 from rlaif_jobs.config.label import LabelConfig, PromptSpec
 from rlaif_jobs.data import DatasetError
 from rlaif_jobs.datasets import generate
-from rlaif_jobs.label import prompts as P
-from rlaif_jobs.label import scoring as S
+from rlaif_jobs.feedback import prompts as P
+from rlaif_jobs.feedback import scoring as S
+from rlaif_jobs.feedback.engines.base import token_continuation_logprobs
+from rlaif_jobs.label import metrics as M
 from rlaif_jobs.label.job import MergeError, merge, shard_bounds, shard_index_for
 from rlaif_jobs.label.store import ShardStore, StoreError
-from rlaif_jobs.labeler.base import token_continuation_logprobs
 
 REC = {"id": "r1", "task": "helpful", "context": "Human: What is 2 plus 2?", "responseA": "2 + 2 = 4.",
        "responseB": "2 + 2 = 5."}
@@ -125,10 +126,10 @@ def test_metrics():
     labels = [{"pA": 0.9, "pAOrderAB": 0.9, "pAOrderBA": 0.9, "chosen": "a", "humanPreference": "a"},
               {"pA": 0.5, "pAOrderAB": 0.9, "pAOrderBA": 0.1, "chosen": "a", "humanPreference": "b"},
               {"pA": 0.3, "pAOrderAB": None, "pAOrderBA": None, "chosen": "b", "humanPreference": None}]
-    assert S.alignment(labels) == (0.5, 2)
-    assert S.same_position_rate(labels) == 0.5
-    assert S.mean_confidence(labels) == pytest.approx((0.9 + 0.5 + 0.7) / 3)
-    assert S.alignment([{"chosen": "a"}]) == (None, 0)
+    assert M.alignment(labels) == (0.5, 2)
+    assert M.same_position_rate(labels) == 0.5
+    assert M.mean_confidence(labels) == pytest.approx((0.9 + 0.5 + 0.7) / 3)
+    assert M.alignment([{"chosen": "a"}]) == (None, 0)
 
 
 def test_continuation_logprobs_chain_multi_token_continuations():

@@ -8,21 +8,21 @@ import pyarrow.parquet as pq
 import pytest
 from label_helpers import config, pairs, read_jsonl, swapped, write_jsonl
 
+from rlaif_jobs.feedback.scoring import CONTINUATIONS
 from rlaif_jobs.label import main, merge
-from rlaif_jobs.label.scoring import CONTINUATIONS
 
 pytestmark = pytest.mark.slow
 
 
 def test_engine_scores_continuations_like_transformers(smollm2_vllm_engine, tmp_path):
     """vLLM's log-probabilities (including the two-token " 1" = " " + "1") match a plain forward pass."""
-    from rlaif_jobs.labeler import build_engine
+    from rlaif_jobs.feedback import open_engine
 
     prompts = ["<|im_start|>user\nPick 1 or 2.<|im_end|>\n<|im_start|>assistant\nAnswer=",
                "The best number is", "Preferred Summary="]
     continuations = [*CONTINUATIONS, "10"]
     got = smollm2_vllm_engine.continuation_logprobs(prompts, continuations)
-    hf = build_engine(config("x", tmp_path, engine="transformers", labeler={"batchSize": 4}).labeler)
+    hf = open_engine(config("x", tmp_path, engine="transformers", labeler={"batchSize": 4}).labeler)
     try:
         want = hf.continuation_logprobs(prompts, continuations)
         (text, n), = hf.generate(["The capital of France is"], max_tokens=5)

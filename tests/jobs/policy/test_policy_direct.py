@@ -32,7 +32,7 @@ PAIRS = [  # (task, prompt, good response, bad response)
 
 
 def test_multi_token_ten_is_detected_in_smollm2s_tokenizer(smollm2_vllm_engine):
-    from rlaif_jobs.policy.rewards import score_variants
+    from rlaif_jobs.feedback import score_variants
 
     tok = smollm2_vllm_engine.tokenizer
     assert tok("10", add_special_tokens=False)["input_ids"][:1] == tok("1", add_special_tokens=False)["input_ids"]

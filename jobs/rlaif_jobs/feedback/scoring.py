@@ -1,4 +1,4 @@
-"""From the labeler's log-probabilities to soft labels, and the summary's metrics. Pure functions.
+"""From the labeler's log-probabilities to soft labels. Pure functions.
 
 Scoring (paper, Stage 1): read the log-probabilities of "1" and "2" at the answer position and softmax
 over those two only. Tokenizers spell a digit several ways ("1", " 1"); the probabilities of a choice's
@@ -9,7 +9,7 @@ the record abstains (``Abstain``), it is never given a made-up label.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 # The strings whose probabilities make up "the labeler answered 1" and "... 2".
 VARIANTS: dict[int, tuple[str, ...]] = {1: ("1", " 1"), 2: ("2", " 2")}
@@ -47,6 +47,15 @@ def p_first(logprobs: Sequence[float | None], variants: Sequence[str] = CONTINUA
     return 1.0 / (1.0 + math.exp(lp2 - lp1)) if lp2 - lp1 < 700 else 0.0
 
 
+def p_better_first(logprobs: Sequence[float | None], inverted: bool = False,
+                   variants: Sequence[str] = CONTINUATIONS) -> float:
+    """P(candidate 1 is the better one). ``inverted``: the question asked for the WORSE one (harmless
+    labeling asks which response is more harmful), so the answer's P(1) is P(candidate 1 is worse) and
+    the better-one probability is 1 - P(1). Raises Abstain like ``p_first``."""
+    p1 = p_first(logprobs, variants)
+    return 1.0 - p1 if inverted else p1
+
+
 def to_p_a(p1: float, swapped: bool) -> float:
     """Maps P(candidate 1) back to P(a preferred): in the swapped order candidate 1 is b."""
     return 1.0 - p1 if swapped else p1
@@ -71,23 +80,11 @@ def same_position(p_a_ab: float, p_a_ba: float) -> bool:
     return (p_a_ab >= 0.5) == (p_a_ba < 0.5)
 
 
-def alignment(labels: Iterable[dict]) -> tuple[float | None, int]:
-    """(share of labels whose ``chosen`` equals ``humanPreference``, how many had a human label)."""
-    judged = [lab for lab in labels if lab.get("humanPreference") in ("a", "b")]
-    if not judged:
-        return None, 0
-    return sum(lab["chosen"] == lab["humanPreference"] for lab in judged) / len(judged), len(judged)
+def same_position_winner(p_a_ab: float, p_a_ba: float) -> str | None:
+    """Which position the labeler preferred in both orders: "first", "second", or None (not the same).
 
-
-def same_position_rate(labels: Iterable[dict]) -> float | None:
-    """Share of labels (with both orders) where the labeler preferred the same position twice."""
-    both = [lab for lab in labels if lab.get("pAOrderAB") is not None and lab.get("pAOrderBA") is not None]
-    if not both:
+    "Preferred" is the better candidate after any inversion (for harmless, the more harmless one).
+    """
+    if not same_position(p_a_ab, p_a_ba):
         return None
-    return sum(same_position(lab["pAOrderAB"], lab["pAOrderBA"]) for lab in both) / len(both)
-
-
-def mean_confidence(labels: Iterable[dict]) -> float | None:
-    """Mean of max(pA, 1 - pA): 0.5 is a coin flip, 1.0 is certainty."""
-    values = [max(lab["pA"], 1.0 - lab["pA"]) for lab in labels]
-    return sum(values) / len(values) if values else None
+    return "first" if p_a_ab >= 0.5 else "second"

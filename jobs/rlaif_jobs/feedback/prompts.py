@@ -96,12 +96,17 @@ COT_INSTRUCTIONS = {
 
 @dataclass(frozen=True)
 class Template:
-    """A task's wording: preamble, sample block (with {context}, {response1}, {response2}), ending."""
+    """A task's wording: preamble, sample block (with {context}, {response1}, {response2}), ending.
+
+    ``inverted``: the prompt asks for the WORSE candidate (harmless: "which is more harmful"), so the
+    answer's distribution is inverted to get P(candidate is better) (scoring.p_better_first).
+    """
 
     preamble: str
     sample: str
     ending: str
     cot_instruction: str
+    inverted: bool = False
 
 
 def template_for(spec: PromptSpec, task: str | None = None) -> Template:

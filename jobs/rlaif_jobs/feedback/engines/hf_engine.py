@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from rlaif_jobs.config.label import LabelerSpec
-from rlaif_jobs.labeler.base import (
+from rlaif_jobs.feedback.engines.base import (
     EngineError,
     EngineLoadError,
     encode_continuation,
     encode_prompt,
 )
-from rlaif_jobs.labeler.loading import load_tokenizer, resolve_checked
+from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
 
@@ -105,8 +105,12 @@ class TransformersEngine:
             out.append(row_out)
         return out
 
-    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0) -> list[tuple[str, int]]:
+    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                 seed: int = 0) -> list[tuple[str, int]]:
         import torch
+
+        if temperature > 0:
+            torch.manual_seed(seed)
 
         results: dict[int, tuple[str, int]] = {}
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
@@ -117,7 +121,7 @@ class TransformersEngine:
             kwargs = dict(max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
                           do_sample=temperature > 0)
             if temperature > 0:
-                kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+                kwargs.update(temperature=temperature, top_p=1.0, top_k=top_k)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             try:

@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif_jobs.config.label import LabelerSpec
-from rlaif_jobs.labeler.base import EngineError, EngineLoadError
-from rlaif_jobs.labeler.loading import load_tokenizer, resolve_checked
+from rlaif_jobs.feedback.engines.base import EngineError, EngineLoadError
+from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
 
 log = logging.getLogger(__name__)
 API_KEY_ENV = "RLAIF_LABELER_API_KEY"
@@ -172,11 +172,14 @@ class OpenAIEngine:
                 for p in range(len(prompts))]
 
     # -- generation ------------------------------------------------------------------------------
-    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0) -> list[tuple[str, int]]:
+    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                 seed: int = 0) -> list[tuple[str, int]]:
         def one(prompt: str) -> tuple[str, int]:
             body: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
             if temperature:
-                body["seed"] = 0
+                body["seed"] = seed
+                if top_k:  # a vLLM server extension; sent only when asked for (hosted APIs may reject it)
+                    body["top_k"] = top_k
             result = self._complete(body)
             text = result["choices"][0].get("text") or ""
             usage = result.get("usage") or {}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rlaif_jobs.config.common import ModelRef
-from rlaif_jobs.labeler.base import EngineLoadError
+from rlaif_jobs.feedback.engines.base import EngineLoadError
 from rlaif_jobs.models.resolve import resolve_model_uri
 
 if TYPE_CHECKING:

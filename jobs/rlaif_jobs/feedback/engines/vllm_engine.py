@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from rlaif_jobs.config.label import LabelerSpec
-from rlaif_jobs.labeler.base import (
+from rlaif_jobs.feedback.engines.base import (
     EngineError,
     EngineLoadError,
     Query,
@@ -21,7 +21,7 @@ from rlaif_jobs.labeler.base import (
     encode_prompt,
     token_continuation_logprobs,
 )
-from rlaif_jobs.labeler.loading import load_tokenizer, resolve_checked
+from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +122,14 @@ class VLLMEngine:
         return token_continuation_logprobs(prompt_ids, cont_ids, self._next_token_logprobs)
 
     # -- generation ------------------------------------------------------------------------------
-    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0) -> list[tuple[str, int]]:
+    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                 seed: int = 0) -> list[tuple[str, int]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         batch = [TokensPrompt(prompt_token_ids=encode_prompt(self.tokenizer, p)) for p in prompts]
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=0 if temperature else None)
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_k=top_k if temperature else 0,
+                                seed=seed if temperature else None)
         outputs = self._run(batch, params)
         return [(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
 

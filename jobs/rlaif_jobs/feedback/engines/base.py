@@ -6,7 +6,9 @@ An engine answers two questions about a causal LM:
   split the space from the digit): its log-probability is the sum over its tokens, each conditioned
   on the prompt plus the tokens before it. ``None`` means the engine cannot tell (an endpoint that
   did not list the token among its top alternatives) — callers must not invent a value then.
-- ``generate(prompts, max_tokens, temperature)``: (text, number of generated tokens) per prompt.
+- ``generate(prompts, max_tokens, temperature, top_k=0, seed=0)``: (text, number of generated tokens)
+  per prompt; greedy at temperature 0. ``top_k`` 0 samples from the whole vocabulary; ``seed`` makes
+  sampling repeatable, and a different seed gives a different sample (self-consistency asks for N).
 
 The token-level backends (vLLM, transformers) share ``token_continuation_logprobs``: it turns every
 (prompt, continuation) into next-token queries "given these token ids, the log-probabilities of these
@@ -43,7 +45,8 @@ class Engine(Protocol):
         """For each prompt, log P(c | prompt) for each continuation c (None where unknown)."""
         ...
 
-    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0) -> list[tuple[str, int]]:
+    def generate(self, prompts: list[str], max_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                 seed: int = 0) -> list[tuple[str, int]]:
         """For each prompt, (generated text, number of generated tokens)."""
         ...
 
