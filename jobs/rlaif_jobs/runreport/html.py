@@ -38,7 +38,9 @@ def _img(b64: str | None, what: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else _e(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) >= 2 else f"{v:.3f}"  # counts read as counts
+    return _e(v)
 
 
 def _metrics_table(m: dict[str, float], keys: list[tuple[str, str]]) -> str:
