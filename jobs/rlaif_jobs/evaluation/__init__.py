@@ -7,6 +7,14 @@
   decoding, release the training engines, load the judge, judge, score, write ``eval.jsonl``.
 """
 
-from rlaif_jobs.evaluation.run import EVAL_SEED_STEP, Plan, Samples, generate, judge_and_score, plan
+from rlaif_jobs.evaluation.run import (
+    EVAL_SEED_STEP,
+    Plan,
+    Samples,
+    generate,
+    judge_and_score,
+    plan,
+    release_memory,
+)
 
-__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan"]
+__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan", "release_memory"]

@@ -152,6 +152,32 @@ def generate(p: Plan, rollout: Any, reference: Any, tokenizer: Any, env: Any, co
     return Samples([g[0].text for g in policy], [g[0].text for g in sft])
 
 
+def resident_gb() -> float | None:
+    """This process's resident memory in GB (Linux /proc), or None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return kb / 1024 / 1024
+
+
+def release_memory() -> float | None:
+    """Collects garbage and hands freed heap pages back to the OS (glibc malloc_trim), so the judge loads
+    into memory the training engines held; returns the resident GB after (logged, for memory work)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: still free for this process to reuse
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    rss = resident_gb()
+    if rss is not None:
+        log.info("evaluation: training and rollout engines released; resident memory %.2f GB", rss)
+    return rss
+
+
 def _judge_engine(p: Plan, reward: Any, build: Any) -> tuple[Any, bool]:
     """(engine, owned): the d-RLAIF labeler's engine when it is also the judge, else a new one."""
     engine = getattr(reward, "engine", None)

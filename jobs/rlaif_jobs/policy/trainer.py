@@ -21,7 +21,6 @@ RewardError: the run stops, the checkpoints written so far stay, and a rerun res
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import time
@@ -318,7 +317,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     if own_reward and not (eval_plan is not None and eval_plan.judge_is_direct_labeler):
         reward.close()  # the d-RLAIF labeler stays when it is also the judge
     del policy, value, reference, engines
-    gc.collect()
+    evaluation.release_memory()
     if samples is not None and env.is_main:
         figures, eval_record = evaluation.judge_and_score(eval_plan, samples, reward, out, _build_labeler,
                                                           seed=spec.seed)
