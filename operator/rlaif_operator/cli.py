@@ -1,6 +1,8 @@
 """The ``rlaif`` command: validate manifests, run them locally, manage builtin models and CRDs.
 
-  rlaif run FILE          run the manifests' stages on this machine (local mode, no cluster)
+  rlaif run FILE          run the manifests' stages on this machine (local mode, no cluster); a pipeline
+                          ends with <workdir>/report.html and the table of evaluation figures
+  rlaif report RUN_DIR    write RUN_DIR/report.html from a run's stage outputs (or --outputs URI...)
   rlaif validate FILE...  check manifests against the API models and the generated CRD schemas
   rlaif models install [NAME...]   build builtin models into the cache
   rlaif crds [--check]    regenerate crds/ from the API models
@@ -64,8 +66,53 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rlaif_operator.local.runner import run_file
 
-    return run_file(args.file, workdir=Path(args.workdir), only=args.only, force=args.force, nproc=args.nproc,
+    code = run_file(args.file, workdir=Path(args.workdir), only=args.only, force=args.force, nproc=args.nproc,
                     verbose=args.verbose)
+    names = _pipeline_stage_names(args.file)
+    if names:  # a pipeline: the report and the evaluation table, whatever the outcome (a partial run too)
+        report_run(Path(args.workdir), names=names)
+    return code
+
+
+def _pipeline_stage_names(path: str) -> list[str]:
+    """All stage names of a manifest that has a pipeline ([] if it has none, or it does not parse)."""
+    from rlaif_operator.api import load_resources
+    from rlaif_operator.api.kinds import RLAIFPipeline
+    from rlaif_operator.local.plan import PlanError, expand
+
+    try:
+        resources = load_resources(path)
+        stages = expand(resources)
+    except (ManifestError, PlanError):
+        return []
+    return [s.metadata.name for s in stages] if any(isinstance(r, RLAIFPipeline) for r in resources) else []
+
+
+def report_run(workdir: Path | None, names: list[str] | None = None, outputs: list[str] | None = None,
+               out: str | None = None) -> int:
+    """Writes the HTML report and prints the evaluation table; 0, or 1 when nothing could be reported."""
+    from rlaif_jobs import runreport
+
+    run = runreport.from_outputs(outputs) if outputs else runreport.from_workdir(workdir or Path("."), names)
+    target = out or str((workdir or Path(".")) / "report.html")
+    print("\nEvaluation:\n" + runreport.evaluation_table(run))
+    if not run.stages:
+        print("report: no finished stage to report on", file=sys.stderr)
+        return 1
+    try:
+        runreport.write_report(run, target)
+    except ImportError as err:  # matplotlib missing: say how to get it
+        print(f"report: cannot draw plots ({err}); pip install matplotlib", file=sys.stderr)
+        return 1
+    print(f"report: {target}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    if not args.run_dir and not args.outputs:
+        print("error: give RUN_DIR (an rlaif run workdir) or --outputs URI...", file=sys.stderr)
+        return 2
+    return report_run(Path(args.run_dir) if args.run_dir else None, outputs=args.outputs, out=args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=1, help="trainer processes (torchrun ranks) per stage")
     p.add_argument("--verbose", action="store_true", help="also show the stages' logs (engine and library output)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="write an HTML report of a run (plots, evaluation, samples, the paper)")
+    p.add_argument("run_dir", nargs="?", help="an `rlaif run` workdir (its stage folders name their outputs)")
+    p.add_argument("--outputs", nargs="+", help="stage output URIs instead (a cluster run: s3://..., a PVC path)")
+    p.add_argument("--out", help="where to write the page (default: RUN_DIR/report.html)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("validate", help="validate manifests against the API and CRD schemas")
     p.add_argument("files", nargs="+")

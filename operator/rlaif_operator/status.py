@@ -25,6 +25,7 @@ from rlaif_operator.api.conditions import (
     Reason,
 )
 from rlaif_operator.api.kinds import STAGE_NAMES, Resource, RLAIFPipeline
+from rlaif_operator.evaluation_status import evaluation_conditions
 
 CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = ("Succeeded", "Failed")
@@ -427,6 +428,8 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
     conditions = _conditions(previous, now, generation, {
         ConditionType.INPUTS_READY: verdict.inputs, ConditionType.RUNNING: verdict.running,
         ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed})
+    if verdict.phase == "Succeeded":  # judge independence (the rule: evaluation_status.py)
+        conditions += evaluation_conditions(resource.kind, metrics, _rfc3339(now), generation)
     return Status(phase=verdict.phase, message=verdict.message, conditions=conditions,  # type: ignore[arg-type]
                   observed_generation=generation, start_time=start_time,
                   completion_time=completion_time if verdict.phase in TERMINAL else None,

@@ -147,6 +147,7 @@ def test_reference_to_the_wrong_kind_fails_clearly(cluster: Cluster, operator: O
                    stage("PolicyRLRun", "pol", {"policy": {"uri": "builtin://smollm2-135m-instruct"},
                                                 "prompts": {"uri": "/data/prompts.jsonl"},
                                                 "output": {"uri": "/data/pol"}, "runtime": STORAGE,
+                                                "evaluation": {"enabled": False},
                                                 "reward": {"fromRewardModelRun": "rm"}}),
                    stage("RewardModelRun", "wrong", {**REWARD, "preferences": {"fromLabelJob": "rm"}})], ns)
     cluster.wait("rmr/wrong", ns, "condition=Failed")

@@ -54,6 +54,50 @@ def test_the_console_shows_progress_per_stage_and_keeps_engine_logs_in_the_log_f
         assert " INFO " in (work / "runs" / stage / "log.txt").read_text()
 
 
+EVALUATION = ("winRate", "lengthControlledWinRate", "harmlessRate", "sftHarmlessRate", "oracleScore",
+              "sftOracleScore")
+
+
+def test_the_pipeline_is_evaluated_and_reported(tiny_run):
+    """Every evaluation figure, with intervals, in the summary and the console table; the report page has
+    its plots embedded; the judge (the labeler, by default) is flagged as the reward source."""
+    import base64
+    from html.parser import HTMLParser
+
+    work, _, proc = tiny_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((work / "out/policy/summary.json").read_text())
+    m = summary["metrics"]
+    for key in EVALUATION:
+        assert 0.0 <= m[key] <= 1.0 and m[f"{key}Low"] <= m[key] <= m[f"{key}High"], key
+    assert m["evalPrompts"] == 3 and m["oraclePrompts"] == 3 and m["judgeIsRewardSource"] == 1.0
+    ev = summary["evaluation"]
+    assert ev["judge"] == "builtin://tiny-random-llama" and ev["judgeIsRewardSource"] is True
+    assert ev["rubric"] == "helpful"  # the labeling stage's prompt.task
+    samples = [json.loads(x) for x in (work / "out/policy/eval.jsonl").read_text().splitlines()]
+    assert len(samples) == 3 and all({"policy", "sft", "pPolicyBetter", "oraclePolicy"} <= s.keys() for s in samples)
+    status = json.loads((work / "runs/tiny-policy/status.json").read_text())
+    assert {"type": "JudgeIndependent", "status": "False", "reason": "JudgeIsRewardSource"}.items() <= next(
+        c for c in status["conditions"] if c["type"] == "JudgeIndependent").items()
+    for label in ("win rate vs SFT (judge)", "length-controlled win rate", "harmless rate (policy)",
+                  "harmless rate (SFT)", "oracle score (policy)", "oracle score (SFT)"):
+        line = next(x for x in proc.stdout.splitlines() if label in x)
+        assert "not measured" not in line and "[" in line, line
+
+    class Page(HTMLParser):
+        images: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+
+    page = Page()
+    page.feed((work / "runs/report.html").read_text())
+    assert len(page.images) >= 6
+    assert all(base64.b64decode(src.removeprefix("data:image/png;base64,"))[:4] == b"\x89PNG"
+               for src in page.images)
+
+
 def test_a_rerun_skips_what_already_succeeded(tiny_run):
     work, manifest, first = tiny_run
     assert first.returncode == 0

@@ -18,7 +18,6 @@ from rlaif_jobs.policy.advantages import (
     whiten,
 )
 from rlaif_jobs.policy.algorithms import get_algorithm, ppo, reinforce, rloo
-from rlaif_jobs.policy.evaluate import fit_logistic, length_controlled_win_rate, outcome, win_rates
 from rlaif_jobs.policy.kl import entropy_from_logits, kl_per_token, masked_mean, sequence_kl, token_logprobs
 
 T = torch.tensor
@@ -165,27 +164,3 @@ def test_expected_score_without_overlap():
     lp: list[float | None] = [None] * 20
     lp[0], lp[9] = math.log(0.5), math.log(0.3)
     assert expected_score(lp, variants) == approx((0.5 + 3.0) / 0.8)
-
-
-def test_logistic_regression_and_length_controlled_win_rate():
-    # x = 0 everywhere: the intercept is logit(mean y)
-    a, _ = fit_logistic([0.0] * 4, [1.0, 1.0, 1.0, 0.0], ridge=1e-9)
-    assert 1 / (1 + math.exp(-a)) == approx(0.75, abs=1e-6)
-    # x = -1: 2 wins of 4; x = +1: 3 of 4. MLE: a - b = 0, a + b = ln 3 -> a = ln(3) / 2
-    x = [-1.0] * 4 + [1.0] * 4
-    y = [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0]
-    a, b = fit_logistic(x, y, ridge=1e-9)
-    assert a == approx(math.log(3) / 2, abs=1e-5) and b == approx(math.log(3) / 2, abs=1e-5)
-    # the same through lengths: ratio e^-1 and e^+1
-    pl = [100] * 4 + [272] * 4
-    sl = [272] * 4 + [100] * 4
-    lc = length_controlled_win_rate(y, pl, sl)
-    assert lc == approx(1 / (1 + math.exp(-math.log(3) / 2)), abs=2e-3)  # ~0.634, raw rate 0.625
-
-
-def test_outcomes_and_win_rates():
-    assert [outcome(p) for p in (0.9, 0.1, 0.5)] == [1.0, 0.0, 0.5]
-    r = win_rates([0.9, 0.8, 0.2, 0.5], [10, 10, 10, 10], [10, 10, 10, 10])
-    assert r["winRate"] == approx(2.5 / 4)
-    assert r["lcWinRate"] == approx(2.5 / 4, abs=1e-3)  # equal lengths: nothing to control for
-    assert r["evalLengthRatio"] == approx(1.0)

@@ -68,9 +68,10 @@ class DatasetRef(CamelModel):
     limit: int | None = Field(None, ge=1, description="Read at most this many records (after any shard).")
     fields: dict[str, str] = Field(
         default_factory=dict,
-        description="Maps our field names (id, context, responseA, responseB, humanPreference, prompt) to"
-        " the source's column names, e.g. {context: post, responseA: summary_1}; dotted paths reach"
-        " into nested records (info.post, summaries.0.text).",
+        description="Maps our field names (id, context, responseA, responseB, humanPreference, prompt, task,"
+        " and the oracle's ground truth answer, keyFact, mustDecline) to the source's column names, e.g."
+        " {context: post, responseA: summary_1}; dotted paths reach into nested records (info.post,"
+        " summaries.0.text).",
     )
     preference_index_base: Literal[0, 1] = Field(
         1, description="humanPreference numbering: 1 means 1/2 (a/b), 0 means 0/1 (TL;DR's choice)."

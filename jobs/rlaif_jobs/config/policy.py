@@ -58,13 +58,24 @@ class RolloutSpec(CamelModel):
 
 
 class EvaluationSpec(CamelModel):
-    """Win rate of the trained policy against the SFT policy, judged by an AI labeler in both orders."""
+    """The trained policy against the SFT policy on held-out prompts: an AI judge's win rate (both orders,
+    length-controlled), harmless rates, and a judge-free oracle score where prompts carry ground truth."""
 
     enabled: bool = Field(True, description="Run the evaluation after training.")
-    judge: LabelerSpec | None = Field(None, description="The judge; default: the reward labeler if any.")
+    judge: LabelerSpec | None = Field(
+        None, description="The judge LLM. Default: in a pipeline, the labeling stage's labeler; with"
+        " reward.direct, the scoring labeler. Either default is the model the policy was trained to please"
+        " (recorded as judgeIsRewardSource): prefer a judge of another model family.")
+    task: Literal["summarization", "helpful", "harmless"] | None = Field(
+        None, description="The judge's rubric for prompts without a task field. Default: the labeling"
+        " stage's prompt.task in a pipeline, else reward.direct.task, else helpful.")
     prompts: DatasetRef | None = Field(None, description="Held-out prompts; default: part of the prompts.")
     num_prompts: int = Field(64, ge=1, description="Prompts to compare on.")
     length_controlled: bool = Field(True, description="Also report the length-controlled win rate.")
+    compare_with: Uri | None = Field(
+        None, description="Another policy run's output folder: its eval.jsonl (responses on the same held-out"
+        " prompts: same prompts, rl.seed and numPrompts) is judged against this policy's, head to head"
+        " (winRateVsOther, oracleDeltaVsOther). It must exist when this run evaluates.")
 
 
 class PolicyConfig(CamelModel):
@@ -83,4 +94,11 @@ class PolicyConfig(CamelModel):
     def _one_reward(self) -> PolicyConfig:
         if (self.reward_model_uri is None) == (self.direct_reward is None):
             raise ValueError("set exactly one of rewardModelUri and directReward")
+        if self.evaluation.enabled and self.evaluation.judge is None and self.direct_reward is None:
+            raise ValueError(NO_JUDGE)
         return self
+
+
+NO_JUDGE = ("evaluation.judge: evaluation is enabled (the default) but there is no judge; set evaluation.judge"
+            " (an LLM, ideally of another model family than the labeler), run the policy inside a pipeline"
+            " with a labeling stage (its labeler judges), or set evaluation.enabled: false")

@@ -8,7 +8,10 @@ and the other is wrong in a way anyone can check:
 The correct response is the record's ``humanPreference`` ("a"/"b"); which side is correct is random,
 so a labeler that always picks one position scores about 50%, not 100%.
 
-``checkable-prompts.jsonl``: prompts of the same three kinds (id, task, prompt) for the RL stage.
+``checkable-prompts.jsonl``: prompts of the same three kinds (id, task, prompt) for the RL stage, each
+with its ground truth for the judge-free oracle (rlaif_jobs.evaluation.oracle): ``answer`` (helpful: the
+right answer, a list of accepted spellings), ``keyFact`` (summarization: the number the summary must
+keep), ``mustDecline`` (harmless: true).
 
 Deterministic: a fixed seed and no dependence on the machine; ``python -m rlaif_jobs.datasets.generate``
 rewrites both files byte for byte (a test checks it). ``--check`` only compares.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -126,6 +130,29 @@ FACTS = [  # (question, correct answer, wrong answer)
     ("What is the square root of 81?", "The square root of 81 is 9.", "The square root of 81 is 7."),
     ("How many hours are in a day?", "There are 24 hours in a day.", "There are 12 hours in a day."),
 ]
+
+# The right answer of each fact question, as the oracle looks for it (accepted spellings).
+FACT_ANSWERS = {
+    "What is the capital of France?": ["Paris"], "What is the capital of Japan?": ["Tokyo"],
+    "What is the capital of Italy?": ["Rome"], "What is the capital of Germany?": ["Berlin"],
+    "What is the capital of Spain?": ["Madrid"], "What is the capital of Canada?": ["Ottawa"],
+    "What is the capital of Australia?": ["Canberra"], "What is the capital of Egypt?": ["Cairo"],
+    "What is the capital of Russia?": ["Moscow"], "What is the capital of the United Kingdom?": ["London"],
+    "What is the chemical symbol for gold?": ["Au"], "What is the chemical symbol for sodium?": ["Na"],
+    "What is the chemical symbol for iron?": ["Fe"], "What is the chemical formula of water?": ["H2O", "H₂O"],
+    "How many days are in a week?": ["7", "seven"], "How many legs does a spider have?": ["8", "eight"],
+    "How many continents are there?": ["7", "seven"], "Which planet is closest to the Sun?": ["Mercury"],
+    "Which planet is known as the Red Planet?": ["Mars"], "What is the largest ocean on Earth?": ["Pacific"],
+    "At what temperature does water boil at sea level, in Celsius?": ["100", "one hundred"],
+    "At what temperature does water freeze, in Celsius?": ["0", "zero"],
+    "How many minutes are in an hour?": ["60", "sixty"],
+    "How many centimeters are in a meter?": ["100", "one hundred"],
+    "Who wrote Romeo and Juliet?": ["Shakespeare"],
+    "What gas do plants absorb from the air for photosynthesis?": ["carbon dioxide", "CO2", "CO₂"],
+    "What is the largest planet in our solar system?": ["Jupiter"],
+    "How many sides does a triangle have?": ["3", "three"], "What is the square root of 81?": ["9", "nine"],
+    "How many hours are in a day?": ["24", "twenty-four"],
+}
 
 # ---------------------------------------------------------------- harmless
 # (harmful request, a reply that goes along with it; deliberately vague, no real instructions)
@@ -284,12 +311,19 @@ def checkable_prompts(per_task: int = 50) -> list[dict]:
     out = []
     summaries = _summarization(rng, per_task)
     for i in range(per_task):
-        question = _arithmetic(rng)[0] if i % 2 == 0 else FACTS[(i // 2) % len(FACTS)][0]
+        if i % 2 == 0:
+            question, good, _ = _arithmetic(rng)
+            answer = [good.rsplit("= ", 1)[1].rstrip(".")]
+        else:
+            question = FACTS[(i // 2) % len(FACTS)][0]
+            answer = FACT_ANSWERS[question]
         request = HARMFUL[i % len(HARMFUL)][0]
+        context = summaries[i]["context"]
+        key_fact = re.search(r"\d+", context).group(0)  # type: ignore[union-attr]  # the event's only number
         out.append({"id": f"summ-{i:03d}", "task": "summarization",
-                    "prompt": "Summarize the following text in one sentence.\n\n" + summaries[i]["context"]})
-        out.append({"id": f"help-{i:03d}", "task": "helpful", "prompt": question})
-        out.append({"id": f"harm-{i:03d}", "task": "harmless", "prompt": request})
+                    "prompt": "Summarize the following text in one sentence.\n\n" + context, "keyFact": [key_fact]})
+        out.append({"id": f"help-{i:03d}", "task": "helpful", "prompt": question, "answer": answer})
+        out.append({"id": f"harm-{i:03d}", "task": "harmless", "prompt": request, "mustDecline": True})
     return out
 
 

@@ -26,8 +26,10 @@ class Prompt:
 
 
 def load_prompt_records(ref: DatasetRef) -> list[dict]:
-    """The dataset's records (fields id, prompt, optional task); DatasetError if empty or malformed."""
-    records = load_records(ref, required=["prompt"], optional=("task",))
+    """The dataset's records (id, prompt; optional task and the oracle's ground truth); DatasetError if bad."""
+    from rlaif_jobs.evaluation.oracle import ORACLE_FIELDS
+
+    records = load_records(ref, required=["prompt"], optional=("task", *ORACLE_FIELDS))
     empty = [r["id"] for r in records if not str(r["prompt"]).strip()]
     if empty:
         raise DatasetError(f"dataset {ref.uri}: {len(empty)} record(s) have an empty prompt (first: id"

@@ -12,8 +12,8 @@
    compute log-probs of policy and reference and the values, the KL penalty, the algorithm's
    advantages and losses, update (``ppoEpochs`` passes for PPO), push the new weights to vLLM, log
    metrics, checkpoint every ``checkpointEverySteps`` and at the end;
-5. exports ``<output>/model`` (an HF folder), evaluates the win rate against the SFT policy when a
-   judge is available, writes ``summary.json``.
+5. exports ``<output>/model`` (an HF folder), evaluates against the SFT policy (rlaif_jobs.evaluation:
+   responses from both, engines released, then the judge and the oracle), writes ``summary.json``.
 
 A reward source that fails mid-run (a labeler endpoint that stays down after its retries) raises
 RewardError: the run stops, the checkpoints written so far stay, and a rerun resumes from the last.
@@ -24,12 +24,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from rlaif_jobs import io
+from rlaif_jobs import evaluation
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.errors import RetryableError
@@ -43,7 +42,7 @@ from rlaif_jobs.policy.models import (
     policy_forward,
     value_forward,
 )
-from rlaif_jobs.policy.prompts import Prompt, load_prompt_records, split_eval, to_prompts
+from rlaif_jobs.policy.prompts import Prompt, load_prompt_records, to_prompts
 from rlaif_jobs.policy.rewards import RewardError, RewardSource
 from rlaif_jobs.policy.rollout import RolloutEngine, TransformersRollout
 from rlaif_jobs.train import (
@@ -75,13 +74,6 @@ def prompts_per_rank(config: PolicyConfig, plan: BatchPlan) -> int:
             f" {plan.per_rank_batch} per rank, not a multiple of rl.samplesPerPrompt {k} (a prompt's"
             " responses stay on one rank, as RLOO's leave-one-out group needs)")
     return plan.per_rank_batch // k
-
-
-def judge_spec(config: PolicyConfig) -> Any:
-    """The evaluation judge: evaluation.judge, else the d-RLAIF labeler, else None (no evaluation)."""
-    if config.evaluation.judge is not None:
-        return config.evaluation.judge
-    return config.direct_reward.labeler if config.direct_reward is not None else None
 
 
 def build_reward(config: PolicyConfig, device: Any) -> RewardSource:
@@ -181,14 +173,8 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         raise ConfigError(f"rl.maxNewTokens: {spec.max_new_tokens} leaves no room for the prompt within"
                           f" rl.maxLength {spec.max_length}")
     records = load_prompt_records(config.prompts)
-    judge = judge_spec(config) if config.evaluation.enabled else None
-    eval_records: list[dict] = []
-    if judge is not None:
-        if config.evaluation.prompts is not None:
-            eval_records = load_prompt_records(config.evaluation.prompts)[: config.evaluation.num_prompts]
-        else:  # hold out part of the prompts, at most a fifth
-            records, eval_records = split_eval(records, min(config.evaluation.num_prompts, len(records) // 5),
-                                               spec.seed)
+    # --- evaluation plan (rlaif_jobs.evaluation): held-out prompts and judge; ConfigError if it cannot run
+    records, eval_plan = evaluation.plan(config, records, load_prompt_records)
     prompts_per_step = n_prompts_rank * plan.world_size
     if len(records) < prompts_per_step:
         raise ConfigError(f"prompts: {config.prompts.uri} has {len(records)} training prompts, fewer than one"
@@ -209,7 +195,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     torch.manual_seed(spec.seed)
     policy_path, tokenizer, policy_model = load_policy(config.policy)
     prompts = to_prompts(records, tokenizer, spec.max_length - spec.max_new_tokens)
-    held = to_prompts(eval_records, tokenizer, spec.max_length - spec.max_new_tokens)
+    held = to_prompts(eval_plan.records if eval_plan else [], tokenizer, spec.max_length - spec.max_new_tokens)
 
     # 2. Engines.
     prompt_plan = BatchPlan(global_batch=prompts_per_step, micro_batch=n_prompts_rank, grad_accum=1,
@@ -295,18 +281,33 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         "meanSyncSeconds": sum(sync_seconds) / len(sync_seconds) if sync_seconds else 0.0,
         "worldSize": env.world_size,
     })
-    if judge is not None and held:
-        results.update(_evaluate(config, judge, reward, held, rollout, policy, reference, tokenizer, env, out))
-    elif config.evaluation.enabled and env.is_main:
-        log.info("evaluation skipped: no judge (set evaluation.judge, or use directReward whose labeler judges)")
+    # --- evaluation (rlaif_jobs.evaluation): responses of both policies with the same decoding, then the
+    # training and rollout engines are released BEFORE the judge loads (memory), then judge and oracle.
+    eval_record: dict[str, Any] | None = None
+    samples = None
+    if eval_plan is not None:
+        eval_plan.prompts = held
+        samples = evaluation.generate(eval_plan, rollout, reference, tokenizer, env, config,
+                                      _rollout_seed(spec.seed, evaluation.EVAL_SEED_STEP, 0))
     rollout.close()
+    if own_reward and not (eval_plan is not None and eval_plan.judge_is_direct_labeler):
+        reward.close()  # the d-RLAIF labeler stays when it is also the judge
+    engines.clear()  # the TrainingRun holds this same dict: clearing it lets the DeepSpeed engines go
+    del policy, value, reference
+    evaluation.release_memory()
+    if samples is not None and env.is_main:
+        figures, eval_record = evaluation.judge_and_score(eval_plan, samples, reward, out, _build_labeler,
+                                                          seed=spec.seed)
+        results.update(figures)
+    barrier()
     if own_reward:
         reward.close()
+    # --- end of evaluation
     results["elapsedSeconds"] = time.time() - t_start
     summary = run.report(
         config.output.uri, "policy", results,
         extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
-               "policy": config.policy.uri,
+               "policy": config.policy.uri, "evaluation": eval_record,
                "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
                              "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
     if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
@@ -412,52 +413,3 @@ def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: 
                updateSeconds=time.perf_counter() - t3)
     return row
 
-
-def _evaluate(config: PolicyConfig, judge_spec_: Any, reward: RewardSource, held: list[Prompt],
-              rollout: RolloutEngine, policy: Any, reference: Any, tokenizer: Any, env: DistEnv,
-              out: Path) -> dict[str, float]:
-    """Win rate (and length-controlled win rate) of the trained policy against SFT, on rank 0."""
-    from rlaif_jobs.policy.evaluate import judge_pairs, win_rates
-
-    results: dict[str, float] = {}
-    spec = config.rl
-    ids = [p.ids for p in held]
-    seed = _rollout_seed(spec.seed, 10**6, 0)
-    # Every rank generates (ZeRO-3 forward passes are collective); rank 0 judges.
-    if rollout.needs_sync:
-        policy_gens = rollout.generate(ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
-        rollout.load_weights(reference.state_dict().items())  # the same engine, now sampling from SFT
-        sft_gens = rollout.generate(ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
-    else:
-        policy_gens = rollout.generate(ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
-        sft_gens = TransformersRollout(reference, tokenizer, env.device).generate(
-            ids, 1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
-    if env.is_main:
-        from rlaif_jobs.policy.rewards import DirectLabelerReward
-
-        # Reuse the d-RLAIF labeler when it is also the judge; otherwise load the judge now.
-        if isinstance(reward, DirectLabelerReward) and reward.engine is not None and (
-                config.evaluation.judge is None or config.evaluation.judge == config.direct_reward.labeler):
-            judge, owned = reward.engine, False
-        else:
-            judge, owned = _build_labeler(judge_spec_, "evaluation.judge"), True
-        try:
-            default_task = config.direct_reward.task if config.direct_reward else "helpful"
-            p = judge_pairs(judge, [h.text for h in held], [g[0].text for g in policy_gens],
-                            [g[0].text for g in sft_gens], [h.task for h in held], default_task,
-                            judge_spec_.use_chat_template)
-        finally:
-            if owned:
-                judge.close()
-        pl = [len(g[0].token_ids) for g in policy_gens]
-        sl = [len(g[0].token_ids) for g in sft_gens]
-        results = win_rates(p, pl, sl)
-        if not config.evaluation.length_controlled:
-            results.pop("lcWinRate")
-        io.write_jsonl(str(out / "eval.jsonl"), (
-            {"id": h.id, "prompt": h.text, "policy": pg[0].text, "sft": sg[0].text, "pPolicyBetter": pp}
-            for h, pg, sg, pp in zip(held, policy_gens, sft_gens, p, strict=True)))
-        log.info("evaluation on %d prompts: win rate %.3f, length-controlled %.3f", len(held),
-                 results["winRate"], results["lcWinRate"])
-    barrier()
-    return results

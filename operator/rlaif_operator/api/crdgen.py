@@ -95,6 +95,7 @@ def openapi_schema(kind: type[Resource]) -> dict[str, Any]:
         alias = spec_model.model_fields[field].alias  # type: ignore[union-attr]
         rules.append({"rule": f"has(self.{alias})",
                       "message": f"spec.{alias} is required for a standalone {kind.KIND}"})
+    rules.extend(kind.SPEC_RULES)
     rules.append(IMMUTABLE)
     return {
         "type": "object",

@@ -15,7 +15,7 @@ from pydantic.json_schema import JsonDict
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec, PromptSpec
-from rlaif_jobs.config.policy import DirectRewardSpec, EvaluationSpec, RLSpec, RolloutSpec
+from rlaif_jobs.config.policy import NO_JUDGE, DirectRewardSpec, EvaluationSpec, RLSpec, RolloutSpec
 from rlaif_jobs.config.reward import RewardTrainerSpec
 from rlaif_jobs.report import OUTPUT_LABELS, OUTPUT_MODEL
 from rlaif_operator.api.common import DNS_LABEL, ObjectMeta, Resources, Runtime, Status
@@ -27,6 +27,13 @@ def exactly_one(*fields: str) -> JsonDict:
     """A CEL rule (and its message) that exactly one of the named optional fields is set."""
     terms = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
     return {"rule": f"{terms} == 1", "message": f"set exactly one of {', '.join(fields)}"}
+
+
+def judged(path: str) -> str:
+    """CEL: the PolicyRLRun spec at ``path`` has a judge if its evaluation is enabled (the default)."""
+    return (f"(has({path}.evaluation) && has({path}.evaluation.enabled) && !{path}.evaluation.enabled)"
+            f" || (has({path}.evaluation) && has({path}.evaluation.judge))"
+            f" || (has({path}.reward) && has({path}.reward.direct))")
 
 
 def _count_set(model: CamelModel, *fields: str) -> int:
@@ -113,7 +120,13 @@ class PolicyRLRunSpec(StageSpec):
     )
     rl: RLSpec = Field(default_factory=RLSpec, description="Algorithm and hyperparameters.")
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rollout engine.")
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Win rate vs SFT.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="The policy against SFT:"
+                                       " judge's win rate, harmless rates, oracle score.")
+
+    def has_judge(self) -> bool:
+        """Evaluation is off, or it has a judge (its own, or the d-RLAIF labeler)."""
+        ev = self.evaluation
+        return not ev.enabled or ev.judge is not None or (self.reward is not None and self.reward.direct is not None)
 
 
 # --- RLAIFPipeline -------------------------------------------------------------------------------
@@ -130,6 +143,8 @@ class RLAIFPipelineSpec(CamelModel):
          "message": "rewardModel needs preferences: add a labeling stage or set rewardModel.preferences.uri"},
         {"rule": "!has(self.policy) || has(self.policy.reward) || has(self.rewardModel)",
          "message": "policy needs a reward: add a rewardModel stage or set policy.reward"},
+        {"rule": f"!has(self.policy) || has(self.labeling) || {judged('self.policy')}",
+         "message": "policy." + NO_JUDGE},
     ]}}
 
     labeling: PreferenceLabelJobSpec | None = Field(None, description="Stage 1.")
@@ -145,6 +160,8 @@ class RLAIFPipelineSpec(CamelModel):
                              " rewardModel.preferences.uri")
         if self.policy and not (self.policy.reward or self.reward_model):
             raise ValueError("policy needs a reward: add a rewardModel stage or set policy.reward")
+        if self.policy and not self.labeling and not self.policy.has_judge():
+            raise ValueError("policy." + NO_JUDGE)
         if self.reward_model and self.reward_model.preferences and self.reward_model.preferences.from_label_job:
             raise ValueError("rewardModel.preferences.fromLabelJob: inside a pipeline, leave preferences"
                              " out to use the pipeline's labeling stage, or give a uri")
@@ -184,6 +201,7 @@ class Resource(CamelModel):
     UPSTREAM: ClassVar[Upstream | None] = None  # where the spec names the stage it waits for
     MAX_NAME: ClassVar[int] = 40  # children add suffixes such as "-label-merge"; Job names cap at 63
     REQUIRED_IN_SPEC: ClassVar[list[str]] = []
+    SPEC_RULES: ClassVar[list[dict[str, str]]] = []  # CEL rules on a standalone resource's spec
 
     api_version: Literal["rlaif.dev/v1alpha1"] = Field("rlaif.dev/v1alpha1")
     kind: str
@@ -243,7 +261,9 @@ class RewardModelRun(Resource):
     REQUIRED_IN_SPEC = ["preferences"]
     PRINTER_COLUMNS = [
         _phase(),
-        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracy"},
+        # the paper's headline: accuracy against held-out HUMAN labels; against AI labels is secondary
+        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracyHuman"},
+        {"name": "AIAccuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracyAi", "priority": 1},
         {"name": "Loss", "type": "number", "jsonPath": ".status.metrics.evalLoss", "priority": 1},
         _age(),
     ]
@@ -261,15 +281,26 @@ class PolicyRLRun(Resource):
     MODULE = "rlaif_jobs.policy"
     UPSTREAM = Upstream("reward", "from_reward_model_run", "fromRewardModelRun", "RewardModelRun", OUTPUT_MODEL)
     REQUIRED_IN_SPEC = ["reward"]
+    SPEC_RULES = [{"rule": judged("self"), "message": "spec." + NO_JUDGE}]
     PRINTER_COLUMNS = [
         _phase(),
         {"name": "Reward", "type": "number", "jsonPath": ".status.metrics.meanReward"},
         {"name": "KL", "type": "number", "jsonPath": ".status.metrics.kl"},
         {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
+        {"name": "Oracle", "type": "number", "jsonPath": ".status.metrics.oracleScore"},
+        {"name": "SFTOracle", "type": "number", "jsonPath": ".status.metrics.sftOracleScore"},
+        {"name": "Judge", "type": "string",
+         "jsonPath": '.status.conditions[?(@.type=="JudgeIndependent")].reason'},
         _age(),
     ]
     kind: Literal["PolicyRLRun"] = "PolicyRLRun"
     spec: PolicyRLRunSpec
+
+    @model_validator(mode="after")
+    def _judge(self) -> PolicyRLRun:
+        if not self.spec.has_judge():
+            raise ValueError("spec." + NO_JUDGE)
+        return self
 
 
 class RLAIFPipeline(Resource):
@@ -283,6 +314,10 @@ class RLAIFPipeline(Resource):
         _phase(),
         {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
         {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
+        {"name": "Oracle", "type": "number", "jsonPath": ".status.metrics.oracleScore"},
+        {"name": "SFTOracle", "type": "number", "jsonPath": ".status.metrics.sftOracleScore"},
+        {"name": "JudgeIsRewardSource", "type": "number", "jsonPath": ".status.metrics.judgeIsRewardSource",
+         "priority": 1},
         _age(),
     ]
     kind: Literal["RLAIFPipeline"] = "RLAIFPipeline"

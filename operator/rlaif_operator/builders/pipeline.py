@@ -1,6 +1,7 @@
 """Expands an RLAIFPipeline into its stage resources, wired to each other by name.
 
 Pure: the pipeline in, the child resources out (named ``<pipeline>-label``, ``-reward``, ``-policy``).
+The policy's evaluation judge defaults to the labeling stage's labeler (``with_default_judge``).
 The operator creates them as owned children; the local runner runs them in order.
 """
 
@@ -10,7 +11,9 @@ from rlaif_operator.api.common import ObjectMeta
 from rlaif_operator.api.kinds import (
     STAGE_NAMES,
     PolicyRLRun,
+    PolicyRLRunSpec,
     PreferenceLabelJob,
+    PreferenceLabelJobSpec,
     PreferenceSource,
     Resource,
     RewardModelRun,
@@ -24,6 +27,20 @@ PIPELINE_LABEL = "rlaif.dev/pipeline"
 
 def child_name(pipeline_name: str, kind: str) -> str:
     return f"{pipeline_name}-{STAGE_SUFFIX[kind]}"
+
+
+def with_default_judge(pol: PolicyRLRunSpec, labeling: PreferenceLabelJobSpec | None) -> PolicyRLRunSpec:
+    """The policy spec with the evaluation defaults a pipeline gives: the judge is the labeling stage's
+    labeler and the rubric its prompt.task, unless the policy names its own (explicit fields win)."""
+    ev = pol.evaluation
+    if labeling is None or not ev.enabled:
+        return pol
+    update = {}
+    if ev.judge is None:
+        update["judge"] = labeling.labeler
+    if ev.task is None and labeling.prompt.task != "custom":
+        update["task"] = labeling.prompt.task
+    return pol.model_copy(update={"evaluation": ev.model_copy(update=update)}) if update else pol
 
 
 def expand_pipeline(pipeline: RLAIFPipeline) -> list[Resource]:
@@ -49,5 +66,6 @@ def expand_pipeline(pipeline: RLAIFPipeline) -> list[Resource]:
         if pol.reward is None:
             pol = pol.model_copy(update={"reward": RewardSource(
                 from_reward_model_run=child_name(meta.name, "RewardModelRun"))})
+        pol = with_default_judge(pol, spec.labeling)
         children.append(PolicyRLRun(metadata=child_meta("PolicyRLRun"), spec=pol))
     return children

@@ -23,6 +23,7 @@ from rlaif_operator.api import ManifestError, load_resources
 from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
 from rlaif_operator.builders.workload import STAGE_MODULE, MissingInputError, upstream_ref, workload_config
+from rlaif_operator.evaluation_status import evaluation_conditions
 from rlaif_operator.local.console import log_tail, watch
 from rlaif_operator.local.plan import PlanError, expand, order
 
@@ -120,7 +121,8 @@ def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: b
             "phase": "Succeeded", "completion_time": _now(), "outputs": summary.get("outputs", {}),
             "metrics": summary.get("metrics", {}), "message": f"succeeded in {elapsed:.0f}s",
             "conditions": [Condition(type="Succeeded", status="True", reason="Completed",
-                                     message=f"finished in {elapsed:.0f}s", last_transition_time=_now())]})
+                                     message=f"finished in {elapsed:.0f}s", last_transition_time=_now()),
+                           *evaluation_conditions(stage.kind, summary.get("metrics", {}), _now())]})
     else:
         reason = ("InvalidConfig" if code == EXIT_CONFIG_ERROR else
                   "NoSummary" if code == 0 else "ProcessFailed")

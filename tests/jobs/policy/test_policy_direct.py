@@ -78,7 +78,8 @@ def test_d_rlaif_run_trains_and_evaluates_against_sft(smollm2_vllm_engine, tiny_
     assert [r["step"] for r in rows] == [1, 2]
     assert all(-1.0 <= r["meanReward"] <= 1.0 and r["unscored"] == 0 for r in rows)
     m = summary["metrics"]
-    assert 0.0 <= m["winRate"] <= 1.0 and 0.0 <= m["lcWinRate"] <= 1.0 and m["evalPrompts"] == 4
+    assert 0.0 <= m["winRate"] <= 1.0 and 0.0 <= m["lengthControlledWinRate"] <= 1.0 and m["evalPrompts"] == 4
+    assert m["judgeIsRewardSource"] == 1.0 and summary["evaluation"]["judgeIsRewardSource"] is True
     evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
     assert len(evals) == 4 and all(0.0 <= e["pPolicyBetter"] <= 1.0 and e["policy"] is not None for e in evals)
     assert summary["reward"] == "direct-labeler" and (out / "model" / "config.json").exists()

@@ -67,6 +67,7 @@ POLICY = {
     "policy": {"uri": "/models/sft"},
     "prompts": {"uri": "/data/prompts.jsonl"},
     "reward": {"modelUri": "/data/run/reward/model"},
+    "evaluation": {"enabled": False},  # a standalone run names its judge or disables evaluation
     "output": {"uri": "/data/run/policy"},
 }
 
@@ -219,12 +220,15 @@ def test_service_name_starts_with_a_letter() -> None:
 def test_pipeline_children_are_owned_stage_resources_wired_by_name() -> None:
     pipe = resource("RLAIFPipeline", "demo", {"labeling": LABELING, "rewardModel": {
         k: v for k, v in REWARD.items() if k != "preferences"}, "policy": {
-        k: v for k, v in POLICY.items() if k != "reward"}}, team="alignment")
+        k: v for k, v in POLICY.items() if k not in ("reward", "evaluation")}}, team="alignment")
     children = build_pipeline_children(pipe)
     assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
         ("PreferenceLabelJob", "demo-label"), ("RewardModelRun", "demo-reward"), ("PolicyRLRun", "demo-policy")]
     assert children[1]["spec"]["preferences"] == {"fromLabelJob": "demo-label"}
     assert children[2]["spec"]["reward"] == {"fromRewardModelRun": "demo-reward"}
+    # evaluation judged by the labeling stage's labeler, with its task as the rubric (issue 9)
+    assert children[2]["spec"]["evaluation"]["judge"] == children[0]["spec"]["labeler"]
+    assert children[2]["spec"]["evaluation"]["task"] == LABELING.get("prompt", {}).get("task", "summarization")
     for child in children:
         # As the API server will: the generated CRD's schema and CEL rules accept the child.
         assert crdschema.validate(crdschema.crd_schema(build_crd(KINDS[child["kind"]])), child) == []

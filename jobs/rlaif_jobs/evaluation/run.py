@@ -1,0 +1,335 @@
+"""Evaluation of the trained policy against the SFT policy, as the policy trainer runs it after training.
+
+Three calls, in this order (the trainer's one evaluation block):
+1. ``plan(config, records)`` at input-check time: the held-out prompts (``evaluation.prompts``, or at
+   most a fifth of the prompts, drawn with ``rl.seed``), the judge and whether it is the reward source;
+   a ConfigError when evaluation is enabled but cannot run (no judge, no prompt to hold out), so nothing
+   is skipped silently;
+2. ``generate(plan, rollout, reference, ...)`` after training, on every rank: the policy's responses,
+   then the SFT policy's with the SAME decoding (temperature, top-p, max tokens, seed) from the same
+   rollout engine loaded with the reference weights (no extra model is loaded);
+3. the trainer releases its engines; ``judge_and_score(plan, samples, reward, out)`` on rank 0 loads the
+   judge (or reuses the d-RLAIF labeler when it is the judge), judges pairwise (both orders) and each
+   response's harmlessness, scores the oracle, computes every figure with its 95% bootstrap interval,
+   writes ``eval.jsonl`` and returns ``(metrics, record)`` for ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlaif_jobs import io, report
+from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.config.policy import PolicyConfig
+from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.evaluation import bootstrap, judging, metrics, oracle
+
+log = logging.getLogger(__name__)
+EVAL_SEED_STEP = 10**6  # the rollout seed's "step" for evaluation: never a training step
+
+
+@dataclass
+class Plan:
+    """What to evaluate on and with whom (see ``plan``)."""
+
+    records: list[dict]
+    judge: LabelerSpec
+    judge_is_reward_source: bool
+    reward_labeler: str | None
+    default_task: str
+    length_controlled: bool = True
+    judge_is_direct_labeler: bool = False
+    other: dict[str, str] = field(default_factory=dict)  # evaluation.compareWith: prompt id -> its response
+    other_uri: str | None = None  # the judge is the d-RLAIF scoring labeler itself: reuse its engine
+    prompts: list[Any] = field(default_factory=list)  # the held-out Prompt objects (set by the trainer)
+
+
+@dataclass
+class Samples:
+    """One response per held-out prompt from each policy, same decoding."""
+
+    policy: list[str]
+    sft: list[str]
+
+
+def same_model(a: str | None, b: str | None) -> bool:
+    """Whether two model URIs name the same model (trailing slashes and file:// ignored)."""
+    def norm(u: str) -> str:
+        return u.removeprefix("file://").rstrip("/")
+    return a is not None and b is not None and norm(a) == norm(b)
+
+
+def _parent(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[0] if "/" in uri.rstrip("/") else "."
+
+
+def reward_labeler(config: PolicyConfig) -> str | None:
+    """The model URI of the LLM whose judgments the policy was trained on, when it can be known.
+
+    d-RLAIF: the scoring labeler. Canonical RLAIF: traced through the stages' summaries (a reward model
+    run exports ``<out>/model`` next to ``<out>/summary.json``, which names its preferences file; the
+    labeling run that wrote that file names its labeler in ``summary.json`` beside it). None when the
+    chain cannot be read (a reward model from elsewhere).
+    """
+    if config.direct_reward is not None:
+        return config.direct_reward.labeler.model.uri
+    try:
+        rm = report.read_summary(_parent(str(config.reward_model_uri)))
+        prefs = (rm or {}).get("preferences")
+        labels = report.read_summary(_parent(prefs)) if prefs else None
+    except Exception:  # noqa: BLE001 - provenance is best effort; the summary says "unknown"
+        return None
+    labeler = (labels or {}).get("labeler")
+    return str(labeler) if labeler else None
+
+
+def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dict], Plan | None]:
+    """(training records, the evaluation plan or None when evaluation is disabled).
+
+    ``load(ref)`` reads a DatasetRef's prompt records (the trainer's loader). Raises ConfigError when
+    evaluation is enabled but has no judge or no prompts to hold out.
+    """
+    from rlaif_jobs.policy.prompts import split_eval
+
+    ev = config.evaluation
+    if not ev.enabled:
+        return records, None
+    judge = ev.judge or (config.direct_reward.labeler if config.direct_reward is not None else None)
+    if judge is None:  # PolicyConfig's validator already refuses this; kept for direct callers
+        raise ConfigError("evaluation.judge: evaluation is enabled but no judge is set; set evaluation.judge"
+                          " or evaluation.enabled: false")
+    if ev.prompts is not None:
+        held = load(ev.prompts)[: ev.num_prompts]
+    else:
+        n = min(ev.num_prompts, len(records) // 5)
+        if n < 1:
+            raise ConfigError(f"evaluation: {len(records)} prompts leave none to hold out (at most a fifth is"
+                              " held out); add prompts, set evaluation.prompts, or evaluation.enabled: false")
+        records, held = split_eval(records, n, config.rl.seed)
+    source = reward_labeler(config)
+    task = ev.task or (config.direct_reward.task if config.direct_reward is not None else "helpful")
+    direct = config.direct_reward is not None and judge == config.direct_reward.labeler
+    p = Plan(held, judge, same_model(judge.model.uri, source), source, task, ev.length_controlled, direct)
+    if ev.compare_with is not None:
+        p.other, p.other_uri = _other_responses(ev.compare_with, [str(r["id"]) for r in held]), ev.compare_with
+    return records, p
+
+
+def _other_responses(uri: str, held_ids: list[str]) -> dict[str, str]:
+    """evaluation.compareWith's responses by prompt id, for this run's held-out prompts (ConfigError if none)."""
+    samples = io.join(uri, "eval.jsonl")
+    if not io.exists(samples):
+        raise ConfigError(f"evaluation.compareWith: no eval.jsonl under {uri!r}; it must name the output folder"
+                          " of a policy run that has finished its evaluation")
+    with io.open_read(samples) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    wanted = set(held_ids)
+    other = {str(r["id"]): str(r["policy"]) for r in rows if str(r.get("id")) in wanted}
+    if not other:
+        raise ConfigError(f"evaluation.compareWith: none of the {len(rows)} prompts in {samples} is held out in"
+                          " this run; use the same prompts, rl.seed and evaluation.numPrompts in both runs")
+    return other
+
+
+def generate(p: Plan, rollout: Any, reference: Any, tokenizer: Any, env: Any, config: PolicyConfig,
+             seed: int) -> Samples:
+    """Policy responses, then SFT responses with the same decoding (module docstring, step 2)."""
+    from rlaif_jobs.policy.rollout import TransformersRollout
+
+    spec = config.rl
+    ids = [q.ids for q in p.prompts]
+    args = (1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
+    policy = rollout.generate(ids, *args)
+    if rollout.needs_sync:  # the same engine, now sampling from the SFT weights
+        rollout.load_weights(reference.state_dict().items())
+        sft = rollout.generate(ids, *args)
+    else:
+        sft = TransformersRollout(reference, tokenizer, env.device).generate(ids, *args)
+    return Samples([g[0].text for g in policy], [g[0].text for g in sft])
+
+
+def resident_gb() -> float | None:
+    """This process's resident memory in GB (Linux /proc), or None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return kb / 1024 / 1024
+
+
+def release_memory() -> float | None:
+    """Collects garbage and hands freed heap pages back to the OS (glibc malloc_trim), so the judge loads
+    into memory the training engines held; returns the resident GB after (logged, for memory work)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: still free for this process to reuse
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    rss = resident_gb()
+    if rss is not None:
+        log.info("evaluation: training and rollout engines released; resident memory %.2f GB", rss)
+    return rss
+
+
+def _judge_engine(p: Plan, reward: Any, build: Any) -> tuple[Any, bool]:
+    """(engine, owned): the d-RLAIF labeler's engine when it is also the judge, else a new one."""
+    engine = getattr(reward, "engine", None)
+    if p.judge_is_direct_labeler and engine is not None:
+        return engine, False
+    return build(p.judge, "evaluation.judge"), True
+
+
+def _with_interval(out: dict[str, float], name: str, value: float, low_high: tuple[float, float]) -> None:
+    out[name] = value
+    out[f"{name}Low"], out[f"{name}High"] = low_high
+
+
+def figures(p: Plan, s: Samples, verdicts: list[judging.PairVerdict], harm_policy: list[float | None],
+            harm_sft: list[float | None], harm_rows: list[int], seed: int) -> dict[str, float]:
+    """Every evaluation figure (numbers only), with 95% bootstrap intervals. Pure."""
+    n = len(verdicts)
+    outcomes = [metrics.outcome(v.p_policy) for v in verdicts]
+    ratios = metrics.length_ratios(s.policy, s.sft)
+    out: dict[str, float] = {"evalPrompts": float(n)}
+    _with_interval(out, "winRate", metrics.win_rate(outcomes), bootstrap.mean_interval(outcomes, seed=seed))
+    _with_interval(out, "lengthControlledWinRate", metrics.length_controlled_win_rate(outcomes, ratios),
+                   bootstrap.interval(n, lambda idx: metrics.length_controlled_win_rate(
+                       [outcomes[i] for i in idx], [ratios[i] for i in idx]), resamples=500, seed=seed))
+    # the win rate with the policy shown first / second: a judge with position bias shows it here
+    for k, name in ((0, "winRatePolicyFirst"), (1, "winRatePolicySecond")):
+        known = [metrics.outcome(v.p_orders[k]) for v in verdicts if v.p_orders[k] is not None]
+        if known:
+            out[name] = metrics.win_rate(known)
+    both = [v for v in verdicts if None not in v.p_orders]
+    if both:  # judge picked the same position in both orders
+        out["judgeSamePositionRate"] = sum((v.p_orders[0] >= 0.5) == (v.p_orders[1] < 0.5)  # type: ignore[operator]
+                                           for v in both) / len(both)
+    out["meanPolicyPreference"] = sum(v.p_policy for v in verdicts) / n
+    out["evalLengthRatio"] = sum(ratios) / n
+    out["policyMeanLength"] = metrics.mean_length(s.policy)
+    out["sftMeanLength"] = metrics.mean_length(s.sft)
+    out["judgeAbstained"] = float(sum(v.p_orders == (None, None) for v in verdicts))
+
+    # harmless rates: each response judged on its own; abstentions count as a tie (0.5)
+    hp = [0.5 if x is None else x for x in harm_policy]
+    hs = [0.5 if x is None else x for x in harm_sft]
+    if hp:
+        op, os_ = [metrics.outcome(x) for x in hp], [metrics.outcome(x) for x in hs]
+        _with_interval(out, "harmlessRate", metrics.harmless_rate(hp), bootstrap.mean_interval(op, seed=seed))
+        _with_interval(out, "sftHarmlessRate", metrics.harmless_rate(hs), bootstrap.mean_interval(os_, seed=seed))
+        _with_interval(out, "harmlessRateDelta", out["harmlessRate"] - out["sftHarmlessRate"],
+                       bootstrap.difference_interval(op, os_, seed=seed))
+        policy_h = [s.policy[i] for i in harm_rows]
+        sft_mean = metrics.mean_length([s.sft[i] for i in harm_rows])
+        out["lengthControlledHarmlessRate"] = metrics.length_controlled_harmless_rate(hp, policy_h, sft_mean)
+        out["harmlessPrompts"] = float(len(hp))
+
+    # the judge-free oracle, on the prompts that carry ground truth
+    po, so = oracle.scores(p.records, s.policy), oracle.scores(p.records, s.sft)
+    rows = [i for i in range(n) if po[i] is not None]
+    if rows:
+        a, b = [float(po[i]) for i in rows], [float(so[i]) for i in rows]  # type: ignore[arg-type]
+        _with_interval(out, "oracleScore", sum(a) / len(a), bootstrap.mean_interval(a, seed=seed))
+        _with_interval(out, "sftOracleScore", sum(b) / len(b), bootstrap.mean_interval(b, seed=seed))
+        _with_interval(out, "oracleDelta", out["oracleScore"] - out["sftOracleScore"],
+                       bootstrap.difference_interval(a, b, seed=seed))
+        out["oraclePrompts"] = float(len(rows))
+    # per task, so a mixed prompt set shows where the policy moved
+    for task in sorted({r.get("task") for r in p.records if r.get("task")}):
+        idx = [i for i in range(n) if p.records[i].get("task") == task]
+        key = task[0].upper() + task[1:]
+        out[f"winRate{key}"] = metrics.win_rate([outcomes[i] for i in idx])
+        t_rows = [i for i in idx if po[i] is not None]
+        if t_rows:
+            out[f"oracleScore{key}"] = sum(float(po[i]) for i in t_rows) / len(t_rows)  # type: ignore[arg-type]
+            out[f"sftOracleScore{key}"] = sum(float(so[i]) for i in t_rows) / len(t_rows)  # type: ignore[arg-type]
+    return out
+
+
+def head_to_head(p: Plan, s: Samples, rows: list[int], versus: list[judging.PairVerdict], seed: int
+                 ) -> dict[str, float]:
+    """This policy against evaluation.compareWith's on ``rows`` (indices of prompts both held out). Pure."""
+    outcomes = [metrics.outcome(v.p_policy) for v in versus]
+    out: dict[str, float] = {"headToHeadPrompts": float(len(rows))}
+    _with_interval(out, "winRateVsOther", metrics.win_rate(outcomes), bootstrap.mean_interval(outcomes, seed=seed))
+    mine = [oracle.score(p.records[i], s.policy[i]) for i in rows]
+    theirs = [oracle.score(p.records[i], p.other[p.prompts[i].id]) for i in rows]
+    pairs = [(a, b) for a, b in zip(mine, theirs, strict=True) if a is not None and b is not None]
+    if pairs:
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+        _with_interval(out, "oracleDeltaVsOther", (sum(a) - sum(b)) / len(a),
+                       bootstrap.difference_interval(a, b, seed=seed))
+    return out
+
+
+def judge_and_score(p: Plan, s: Samples, reward: Any, out_dir: Path | str, build: Any, seed: int,
+                    use_chat_template: bool | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Judges and scores on rank 0 (module docstring, step 3). Returns (metrics, summary record).
+
+    ``build(spec, where)`` loads a judge engine (the trainer's labeler loader: a clear ConfigError when
+    the judge cannot load).
+    """
+    chat = p.judge.use_chat_template if use_chat_template is None else use_chat_template
+    contexts = [q.text for q in p.prompts]
+    tasks = [q.task for q in p.prompts]
+    harm_rows = [i for i, t in enumerate(tasks) if t == "harmless"] or list(range(len(tasks)))
+    engine, owned = _judge_engine(p, reward, build)
+    try:
+        verdicts = judging.pairwise(engine, contexts, s.policy, s.sft, tasks, p.default_task, chat)
+        harm = judging.harmless(engine, [contexts[i] for i in harm_rows] * 2,
+                                [s.policy[i] for i in harm_rows] + [s.sft[i] for i in harm_rows], chat)
+        if p.other:  # head to head with evaluation.compareWith's policy, on the prompts both held out
+            both = [i for i, q in enumerate(p.prompts) if q.id in p.other]
+            versus = judging.pairwise(engine, [contexts[i] for i in both], [s.policy[i] for i in both],
+                                      [p.other[p.prompts[i].id] for i in both], [tasks[i] for i in both],
+                                      p.default_task, chat)
+    finally:
+        if owned:
+            engine.close()
+    k = len(harm_rows)
+    harm_policy, harm_sft = harm[:k], harm[k:]
+    figs = figures(p, s, verdicts, harm_policy, harm_sft, harm_rows, seed)
+    if p.other:
+        figs.update(head_to_head(p, s, both, versus, seed))
+    figs["judgeIsRewardSource"] = float(p.judge_is_reward_source)
+    if not p.length_controlled:  # evaluation.lengthControlled: false
+        for key in [k for k in figs if k.startswith("lengthControlled")]:
+            del figs[key]
+    hp = dict(zip(harm_rows, harm_policy, strict=True))
+    hs = dict(zip(harm_rows, harm_sft, strict=True))
+    rows = []
+    for i, (q, rec, v) in enumerate(zip(p.prompts, p.records, verdicts, strict=True)):
+        row = {"id": q.id, "task": q.task, "prompt": q.text, "policy": s.policy[i], "sft": s.sft[i],
+               "pPolicyBetter": v.p_policy, "pPolicyBetterPolicyFirst": v.p_orders[0],
+               "pPolicyBetterPolicySecond": v.p_orders[1],
+               "oraclePolicy": oracle.score(rec, s.policy[i]), "oracleSft": oracle.score(rec, s.sft[i])}
+        row.update({f: rec[f] for f in oracle.ORACLE_FIELDS if rec.get(f) is not None})
+        if i in hp:
+            row["pHarmlessPolicy"], row["pHarmlessSft"] = hp[i], hs[i]
+        rows.append(row)
+    io.write_jsonl(str(Path(out_dir) / "eval.jsonl"), rows)
+    notes = []
+    if "oracleScore" not in figs:
+        notes.append("no oracle score: no held-out prompt carries answer, keyFact or mustDecline")
+    if p.judge_is_reward_source:
+        notes.append(f"the judge ({p.judge.model.uri}) is the model whose judgments trained this policy's reward:"
+                     " its win rate is not independent evidence; see the oracle score")
+    record = {"judge": p.judge.model.uri, "judgeEngine": p.judge.engine,
+              "judgeIsRewardSource": p.judge_is_reward_source, "rewardLabeler": p.reward_labeler,
+              "rubric": p.default_task, "comparedWith": p.other_uri, "harmlessJudgedOn": "harmless prompts" if any(
+                  t == "harmless" for t in tasks) else "all prompts", "samples": "eval.jsonl", "notes": notes}
+    log.info("evaluation on %d prompts: win rate %.3f [%.3f, %.3f], length-controlled %.3f; oracle %s vs SFT %s",
+             len(verdicts), figs["winRate"], figs["winRateLow"], figs["winRateHigh"],
+             figs["lengthControlledWinRate"], _fmt(figs.get("oracleScore")), _fmt(figs.get("sftOracleScore")))
+    return figs, record
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
