@@ -58,6 +58,10 @@ def test_soft_labels_in_range_and_flip_when_candidates_swap(smollm2_vllm_engine,
     assert 0 <= m["alignment"] <= 1 and 0 <= m["samePositionRate"] <= 1 and m["inputTokens"] > 9 * 2 * 50
     # SmolLM2 prefers one position whatever the content (STACK-NOTES: 100%): the metric must show it
     assert m["samePositionRate"] >= 0.75
+    # ... and which position it is (shares among the same-position pairs)
+    assert m["samePositionFirstShare"] + m["samePositionSecondShare"] == pytest.approx(1.0)
+    assert max(m["samePositionFirstShare"], m["samePositionSecondShare"]) >= 0.75
+    assert set(fwd["alignmentByTask"]) == {r["task"] for r in rows}
     assert m["pairsPerSecond"] > 0 and m["elapsedSeconds"] > 0
     # and alignment with the flipped human labels is the same: a label is about content, not sides
     assert rev["metrics"]["alignment"] == pytest.approx(m["alignment"])
