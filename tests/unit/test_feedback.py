@@ -64,8 +64,18 @@ def test_collect_averages_samples_then_orders():
     assert first.p_a_ab == approx(0.75) and first.p_a_ba == approx(0.3)
     assert first.p_a == approx(0.525) and first.problem is None
     assert first.orders["AB"].rationales == ["r1", "r2", "r3"]
+    assert first.same_position_winner() == "first"  # a preferred in AB, b in BA: the first both times
     assert second.p_a is None and second.p_a_scored == approx(0.8)
     assert second.problem == "order BA: prompt is 5000 tokens"
+
+
+def test_judgment_position_winner_counts_the_answer():
+    both_first = PairJudgment(inverted=False)
+    collect([Sample(0, False, p_a=0.7), Sample(0, True, p_a=0.2)], [both_first])
+    assert both_first.same_position_winner() == "first"
+    harmful_asked = PairJudgment(inverted=True)  # preferred (more harmless) second twice = named first twice
+    collect([Sample(0, False, p_a=0.3), Sample(0, True, p_a=0.6)], [harmful_asked])
+    assert harmful_asked.same_position_winner() == "first"
 
 
 def test_single_order_and_skipped():
