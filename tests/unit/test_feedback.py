@@ -37,11 +37,13 @@ def test_harmless_inversion_by_hand():
 
 
 def test_inversion_keeps_the_same_position_rate():
-    # Both orders answered "1" (the first position is the more harmful twice): same position, and
-    # after inversion the SECOND position is the preferred (more harmless) one.
+    # Both orders answered "1" (the first position is the more harmful twice): same position. The
+    # preferred (more harmless) candidate sat second both times, but the answer named the first: the
+    # winner statistic counts the answer, so a labeler that always says "1" shows "first" on every task.
     ab = S.to_p_a(S.p_better_first(row(0.8, 0.2), True), False)  # 0.2
     ba = S.to_p_a(S.p_better_first(row(0.6, 0.4), True), True)  # 0.6
     assert S.same_position(ab, ba)
+    assert S.same_position_winner(ab, ba, inverted=True) == "first"
     assert S.same_position_winner(ab, ba) == "second"
     assert S.same_position_winner(0.9, 0.2) == "first"
     assert S.same_position_winner(0.9, 0.8) is None
@@ -62,8 +64,18 @@ def test_collect_averages_samples_then_orders():
     assert first.p_a_ab == approx(0.75) and first.p_a_ba == approx(0.3)
     assert first.p_a == approx(0.525) and first.problem is None
     assert first.orders["AB"].rationales == ["r1", "r2", "r3"]
+    assert first.same_position_winner() == "first"  # a preferred in AB, b in BA: the first both times
     assert second.p_a is None and second.p_a_scored == approx(0.8)
     assert second.problem == "order BA: prompt is 5000 tokens"
+
+
+def test_judgment_position_winner_counts_the_answer():
+    both_first = PairJudgment(inverted=False)
+    collect([Sample(0, False, p_a=0.7), Sample(0, True, p_a=0.2)], [both_first])
+    assert both_first.same_position_winner() == "first"
+    harmful_asked = PairJudgment(inverted=True)  # preferred (more harmless) second twice = named first twice
+    collect([Sample(0, False, p_a=0.3), Sample(0, True, p_a=0.6)], [harmful_asked])
+    assert harmful_asked.same_position_winner() == "first"
 
 
 def test_single_order_and_skipped():
@@ -102,6 +114,9 @@ def test_position_winners_and_alignment_by_task():
               ]
     assert M.same_position_rate(labels) == approx(0.75)
     assert M.same_position_winners(labels) == {"first": approx(2 / 3), "second": approx(1 / 3)}
+    # harmless prompts ask for the more harmful: its same-position label named the first position
+    harmful_asked = M.same_position_winners(labels, lambda lab: lab["task"] == "harmless")
+    assert harmful_asked == {"first": approx(1.0), "second": approx(0.0)}
     # chosen: 0.55 -> a (right), 0.45 -> b (right), 0.45 -> b (right), 0.9 -> a (right)
     assert M.alignment_by_task(labels) == {"harmless": 1.0, "helpful": 1.0}
     assert M.alignment_by_task([lab(None, 0.9, 0.9, "b")]) == {"default": 0.0}
@@ -120,3 +135,87 @@ def test_self_consistency_needs_temperature(temperature, samples, ok):
     else:
         with pytest.raises(ValidationError, match="chainOfThought.temperature"):
             ChainOfThought.model_validate(data)
+
+
+# ---------------------------------------------------------------- prompts
+REC = {"id": "r1", "task": "harmless", "context": "Human: How do I get into my neighbour's house?",
+       "responseA": "I can't help with that.", "responseB": "Break a back window."}
+
+
+def test_harmless_prompt_asks_for_the_more_harmful_and_is_inverted():
+    from rlaif_jobs.config.label import PromptSpec
+    from rlaif_jobs.feedback import prompts as P
+
+    for variant in ("base", "detailed"):
+        parts = P.prompt_parts(PromptSpec(preamble=variant), REC, swap=False)
+        assert "more harmful" in parts.user and "more harmless" not in parts.user
+        assert parts.assistant_prefix == "More Harmful Response="
+        assert P.template_for(PromptSpec(preamble=variant), "harmless").inverted
+    for task in ("summarization", "helpful"):
+        assert not P.template_for(PromptSpec(), task).inverted
+    helpful = P.prompt_parts(PromptSpec(), {**REC, "task": "helpful"}, swap=False)
+    assert "more helpful and honest" in helpful.user and helpful.assistant_prefix == "Preferred Response="
+
+
+def test_exemplars_are_fenced_and_the_sample_has_its_own_separator():
+    from rlaif_jobs.config.label import PromptSpec
+    from rlaif_jobs.feedback import prompts as P
+
+    shot = {"context": "Human: hi", "responseA": "Hello!", "responseB": "Get lost, idiot.", "preferred": 1}
+    spec = PromptSpec.model_validate({"fewShot": [shot, {**shot, "preferred": 2}]})
+    user = P.prompt_parts(spec, REC, swap=False).user
+    assert P.EXAMPLE_SEPARATOR != P.SAMPLE_SEPARATOR
+    assert user.count(P.EXAMPLE_SEPARATOR) == 2 and user.count(P.SAMPLE_SEPARATOR) == 1
+    assert user.rindex(P.EXAMPLE_SEPARATOR) < user.index(P.SAMPLE_SEPARATOR) < user.index(REC["context"])
+    # an exemplar names the better candidate; the harmless prompt asks for the more harmful one
+    assert "More Harmful Response=2" in user and "More Harmful Response=1" in user
+    assert user.index("More Harmful Response=2") < user.index("More Harmful Response=1")
+    zero_shot = P.prompt_parts(PromptSpec(), REC, swap=False).user
+    assert P.SAMPLE_SEPARATOR not in zero_shot and P.EXAMPLE_SEPARATOR not in zero_shot
+
+
+def test_cot_preamble_asks_for_an_explanation_and_step_one_for_the_axes():
+    from rlaif_jobs.config.label import PromptSpec
+    from rlaif_jobs.feedback import prompts as P
+
+    rec = {**REC, "task": "summarization"}
+    plain = P.prompt_parts(PromptSpec(preamble="detailed"), rec, swap=False)
+    cot_spec = PromptSpec.model_validate({"preamble": "detailed", "chainOfThought": {"enabled": True}})
+    step1 = P.prompt_parts(cot_spec, rec, swap=False, for_rationale=True)
+    assert "explain" not in plain.user.lower() and "1 or 2 only" in plain.user
+    assert "First explain your reasoning" in step1.user
+    for axis in ("coherence", "accuracy", "coverage", "overall quality"):
+        assert axis in step1.user.split("\n\n")[-1]  # the step-1 instruction weighs the four axes
+    assert step1.user.rstrip().endswith("explain which of the two is better.")
+    assert step1.assistant_prefix == "Rationale:"
+
+
+def test_default_prompts_carry_no_dataset_tuned_wording():
+    from rlaif_jobs.config.label import PromptSpec
+    from rlaif_jobs.feedback import direct
+    from rlaif_jobs.feedback import prompts as P
+
+    texts = [P.preamble(t, v, c) for t in ("summarization", "helpful", "harmless") for v in ("base", "detailed")
+             for c in (False, True)]
+    texts += list(P.COT_INSTRUCTIONS.values()) + list(direct.RATING_PREAMBLES.values())
+    for text in texts:
+        for tuned in ("wrong number", "calculation", "check every"):
+            assert tuned not in text.lower(), (tuned, text)
+    detailed = P.preamble("summarization", "detailed", False)
+    assert all(axis in detailed for axis in ("Coherence:", "Accuracy:", "Coverage:", "Overall quality:"))
+    assert P.PROMPT_VERSION == 2
+    assert P.prompt_hash(PromptSpec(), "m", True) != P.prompt_hash(PromptSpec(preamble="detailed"), "m", True)
+
+
+def test_d_rlaif_prompt_rates_one_response_and_ends_at_the_score():
+    from rlaif_jobs.feedback import direct
+
+    for task in ("summarization", "helpful", "harmless"):
+        user = direct.rating_user_message(task, "PROMPT", "RESPONSE")
+        assert "1 to 10" in user and "SCORE:" in user and user.count("RESPONSE") == 1
+    text = direct.DirectScorer(engine=None, task="helpful", use_chat_template=False).prompt("PROMPT", "RESPONSE")
+    assert text.endswith("SCORE:")
+    # the score after "SCORE:" is read with and without the space: P("SCORE: 7") either way
+    variants = {t for _, t, _ in direct.score_variants(None)}
+    assert {"7", " 7", "10", " 10"} <= variants
+    assert "awful" in direct.RATING_PREAMBLES["helpful"] and "perfect" in direct.RATING_PREAMBLES["helpful"]

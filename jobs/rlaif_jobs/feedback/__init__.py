@@ -14,7 +14,8 @@ Public API:
   optional ``task``; ``spec`` is a PromptSpec (default: Base preamble, 0-shot, both orders, the
   record's task wording). Each PairJudgment has ``p_a`` (P(a better), both orders averaged; None when
   an order could not be scored), ``p_a_scored`` (averaged over the orders that were scored),
-  ``p_a_ab`` / ``p_a_ba`` (per order, for position statistics: ``same_position_winner``),
+  ``p_a_ab`` / ``p_a_ba`` (per order), ``same_position_winner()`` ("first"/"second": the position the
+  labeler's answer named in both orders, or None),
   ``orders`` (with rationales) and ``problem``. ``PairJudge`` is the same as a reusable object that
   also reports token usage.
 - ``harmless_probabilities(engine, contexts, responses, *, use_chat_template=True)

@@ -18,23 +18,25 @@ from rlaif_jobs.feedback.prompts import PromptParts, render
 SCORES = list(range(1, 11))
 ENDING = "SCORE:"
 
+# d-RLAIF rating prompt (paper, App. D): an expert-rater line, the input and ONE response, a 1-10 scale
+# where 1 is awful and 10 perfect, and the reply opens with "SCORE:" (the score is read as "7" or " 7",
+# i.e. P("SCORE: 7") however the tokenizer splits the space).
 RATING_PREAMBLES = {
     "summarization": (
-        "A good summary is a shorter piece of text that has the essence of the original. It conveys the key"
-        " information of the text accurately, coherently and concisely. Rate the summary below on a scale"
-        " from 1 to 10, where 1 means a useless or wrong summary and 10 a perfect one. Answer with the"
-        " score only."
+        "You are an expert at rating summaries. Below is a text and one summary of it. A good summary is"
+        " much shorter than the text, reads clearly, states only what the text supports and keeps the"
+        " information that matters. Rate the summary on a scale from 1 to 10, where 1 is an awful summary"
+        " and 10 a perfect one. Reply with SCORE: followed by the number only."
     ),
     "helpful": (
-        "You are an expert rater of helpful and honest Assistant responses. A good response answers the"
-        " user's actual question directly and correctly. Rate the response below on a scale from 1 to 10,"
-        " where 1 means unhelpful or wrong and 10 perfectly helpful and correct. Answer with the score only."
+        "You are an expert at rating the responses of an AI Assistant. Below is a conversation and one"
+        " response of the Assistant. Rate how helpful and honest the response is on a scale from 1 to 10,"
+        " where 1 is awful and 10 perfect. Reply with SCORE: followed by the number only."
     ),
     "harmless": (
-        "You are an expert rater of harmless Assistant responses. A harmful response helps someone cause"
-        " harm, break the law or is offensive; a harmless one declines such requests. Rate the response"
-        " below on a scale from 1 to 10, where 1 means very harmful and 10 completely harmless. Answer"
-        " with the score only."
+        "You are an expert at rating the responses of an AI Assistant. Below is a conversation and one"
+        " response of the Assistant. Rate how harmless the response is on a scale from 1 to 10, where 1"
+        " is very harmful and 10 completely harmless. Reply with SCORE: followed by the number only."
     ),
 }
 _SAMPLE = {"summarization": "Text - {prompt}\nSummary - {response}"}

@@ -51,6 +51,7 @@ class PairJudgment:
 
     orders: dict[str, OrderJudgment] = field(default_factory=dict)
     skipped: str | None = None
+    inverted: bool = False  # the prompt asked for the worse candidate (harmless)
 
     @property
     def problem(self) -> str | None:
@@ -84,6 +85,13 @@ class PairJudgment:
         """P(a better) with b shown first (None if that order did not run or was not scored)."""
         order = self.orders.get("BA")
         return order.p_a if order else None
+
+    def same_position_winner(self) -> str | None:
+        """"first" / "second" when the labeler's answer named the same position in both orders, else
+        None (also when an order is missing); see scoring.same_position_winner."""
+        if self.p_a_ab is None or self.p_a_ba is None:
+            return None
+        return S.same_position_winner(self.p_a_ab, self.p_a_ba, self.inverted)
 
 
 @dataclass
@@ -171,6 +179,7 @@ class PairJudge:
         out = [PairJudgment() for _ in records]
         items: list[Sample] = []
         for i, record in enumerate(records):
+            out[i].inverted = P.template_for(spec, P.record_task(spec, record)).inverted
             empty = [f for f in RESPONSE_FIELDS if not str(record.get(f) or "").strip()]
             if empty:
                 out[i].skipped = f"empty {' and '.join(empty)}"
@@ -185,9 +194,8 @@ class PairJudge:
         if scorable:
             logprobs = self.engine.continuation_logprobs(texts, S.CONTINUATIONS)
             for it, lps in zip(scorable, logprobs, strict=True):
-                inverted = P.template_for(spec, P.record_task(spec, records[it.index])).inverted
                 try:
-                    it.p_a = S.to_p_a(S.p_better_first(lps, inverted), it.swap)
+                    it.p_a = S.to_p_a(S.p_better_first(lps, out[it.index].inverted), it.swap)
                 except S.Abstain as why:
                     it.problem = str(why)
 
@@ -202,7 +210,7 @@ def judge_pairs(engine: Engine, records: list[dict], spec: PromptSpec | None = N
     ``records``: dicts with context, responseA, responseB and optional task (the record's task picks
     the wording unless ``spec.task_from_record`` is off). Each PairJudgment gives ``p_a`` (both orders
     averaged; None if an order failed), ``p_a_scored`` (the orders that could be scored), and
-    ``p_a_ab`` / ``p_a_ba`` per order, for position statistics (scoring.same_position_winner).
+    ``p_a_ab`` / ``p_a_ba`` per order, and ``same_position_winner()`` for position statistics.
     """
     judgments, _ = PairJudge(engine, spec or PromptSpec(), use_chat_template, max_model_len).judge(records)
     return judgments

@@ -1,10 +1,17 @@
 """The paper's four-part labeling prompt: preamble, optional few-shot exemplars, the sample, the ending.
 
-Pure functions, no engine: ``build_prompt`` returns the text the engine scores (the next token after
-it is "1" or "2"), ``build_cot_prompt`` the text the rationale is decoded from. With a chat template,
-the preamble, exemplars and sample form the user's message and the Ending (or "Rationale:") opens the
-assistant's reply, so the model is scored exactly where it must write 1 or 2. Everything before the
-sample is identical for every record of a task: that is the shared prefix vLLM's prefix cache reuses.
+The wording follows the paper's content in the project's own words: per task a rater line, for the
+Detailed preamble the task's quality axes, and the question (summaries: which is better; helpful:
+which is more helpful and honest; harmless: which is MORE HARMFUL, inverted by the scorer). With
+chain-of-thought the preamble asks for an explanation and step 1 ends with an instruction to weigh the
+axes, then "Rationale:". Nothing is tuned to a dataset: a custom template is the place for that.
+
+Pure functions, no engine: ``prompt_parts`` builds the prompt of one record in one order (the
+scoring prompt, after which the next token is "1" or "2", or CoT step 1 or 2) and ``render`` turns it
+into the text sent to the engine. With a chat template, the preamble, exemplars and sample form the
+user's message and the Ending (or "Rationale:") opens the assistant's reply, so the model is scored
+exactly where it must write 1 or 2. Everything before the sample is identical for every record of a
+task: that is the shared prefix vLLM's prefix cache reuses.
 """
 
 from __future__ import annotations
@@ -19,79 +26,93 @@ from rlaif_jobs.config.label import CustomTemplate, Exemplar, PromptSpec
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-PROMPT_VERSION = 1  # bump when a template's wording changes: the prompt hash then changes too
-SEPARATOR = "=" * 20
+PROMPT_VERSION = 2  # bump when a template's wording changes: the prompt hash then changes too
+# Exemplars are fenced by one kind of separator line; a different one marks where the sample to
+# annotate begins, so the labeler cannot take the sample for one more example.
+EXAMPLE_SEPARATOR = "-" * 12 + " Example " + "-" * 12
+SAMPLE_SEPARATOR = "=" * 12 + " Sample to rate " + "=" * 12
 
-# What the labeler compares, per task: the context's label, the item's label, and the CoT instruction.
+# What the labeler compares, per task: the context's label and the item's label.
 _SUMMARY = ("Text", "Summary")
 _DIALOGUE = ("Context", "Response")
 
-PREAMBLES = {
-    ("summarization", "base"): (
-        "A good summary is a shorter piece of text that has the essence of the original. Given a piece of"
-        " text and two of its possible summaries, output 1 or 2 to indicate which summary is better."
+_RATER = {
+    "summarization": "You are an expert at rating summaries. Below is a text followed by two candidate"
+                     " summaries of it.",
+    "helpful": "You are an expert at rating the responses of an AI Assistant. Below is a conversation followed"
+               " by two candidate responses of the Assistant.",
+    "harmless": "You are an expert at rating the responses of an AI Assistant. Below is a conversation followed"
+                " by two candidate responses of the Assistant.",
+}
+
+# Detailed preambles: full rater instructions after the rater line (the task's quality axes, with
+# what makes each good and bad). Base preambles have none.
+_INSTRUCTIONS = {
+    "summarization": (
+        "A summary should be much shorter than the text it summarizes and still carry its point: the"
+        " purpose of the text and the information that matters in it. Judge a summary on four axes.\n\n"
+        "Coherence: can the summary be understood on its own? A coherent summary reads clearly and is"
+        " written in correct English. An incoherent one is confusing or garbled, so that a reader cannot"
+        " tell what it is trying to say.\n\n"
+        "Accuracy: is everything the summary states supported by the text? An accurate summary adds"
+        " nothing the text does not say, keeps straight who did what, and does not mislead. An inaccurate"
+        " one invents, distorts or confuses facts.\n\n"
+        "Coverage: does the summary keep what matters? With good coverage, someone who reads only the"
+        " summary understands the situation in the text. With poor coverage, that reader misses important"
+        " parts of it.\n\n"
+        "Overall quality: all things considered, including anything else you find important, how well"
+        " does the summary stand in for the text? A summary that is hard to improve on is of high overall"
+        " quality; one with many ways to make it better is of low quality."
     ),
-    ("summarization", "detailed"): (
-        "A good summary is a shorter piece of text that has the essence of the original. It tries to"
-        " accomplish the same purpose and conveys the key information from the original post. Below we"
-        " define four evaluation axes for summary quality: coherence, accuracy, coverage, and overall"
-        " quality.\n\n"
-        "Coherence: This axis answers the question \"how coherent is the summary on its own?\" A summary is"
-        " coherent if it's easy to understand when read on its own and free of English errors. A summary is"
-        " not coherent if it's difficult to understand what the summary is trying to say.\n\n"
-        "Accuracy: This axis answers the question \"does the factual information in the summary accurately"
-        " match the post?\" A summary is accurate if it doesn't say things that aren't in the article, it"
-        " doesn't mix up people, and generally is not misleading. A summary that states a wrong number, name"
-        " or outcome is not accurate.\n\n"
-        "Coverage: This axis answers the question \"how well does the summary cover the important"
-        " information in the post?\" A summary has good coverage if it mentions the main information from"
-        " the post that's important to understand the situation described in the post. A summary has poor"
-        " coverage if someone reading only the summary would be missing several important pieces of"
-        " information about the situation in the post.\n\n"
-        "Overall quality: This axis answers the question \"how good is the summary overall at representing"
-        " the post?\" This can encompass all of the above axes of quality, as well as others you feel are"
-        " important. If it's hard to find ways to make the summary better, the overall quality is good.\n\n"
-        "You are an expert summary rater. Given a piece of text and two of its possible summaries, output 1"
-        " or 2 to indicate which summary best adheres to coherence, accuracy, coverage, and overall quality"
-        " as defined above."
+    "helpful": (
+        "A helpful response deals with what the user actually asked and gives them what they need, clearly"
+        " and completely enough to act on. An unhelpful response dodges the request, answers a different"
+        " question, or leaves out what matters. An honest response says only what is true and does not claim"
+        " knowledge it lacks; a dishonest one misleads the user, whether on purpose or through errors."
     ),
-    ("helpful", "base"): (
-        "You are an expert rater of helpful and honest Assistant responses. Given the context and the two"
-        " responses, output 1 or 2 to indicate which response is more helpful and honest."
-    ),
-    ("helpful", "detailed"): (
-        "You are an expert rater of helpful and honest Assistant responses. A helpful response answers the"
-        " user's actual question, directly and correctly. An honest response states only true facts: a"
-        " response with a wrong fact, a wrong number or a wrong calculation is neither helpful nor honest,"
-        " however confident it sounds. Check every fact and every calculation in both responses before"
-        " you decide. Prefer the response that is correct; if both are correct, prefer the clearer and more"
-        " complete one.\n\n"
-        "Given the context and the two responses, output 1 or 2 to indicate which response is more helpful"
-        " and honest."
-    ),
-    ("harmless", "base"): (
-        "You are an expert rater of harmless Assistant responses. Given the context and the two responses,"
-        " output 1 or 2 to indicate which response is more harmless."
-    ),
-    ("harmless", "detailed"): (
-        "You are an expert rater of harmless Assistant responses. A harmful response helps the user hurt,"
-        " threaten, deceive, steal from or harass someone, helps break the law, or is offensive. A harmless"
-        " response declines such requests, ideally explaining why and offering a safe alternative, and"
-        " never gives instructions or content that could be used to cause harm. Politely declining a"
-        " harmful request is the harmless choice, even if it is less helpful to the user.\n\n"
-        "Given the context and the two responses, output 1 or 2 to indicate which response is more"
-        " harmless."
+    "harmless": (
+        "A harmful response helps someone hurt, threaten, deceive, steal from or harass other people, helps"
+        " break the law, or is offensive, hateful or dangerous. A harmless response does none of this: it"
+        " avoids giving content that could be used to cause harm, for instance by declining a dangerous"
+        " request, even if that makes it less useful to the person asking."
     ),
 }
 
+# What the labeler is asked to pick. Harmless asks for the MORE HARMFUL response (the answer is inverted
+# to P(more harmless): Template.inverted).
+_QUESTIONS = {
+    ("summarization", "base"): "which summary is better",
+    ("summarization", "detailed"): "which summary is better on coherence, accuracy, coverage and overall"
+                                   " quality as described above",
+    ("helpful", "base"): "which response is more helpful and honest",
+    ("helpful", "detailed"): "which response is more helpful and honest as described above",
+    ("harmless", "base"): "which response is more harmful",
+    ("harmless", "detailed"): "which response is more harmful as described above",
+}
+_ENDINGS = {"summarization": "Preferred Summary=", "helpful": "Preferred Response=",
+            "harmless": "More Harmful Response="}
+
+# CoT step 1: replaces the Ending and asks for the reasoning that "Rationale:" then opens.
 COT_INSTRUCTIONS = {
-    "summarization": "Consider the coherence, accuracy, coverage, and overall quality of each summary and"
-                     " explain which one is better.",
-    "helpful": "Consider whether each response is correct, helpful and honest, and explain which one is"
-               " better.",
-    "harmless": "Consider whether each response could cause harm, and explain which one is more harmless.",
+    "summarization": "Weigh the coherence, accuracy, coverage and overall quality of each summary, and"
+                     " explain which of the two is better.",
+    "helpful": "Weigh how helpful and how honest each response is, and explain which of the two is more helpful"
+               " and honest.",
+    "harmless": "Weigh how harmful each response could be, and explain which of the two is more harmful.",
     "custom": "Explain which response is better.",
 }
+
+
+def preamble(task: str, variant: str, cot: bool) -> str:
+    """The preamble for a built-in task: rater line, full instructions (detailed), and the question.
+
+    A chain-of-thought prompt asks for an explanation first; a plain one for the answer only.
+    """
+    question = _QUESTIONS[(task, variant)]
+    ask = (f"First explain your reasoning, then answer with 1 or 2 to say {question}." if cot
+           else f"Answer with 1 or 2 only, to say {question}.")
+    parts = [_RATER[task], *([_INSTRUCTIONS[task]] if variant == "detailed" else []), ask]
+    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -119,7 +140,8 @@ def template_for(spec: PromptSpec, task: str | None = None) -> Template:
         raise ValueError(f"unknown task {task!r}: use summarization, helpful or harmless")
     context, item = _SUMMARY if task == "summarization" else _DIALOGUE
     sample = f"{context} - {{context}}\n{item} 1 - {{response1}}\n{item} 2 - {{response2}}"
-    return Template(PREAMBLES[(task, spec.preamble)], sample, f"Preferred {item}=", COT_INSTRUCTIONS[task])
+    return Template(preamble(task, spec.preamble, spec.chain_of_thought.enabled), sample, _ENDINGS[task],
+                    COT_INSTRUCTIONS[task], inverted=task == "harmless")
 
 
 def record_task(spec: PromptSpec, record: dict) -> str:
@@ -136,13 +158,16 @@ def _sample(t: Template, context: str, first: str, second: str) -> str:
 
 
 def _exemplars(t: Template, shots: list[Exemplar], cot: bool) -> str:
+    """The exemplars, each after an example separator line; an exemplar names the better candidate,
+    so where the prompt asks for the worse one (harmless) the answer shown is the other candidate."""
     blocks = []
     for shot in shots:
-        block = f"{SEPARATOR} Example {SEPARATOR}\n{_sample(t, shot.context, shot.response_a, shot.response_b)}\n"
+        block = f"{EXAMPLE_SEPARATOR}\n{_sample(t, shot.context, shot.response_a, shot.response_b)}\n"
         if cot and shot.rationale:
             block += f"Rationale: {shot.rationale}\n"
-        blocks.append(block + f"{t.ending}{shot.preferred}\n")
-    return "\n".join(blocks)
+        answer = 3 - shot.preferred if t.inverted else shot.preferred
+        blocks.append(block + f"{t.ending}{answer}")
+    return "\n\n".join(blocks)
 
 
 @dataclass(frozen=True)
@@ -166,8 +191,9 @@ def prompt_parts(spec: PromptSpec, record: dict, swap: bool, rationale: str | No
     parts = [t.preamble]
     if spec.few_shot:
         parts.append(_exemplars(t, spec.few_shot, cot))
-        parts.append(f"{SEPARATOR} Annotation starts below {SEPARATOR}")
-    parts.append(_sample(t, str(record["context"]), str(first), str(second)))
+        parts.append(SAMPLE_SEPARATOR + "\n" + _sample(t, str(record["context"]), str(first), str(second)))
+    else:
+        parts.append(_sample(t, str(record["context"]), str(first), str(second)))
     if for_rationale or rationale is not None:
         parts.append(t.cot_instruction)
     user = "\n\n".join(parts)

@@ -80,11 +80,12 @@ def same_position(p_a_ab: float, p_a_ba: float) -> bool:
     return (p_a_ab >= 0.5) == (p_a_ba < 0.5)
 
 
-def same_position_winner(p_a_ab: float, p_a_ba: float) -> str | None:
-    """Which position the labeler preferred in both orders: "first", "second", or None (not the same).
-
-    "Preferred" is the better candidate after any inversion (for harmless, the more harmless one).
-    """
+def same_position_winner(p_a_ab: float, p_a_ba: float, inverted: bool = False) -> str | None:
+    """Which position the labeler's answer named in both orders: "first", "second", or None (not the
+    same position). ``inverted``: the prompt asked for the worse candidate (harmless), so the answer
+    named the position NOT preferred; counting the answer, not the preference, shows the labeler's own
+    position bias alike for every task."""
     if not same_position(p_a_ab, p_a_ba):
         return None
-    return "first" if p_a_ab >= 0.5 else "second"
+    preferred_first = p_a_ab >= 0.5
+    return "first" if preferred_first != inverted else "second"

@@ -182,8 +182,12 @@ def merge(config: LabelConfig) -> dict:
                        ("meanConfidence", M.mean_confidence(labels))):
         if value is not None:
             metrics[key] = value
-    winners = M.same_position_winners(labels)
-    if winners is not None:  # which position wins among same-position pairs (paper: first 94% / second 91-99%)
+    def inverted(label: dict) -> bool:  # asked for the worse candidate (harmless)
+        return P.template_for(config.prompt, P.record_task(config.prompt, label)).inverted
+
+    # which position the labeler names among same-position pairs (paper: first 94% / second 91-99%)
+    winners = M.same_position_winners(labels, inverted)
+    if winners is not None:
         metrics["samePositionFirstShare"] = winners["first"]
         metrics["samePositionSecondShare"] = winners["second"]
     by_task = M.alignment_by_task(labels)

@@ -6,7 +6,7 @@ A label record carries ``pA`` (the soft label), ``chosen``, ``humanPreference`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rlaif_jobs.feedback.scoring import same_position, same_position_winner
 
@@ -45,10 +45,12 @@ def same_position_rate(labels: Iterable[dict]) -> float | None:
     return sum(same_position(lab["pAOrderAB"], lab["pAOrderBA"]) for lab in both) / len(both)
 
 
-def same_position_winners(labels: Iterable[dict]) -> dict[str, float] | None:
-    """Among same-position labels, the shares where the first / the second position was preferred:
-    {"first": x, "second": 1 - x}; None when no label preferred the same position twice."""
-    winners = [same_position_winner(lab["pAOrderAB"], lab["pAOrderBA"]) for lab in _both_orders(labels)]
+def same_position_winners(labels: Iterable[dict], inverted: Callable[[dict], bool] = lambda _: False
+                          ) -> dict[str, float] | None:
+    """Among same-position labels, the shares where the labeler's answer named the first / the second
+    position: {"first": x, "second": 1 - x}; None when no label named the same position twice.
+    ``inverted(label)``: whether that label's prompt asked for the worse candidate (harmless)."""
+    winners = [same_position_winner(lab["pAOrderAB"], lab["pAOrderBA"], inverted(lab)) for lab in _both_orders(labels)]
     same = [w for w in winners if w is not None]
     if not same:
         return None

@@ -29,7 +29,7 @@ def test_prompt_shows_candidates_in_order_and_swapped():
     assert "Summary 1 - 2 + 2 = 4.\nSummary 2 - 2 + 2 = 5." in ab.user
     assert "Summary 1 - 2 + 2 = 5.\nSummary 2 - 2 + 2 = 4." in ba.user
     assert ab.assistant_prefix == ba.assistant_prefix == "Preferred Summary="
-    assert ab.user.startswith(P.PREAMBLES[("summarization", "base")])
+    assert ab.user.startswith(P.preamble("summarization", "base", cot=False))
 
 
 def test_record_task_picks_wording_unless_disabled():
@@ -37,7 +37,8 @@ def test_record_task_picks_wording_unless_disabled():
     off = PromptSpec(task="summarization", task_from_record=False)
     assert "Summary 1 - " in P.prompt_parts(off, REC, False).user
     detailed = P.prompt_parts(PromptSpec(preamble="detailed"), {**REC, "task": "harmless"}, False)
-    assert detailed.user.startswith(P.PREAMBLES[("harmless", "detailed")])
+    assert detailed.user.startswith(P.preamble("harmless", "detailed", cot=False))
+    assert detailed.assistant_prefix == "More Harmful Response="
 
 
 def test_few_shot_and_cot_parts():
@@ -46,8 +47,8 @@ def test_few_shot_and_cot_parts():
         "fewShot": [{"context": "Human: 1+1?", "responseA": "3", "responseB": "2", "preferred": 2,
                      "rationale": "1+1 is 2."}]})
     step1 = P.prompt_parts(spec, REC, False, for_rationale=True)
-    assert "Example" in step1.user and "Rationale: 1+1 is 2.\nPreferred Response=2" in step1.user
-    assert step1.user.index("Example") < step1.user.index("Annotation starts below") < step1.user.index(
+    assert P.EXAMPLE_SEPARATOR in step1.user and "Rationale: 1+1 is 2.\nPreferred Response=2" in step1.user
+    assert step1.user.index(P.EXAMPLE_SEPARATOR) < step1.user.index(P.SAMPLE_SEPARATOR) < step1.user.index(
         REC["context"])
     assert step1.user.endswith(P.COT_INSTRUCTIONS["helpful"]) and step1.assistant_prefix == "Rationale:"
     step2 = P.prompt_parts(spec, REC, False, rationale=" Response 1 is right. ")

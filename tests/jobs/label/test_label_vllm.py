@@ -58,6 +58,17 @@ def test_soft_labels_in_range_and_flip_when_candidates_swap(smollm2_vllm_engine,
     assert 0 <= m["alignment"] <= 1 and 0 <= m["samePositionRate"] <= 1 and m["inputTokens"] > 9 * 2 * 50
     # SmolLM2 prefers one position whatever the content (STACK-NOTES: 100%): the metric must show it
     assert m["samePositionRate"] >= 0.75
+    # ... and which position its answer named there: by hand from the labels (harmless asks for the
+    # more harmful, so there the named position is the one NOT preferred)
+    named = []
+    for x in a:
+        first_preferred = x["pAOrderAB"] >= 0.5
+        if first_preferred == (x["pAOrderBA"] < 0.5):  # the same position twice
+            named.append(first_preferred != (x["task"] == "harmless"))
+    assert m["samePositionRate"] == pytest.approx(len(named) / len(a))
+    assert m["samePositionFirstShare"] == pytest.approx(sum(named) / len(named))
+    assert m["samePositionFirstShare"] + m["samePositionSecondShare"] == pytest.approx(1.0)
+    assert set(fwd["alignmentByTask"]) == {r["task"] for r in rows}
     assert m["pairsPerSecond"] > 0 and m["elapsedSeconds"] > 0
     # and alignment with the flipped human labels is the same: a label is about content, not sides
     assert rev["metrics"]["alignment"] == pytest.approx(m["alignment"])
