@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rlaif_jobs.models.install import ModelInstallError, ensure_builtin, is_installed
@@ -41,7 +43,7 @@ def test_object_store_uris_download_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(resolve, "REMOTE", (*resolve.REMOTE, "memory://"))
     local = resolve.resolve_model_uri("memory://bucket/model")
     assert (tmp_path / "cache" / "downloads").exists()
-    assert open(f"{local}/config.json").read() == '{"model_type": "llama"}'
+    assert Path(local, "config.json").read_text() == '{"model_type": "llama"}'
     with pytest.raises(ModelNotFoundError, match="nothing at that location"):
         resolve.resolve_model_uri("memory://bucket/absent")
 
