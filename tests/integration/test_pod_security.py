@@ -67,6 +67,7 @@ def test_a_job_whose_pods_break_the_profile_reports_failed_create(cluster: Clust
 def test_stage_pods_are_admitted_under_restricted(cluster: Cluster, operator: Operator, ns: str) -> None:
     label(cluster, ns, "restricted")
     policy = copy.deepcopy(POLICY)
+    policy["evaluation"] = {"enabled": False}  # a standalone run has no labeler to judge with
     policy["reward"] = {"modelUri": "/data/rm"}
     policy["resources"] = {"nodes": 2}
     stages = [("PreferenceLabelJob", "psa-label", LABELING, "psa-label-label", 1),
