@@ -99,10 +99,12 @@ class Controller:
         if owner is None:
             return
         key = (owner["kind"], body["metadata"].get("namespace"), owner["name"])
+        cached_owner = self.ctx.cache.get(key)
         if event_type != "DELETED" and body["metadata"].get("deletionTimestamp") \
                 and names.RESULT_FINALIZER in (body["metadata"].get("finalizers") or []) \
-                and self.ctx.cache.get(key) is None:
-            # Being deleted, and its owner is not known: gone (a deleted namespace), or not listed yet.
+                and (cached_owner is None or cached_owner["metadata"].get("uid") != owner.get("uid")):
+            # Being deleted, and its owner is not known: gone (a deleted namespace, or a stage deleted and
+            # re-created under the same name: another uid), or not listed yet.
             await self._run(key, release_orphan, body)
             return
         await self.reconcile(key)

@@ -150,6 +150,34 @@ def test_a_strangers_configmap_keeps_the_stage_waiting_naming_it(
     assert config["metadata"]["ownerReferences"][0]["name"] == "taken"
 
 
+def test_a_stage_recreated_before_the_garbage_collector_ran_never_adopts_the_old_children(
+        cluster: Cluster, operator: Operator, ns: str) -> None:
+    """Deleted and re-applied under the same name while the old ConfigMap and Job still wait for a slow
+    garbage collector: the new stage waits (NameConflict) instead of mounting the old ConfigMap, then
+    makes its own once the old ones are gone."""
+    api = cluster.testapi
+    api.call(lambda _: setattr(api.handler.controllers, "gc_delay_seconds", 4.0))
+    try:
+        cluster.apply(plj("again"), ns)
+        old_job = wait_job(cluster, "again-label", ns)
+        old_uid = cluster.get("plj", "again", ns)["metadata"]["uid"]
+        cluster.kubectl("delete", "plj", "again", "-n", ns, "--wait=false")
+        eventually(lambda: cluster.get("plj", "again", ns) is None, what="the old stage gone")
+        cluster.apply(plj("again"), ns)
+        new_uid = cluster.get("plj", "again", ns)["metadata"]["uid"]
+        assert new_uid != old_uid
+        eventually(lambda: reason_is(cluster, "again", ns, "Running", "NameConflict"), what="NameConflict")
+        config = cluster.get("configmap", "again-label-config", ns)
+        assert config["metadata"]["ownerReferences"][0]["uid"] == old_uid, "the old ConfigMap was left alone"
+        job = eventually(lambda: (j := cluster.get("job", "again-label", ns)) and j["metadata"]["uid"] != old_job[
+            "metadata"]["uid"] and j, timeout=40, what="the new stage's own Job, after the collector ran")
+        assert job["metadata"]["ownerReferences"][0]["uid"] == new_uid
+        config = cluster.get("configmap", "again-label-config", ns)
+        assert config["metadata"]["ownerReferences"][0]["uid"] == new_uid
+    finally:
+        api.call(lambda _: setattr(api.handler.controllers, "gc_delay_seconds", 0.0))
+
+
 # --- item 4: failures say what happened -------------------------------------------------------------------
 
 

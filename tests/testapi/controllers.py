@@ -57,6 +57,9 @@ class Controllers:
         self._pending_jobs: set[str] = set()
         self._pods_by_job: dict[str, set[tuple[str, str]]] = {}  # Job uid -> its pods' (namespace, name)
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        # A real garbage collector acts on its own schedule, seconds after an owner goes on a busy cluster:
+        # a test sets this to expose races between a delete and a re-create under the same name.
+        self.gc_delay_seconds = 0.0
         store.hooks.append(self._on_change)
         self._ensure_node()
         for ns in ("default", "kube-system", "kube-public"):
@@ -87,7 +90,7 @@ class Controllers:
         uid = obj["metadata"]["uid"]
         if etype == "DELETED":
             policy = self.store.deletion_policy.pop(uid, "Background")
-            self.loop.call_soon(self._collect, uid, policy)
+            self.loop.call_later(self.gc_delay_seconds, self._collect, uid, policy)
             for ref in obj["metadata"].get("ownerReferences", []):
                 self.loop.call_soon(self._finish_foreground, ref["uid"])
             ns = obj["metadata"].get("namespace")
@@ -100,7 +103,7 @@ class Controllers:
                 self.loop.call_soon(self._collect, uid, "Foreground")
                 self.loop.call_soon(self._finish_foreground, uid)
         if etype == "ADDED" and obj["metadata"].get("ownerReferences"):
-            self.loop.call_soon(self._check_dangling, rt, obj)
+            self.loop.call_later(self.gc_delay_seconds, self._check_dangling, rt, obj)
         if rt.kind == "Job" and etype != "DELETED":
             self._queue_job(uid)
         elif rt.kind == "Job":
