@@ -55,13 +55,11 @@ def failed(cluster: Cluster, kind: str, name: str, ns: str) -> dict[str, Any]:
 
 
 def test_runs_outside_the_guardrails_fail_with_invalid_spec(cluster: Cluster, gns: str) -> None:
-    image = copy.deepcopy(POLICY)
-    image.update(reward={"modelUri": "/data/rm"}, evaluation={"enabled": False}, runtime={"image": "docker.io/someone/miner:1"})
-    account = copy.deepcopy(POLICY)
-    account.update(reward={"modelUri": "/data/rm"}, evaluation={"enabled": False}, runtime={"serviceAccountName": "cluster-admin"})
-    allowed = copy.deepcopy(POLICY)
-    allowed.update(reward={"modelUri": "/data/rm"}, evaluation={"enabled": False}, runtime={**STORAGE, "serviceAccountName": "rlaif-workload",
-                                                             "image": "ghcr.io/rlaif/trainer:0.1.0-cu128"})
+    standalone = {**copy.deepcopy(POLICY), "reward": {"modelUri": "/data/rm"}, "evaluation": {"enabled": False}}
+    image = {**standalone, "runtime": {"image": "docker.io/someone/miner:1"}}
+    account = {**standalone, "runtime": {"serviceAccountName": "cluster-admin"}}
+    allowed = {**standalone, "runtime": {**STORAGE, "serviceAccountName": "rlaif-workload",
+                                         "image": "ghcr.io/rlaif/trainer:0.1.0-cu128"}}
     pipeline = {"labeling": {"labeler": endpoint_labeler("http://l:8000/v1", "labeler-key"),
                              "dataset": {"uri": "builtin://datasets/checkable-pairs"}, "output": {"uri": "/d/l"}},
                 "rewardModel": {"baseModel": {"uri": "builtin://smollm2-135m-instruct"}, "output": {"uri": "/d/r"}},
