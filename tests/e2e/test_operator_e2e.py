@@ -4,7 +4,9 @@ process, real images, real GPUs or CPUs.
     KUBECONFIG=~/.kube/config pytest tests/e2e -m e2e
 
 Environment: RLAIF_E2E_OPERATOR=deployed uses an operator installed with the chart instead of starting
-one here; RLAIF_E2E_TIMEOUT (seconds, default 7200) bounds the full pipeline; the operator's own
+one here; RLAIF_E2E_PVC names a ReadWriteMany claim in the test namespaces for the stages'
+outputs (default rlaif-data: the operator refuses outputs on a pod's own disk);
+RLAIF_E2E_TIMEOUT (seconds, default 7200) bounds the full pipeline; the operator's own
 settings (RLAIF_LABELER_IMAGE, ...) apply to the one started here.
 """
 
@@ -23,6 +25,14 @@ from clusterkit import REPO, Cluster, Operator, eventually  # noqa: E402
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs a real cluster in KUBECONFIG")]
+
+
+def on_claim(spec: dict, stage: str) -> None:
+    """Moves a stage spec's output onto the claim RLAIF_E2E_PVC mounted at /data (relative paths in the
+    local-mode examples would live on the pod's own disk, which the operator refuses on a cluster)."""
+    spec.setdefault("runtime", {})["storage"] = {"pvcName": os.environ.get("RLAIF_E2E_PVC", "rlaif-data"),
+                                                 "mountPath": "/data"}
+    spec["output"] = {**spec.get("output", {}), "uri": f"/data/e2e/{stage}"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +67,8 @@ def test_bad_input_is_rejected_or_reported(cluster: Cluster, operator: Operator 
     result = cluster.apply(bad, ns, check=False)
     assert result.returncode != 0 and "numShards" in result.stderr
     doc = yaml.safe_load((REPO / "examples" / "preference-label-job.yaml").read_text())
-    doc["spec"].setdefault("runtime", {})["hubTokenSecret"] = {"name": "absent", "key": "token"}
+    on_claim(doc["spec"], "label")
+    doc["spec"]["runtime"]["hubTokenSecret"] = {"name": "absent", "key": "token"}
     cluster.apply(doc, ns)
     name = doc["metadata"]["name"]
     eventually(lambda: (c := cluster.condition("plj", name, ns, "InputsReady")) and c["reason"] == "SecretNotFound",
@@ -66,6 +77,8 @@ def test_bad_input_is_rejected_or_reported(cluster: Cluster, operator: Operator 
 
 def test_quickstart_pipeline_succeeds(cluster: Cluster, operator: Operator | None, ns: str) -> None:
     docs = [d for d in yaml.safe_load_all((REPO / "examples" / "quickstart-pipeline.yaml").read_text()) if d]
+    for stage in ("labeling", "rewardModel", "policy"):
+        on_claim(docs[0]["spec"][stage], stage)
     cluster.apply(docs, ns)
     name = docs[0]["metadata"]["name"]
     timeout = float(os.environ.get("RLAIF_E2E_TIMEOUT", "7200"))
