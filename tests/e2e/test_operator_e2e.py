@@ -4,8 +4,9 @@ process, real images, real GPUs or CPUs.
     KUBECONFIG=~/.kube/config pytest tests/e2e -m e2e
 
 Environment: RLAIF_E2E_OPERATOR=deployed uses an operator installed with the chart instead of starting
-one here; RLAIF_E2E_PVC names a ReadWriteMany claim in the test namespaces for the stages'
-outputs (default rlaif-data: the operator refuses outputs on a pod's own disk);
+one here; RLAIF_E2E_PVC names the claim each test namespace gets for the stages' outputs
+(default rlaif-data; RLAIF_E2E_ACCESS_MODE, default ReadWriteOnce: the operator refuses outputs on a
+pod's own disk);
 RLAIF_E2E_TIMEOUT (seconds, default 7200) bounds the full pipeline; the operator's own
 settings (RLAIF_LABELER_IMAGE, ...) apply to the one started here.
 """
@@ -58,6 +59,11 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def ns(cluster: Cluster) -> Iterator[str]:
     name = cluster.new_namespace("rlaif-e2e")
+    # The stages' outputs outlive their pods on this claim (the cluster's default storage class).
+    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": os.environ.get("RLAIF_E2E_PVC", "rlaif-data")},
+                   "spec": {"accessModes": [os.environ.get("RLAIF_E2E_ACCESS_MODE", "ReadWriteOnce")],
+                            "resources": {"requests": {"storage": "20Gi"}}}}, name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
