@@ -119,7 +119,8 @@ def test_resume_after_kill_has_no_duplicates_and_no_corrupt_file(tmp_path):
 
     The labeler is the 2-layer random Llama with SmolLM2's tokenizer on the transformers engine: what is
     tested is the output mechanics, and a subprocess cannot share the session's vLLM engine."""
-    rows = pairs(24)
+    n = 48  # many chunks: the kill lands mid-run even on a quiet machine, where the tiny model is fast
+    rows = pairs(n)
     cfg = _config_file(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), model="builtin://tiny-random-llama")
     parts = tmp_path / "out" / "shards" / "labels-00000-of-00001.parts"
     cmd = [sys.executable, "-m", "rlaif_jobs.label", "--config", cfg]
@@ -141,11 +142,13 @@ def test_resume_after_kill_has_no_duplicates_and_no_corrupt_file(tmp_path):
     for chunk in sorted(parts.glob("chunk-*.jsonl")):
         for entry in read_jsonl(chunk)[:-1]:
             before[entry["record"]["id"]] = entry["record"]
-    assert 4 <= len(before) < 24
+    # Usually mid-run; if every chunk was written before the kill landed, the resume still must merge
+    # without relabeling or duplicating anything.
+    assert 4 <= len(before) <= n
 
     second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"{len(before)} already written, {24 - len(before)} to label" in second.stderr
+    assert f"{len(before)} already written, {n - len(before)} to label" in second.stderr
     labels = read_jsonl(tmp_path / "out" / "labels.jsonl")
     assert [r["id"] for r in labels] == [r["id"] for r in rows]  # each once, in dataset order
     for r in labels:
@@ -153,6 +156,6 @@ def test_resume_after_kill_has_no_duplicates_and_no_corrupt_file(tmp_path):
             assert r == before[r["id"]]  # carried over from the killed run, not relabeled
         assert 0 <= r["pA"] <= 1
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["metrics"]["labeled"] == 24 and summary["outputs"]["labels"].endswith("labels.jsonl")
+    assert summary["metrics"]["labeled"] == n and summary["outputs"]["labels"].endswith("labels.jsonl")
     assert not parts.exists()
     assert _all_files_parse(tmp_path / "out") == []
