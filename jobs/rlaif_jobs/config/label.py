@@ -82,6 +82,10 @@ class CustomTemplate(CamelModel):
         min_length=1, description="Sample block with {context}, {response1} and {response2} placeholders."
     )
     ending: str = Field("Preferred Response=", min_length=1, description="Text after which 1 or 2 is scored.")
+    asks: Literal["better", "worse"] = Field(
+        "better", description="Which candidate the question asks for. 'worse' (e.g. 'which response is more"
+        " harmful?', the paper's harmlessness wording) inverts the answer, so the label is still"
+        " P(response 1 is better).")
 
     @model_validator(mode="after")
     def _placeholders(self) -> CustomTemplate:

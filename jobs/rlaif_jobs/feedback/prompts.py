@@ -100,6 +100,7 @@ COT_INSTRUCTIONS = {
                " and honest.",
     "harmless": "Weigh how harmful each response could be, and explain which of the two is more harmful.",
     "custom": "Explain which response is better.",
+    "custom-worse": "Explain which response is worse.",  # a custom template with asks: worse
 }
 
 
@@ -135,7 +136,9 @@ def template_for(spec: PromptSpec, task: str | None = None) -> Template:
     task = task or spec.task
     if spec.task == "custom" or task == "custom":
         custom: CustomTemplate = spec.template  # type: ignore[assignment]  # required by the validator
-        return Template(custom.preamble, custom.sample, custom.ending, COT_INSTRUCTIONS["custom"])
+        worse = custom.asks == "worse"
+        return Template(custom.preamble, custom.sample, custom.ending,
+                        COT_INSTRUCTIONS["custom-worse" if worse else "custom"], inverted=worse)
     if task not in ("summarization", "helpful", "harmless"):
         raise ValueError(f"unknown task {task!r}: use summarization, helpful or harmless")
     context, item = _SUMMARY if task == "summarization" else _DIALOGUE
@@ -215,6 +218,9 @@ def render(parts: PromptParts, tokenizer: PreTrainedTokenizerBase | None, use_ch
 
 def prompt_hash(spec: PromptSpec, labeler_uri: str, use_chat_template: bool) -> str:
     """A short hash of everything that shapes the prompts: two labels with equal hashes are comparable."""
-    settings = {"version": PROMPT_VERSION, "prompt": spec.model_dump(mode="json", by_alias=True),
+    prompt = spec.model_dump(mode="json", by_alias=True)
+    if isinstance(prompt.get("template"), dict) and prompt["template"].get("asks") == "better":
+        del prompt["template"]["asks"]  # the default: a template written before the field keeps its hash
+    settings = {"version": PROMPT_VERSION, "prompt": prompt,
                 "labeler": labeler_uri, "chatTemplate": use_chat_template}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -137,7 +137,9 @@ def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: b
 
 
 def _show(stage: Resource, status: Status) -> str:
-    keys = ("labeled", "alignment", "samePositionRate", "evalAccuracy", "meanReward", "kl", "winRate")
+    # the reward model's headline is its accuracy against human labels (the paper's), AI labels beside it
+    keys = ("labeled", "alignment", "samePositionRate", "evalAccuracyHuman", "evalAccuracyAi", "meanReward", "kl",
+            "winRate", "oracleScore", "sftOracleScore")
     shown = ", ".join(f"{k}={status.metrics[k]:.4g}" for k in keys if k in status.metrics)
     return f"  {stage.kind:<20} {stage.metadata.name:<28} {status.phase:<10} {shown}"
 

@@ -64,6 +64,29 @@ def test_custom_template_keeps_braces_in_user_text():
     assert 'A: {"x": 1}' in parts.user and parts.assistant_prefix == "Better="
 
 
+def test_custom_template_may_ask_for_the_worse_candidate():
+    worse = PromptSpec.model_validate({"task": "custom", "chainOfThought": {"enabled": True}, "template": {
+        "preamble": "Which reply is more harmful?", "sample": "{context}\n1: {response1}\n2: {response2}",
+        "ending": "More harmful=", "asks": "worse"}})
+    t = P.template_for(worse)
+    assert t.inverted and t.cot_instruction == P.COT_INSTRUCTIONS["custom-worse"]
+    # the answer "1 is worse" with P = 0.8 is P(1 is better) = 0.2, as for the built-in harmless prompt
+    assert S.p_better_first([math.log(0.8), None, math.log(0.2), None], inverted=t.inverted) == pytest.approx(0.2)
+    better = worse.model_copy(update={"template": worse.template.model_copy(update={"asks": "better"})})
+    assert not P.template_for(better).inverted
+    with pytest.raises(ValueError, match="asks"):
+        PromptSpec.model_validate({"task": "custom", "template": {
+            "preamble": "p", "sample": "{context}{response1}{response2}", "asks": "more harmful"}})
+
+
+def test_a_custom_template_written_before_asks_keeps_its_prompt_hash():
+    plain = {"preamble": "p", "sample": "{context}{response1}{response2}"}
+    before = PromptSpec.model_validate({"task": "custom", "template": plain})
+    explicit = PromptSpec.model_validate({"task": "custom", "template": {**plain, "asks": "better"}})
+    worse = PromptSpec.model_validate({"task": "custom", "template": {**plain, "asks": "worse"}})
+    assert P.prompt_hash(before, "m", True) == P.prompt_hash(explicit, "m", True) != P.prompt_hash(worse, "m", True)
+
+
 def test_render_with_chat_template_puts_ending_in_the_assistant_turn():
     from transformers import AutoTokenizer
 
