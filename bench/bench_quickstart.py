@@ -14,6 +14,9 @@ output URIs land there), and prints per stage and in total:
   libraries mapped by each) count once per process, so the sum is an upper bound of the real use;
   the largest single process's peak is printed beside it, and the tree's peak of RSS less file-backed
   and shared pages ("anon": a model file mapped while loading counts in RSS but can be dropped);
+- per step of a stage (each ``python -m rlaif_jobs.X`` module that ran in it, e.g. the policy
+  trainer and then its evaluation, which runs in a process of its own): the tree's peak RSS while the
+  step ran and the seconds it was seen;
 - the stage's metrics from its status (labels: alignment, samePositionRate; reward model:
   evalAccuracy; policy: meanReward, kl, evaluation figures).
 
@@ -75,6 +78,7 @@ class TreeSampler:
         self.peak_process = 0
         self.peak_tree_anon = 0  # RSS less file-backed/shared pages: memory that cannot be dropped
         self.processes_seen: set[int] = set()
+        self.steps: dict[str, dict[str, float]] = {}  # module -> peak tree RSS while it ran, first/last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -93,9 +97,11 @@ class TreeSampler:
             except psutil.NoSuchProcess:
                 return
             total = anon = 0
+            running = set()
             for proc in procs:
                 try:
                     mem = proc.memory_info()
+                    running.add(_step_module(proc.cmdline()))
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 self.processes_seen.add(proc.pid)
@@ -103,8 +109,22 @@ class TreeSampler:
                 anon += mem.rss - getattr(mem, "shared", 0)
                 self.peak_process = max(self.peak_process, mem.rss)
             self.peak_tree = max(self.peak_tree, total)
+            now = time.monotonic()
+            for module in running - {None}:
+                step = self.steps.setdefault(module, {"peakTreeRssBytes": 0, "first": now})
+                step["peakTreeRssBytes"] = max(step["peakTreeRssBytes"], total)
+                step["last"] = now
             self.peak_tree_anon = max(self.peak_tree_anon, anon)
             self._stop.wait(self.interval)
+
+
+WRAPPERS = ("rlaif_operator.cli", "rlaif_jobs.launch", "torch.distributed.run")
+
+
+def _step_module(cmdline: list[str]) -> str | None:
+    """The workload module a process runs (``python -m rlaif_jobs.X``), or None (wrappers, engine cores)."""
+    module = next((cmdline[i + 1] for i, a in enumerate(cmdline[:-1]) if a == "-m"), None)
+    return module if module and module.startswith("rlaif_jobs.") and module not in WRAPPERS else None
 
 
 def _kill_tree(pid: int) -> None:
@@ -150,6 +170,8 @@ def run_stage(manifest: Path, name: str, workdir: Path, cwd: Path, interval: flo
     return {"stage": name, "exitCode": code, "phase": status.get("phase"), "wallSeconds": wall,
             "cpuSeconds": cpu, "peakTreeRssBytes": sampler.peak_tree, "peakTreeAnonBytes": sampler.peak_tree_anon,
             "peakProcessRssBytes": sampler.peak_process, "processes": len(sampler.processes_seen),
+            "steps": {m: {"peakTreeRssBytes": int(v["peakTreeRssBytes"]), "seenSeconds": v["last"] - v["first"]}
+                      for m, v in sampler.steps.items()},
             "metrics": status.get("metrics", {})}
 
 
@@ -174,6 +196,10 @@ def show(rows: list[dict], load_before: tuple, load_after: tuple) -> None:
           f" {_gb(max((r['peakProcessRssBytes'] for r in rows), default=0)):>14}")
     print("(peak tree: summed RSS of the stage's processes, including file pages mapped from model files;"
           " anon: the same less file-backed and shared pages, i.e. memory the kernel cannot drop)")
+    print("\nsteps (peak tree RSS while each workload process ran, seconds it was seen):")
+    for r in rows:
+        for module, st in r.get("steps", {}).items():  # in the order they started
+            print(f"  {r['stage']:<26} {module:<26} {_gb(st['peakTreeRssBytes']):>6} GiB {st['seenSeconds']:>7.1f} s")
     print("\nresults:")
     for r in rows:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

@@ -74,6 +74,8 @@ def test_the_pipeline_is_evaluated_and_reported(tiny_run):
     ev = summary["evaluation"]
     assert ev["judge"] == "builtin://tiny-random-llama" and ev["judgeIsRewardSource"] is True
     assert ev["rubric"] == "helpful"  # the labeling stage's prompt.task
+    # judged in a fresh process after the trainer exited (the judge never shares its memory)
+    assert ev["status"] == "done" and ev["evaluatorPid"] != ev["trainerPid"], ev
     samples = [json.loads(x) for x in (work / "out/policy/eval.jsonl").read_text().splitlines()]
     assert len(samples) == 3 and all({"policy", "sft", "pPolicyBetter", "oraclePolicy"} <= s.keys() for s in samples)
     status = json.loads((work / "runs/tiny-policy/status.json").read_text())
@@ -118,3 +120,30 @@ def test_an_invalid_manifest_names_the_field(tmp_path):
     proc = _rlaif("run", str(REPO / "tests/data/invalid/zero-stage-four.yaml"), cwd=tmp_path)
     assert proc.returncode == 3
     assert "spec.training.deepspeed.zeroStage" in proc.stderr
+
+
+def test_a_rerun_after_a_failed_evaluation_judges_without_retraining(tiny_run):
+    """Training finished, the judging did not (the summary is left pending): the launcher, as ``rlaif run``
+    and the pod run it, skips torchrun and runs only the evaluation. Runs last: it rewrites the run."""
+    from rlaif_jobs.evaluation.handoff import SAMPLES
+
+    work, _, proc = tiny_run
+    assert proc.returncode == 0
+    out = work / "out/policy"
+    summary = json.loads((out / "summary.json").read_text())
+    ev = summary["evaluation"]
+    summary["evaluation"] = {"status": "pending", "samples": SAMPLES, "trainerPid": ev["trainerPid"],
+                             "configDigest": ev["configDigest"]}
+    summary["metrics"] = {k: v for k, v in summary["metrics"].items() if k in ("meanReward", "kl", "steps")}
+    (out / "summary.json").write_text(json.dumps(summary))
+    (out / "eval.jsonl").unlink()
+    metrics_before = (out / "metrics.jsonl").read_text()
+    rerun = subprocess.run([sys.executable, "-m", "rlaif_jobs.launch", "--standalone", "--nproc_per_node=1",
+                            "-m", "rlaif_jobs.policy", "--config", str(work / "runs/tiny-policy/config.json")],
+                           cwd=work, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "only rlaif_jobs.evaluation is left" in rerun.stdout
+    assert (out / "metrics.jsonl").read_text() == metrics_before  # no step trained again
+    again = json.loads((out / "summary.json").read_text())
+    assert again["evaluation"]["status"] == "done" and again["metrics"]["evalPrompts"] == 3
+    assert len((out / "eval.jsonl").read_text().splitlines()) == 3

@@ -51,3 +51,30 @@ def test_object_store_uris_download_into_the_cache(tmp_path, monkeypatch):
 def test_unknown_builtin_lists_the_known_ones():
     with pytest.raises(ModelInstallError, match="unknown builtin model 'gpt-5'; known: minilm-l6-v2"):
         ensure_builtin("gpt-5")
+
+
+def test_a_model_built_as_one_weights_file_is_resharded_once(tmp_path):
+    """Loaders map one shard at a time: the 1.5B labeler's load peak no longer holds the whole file's
+    pages beside the converted weights. An older single-file build is resharded in place, same tensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from rlaif_jobs.models import install
+
+    folder = tmp_path / "m"
+    shutil.copytree(resolve_model_uri("builtin://tiny-random-llama"), folder)
+    if not (folder / install.SINGLE).exists():  # a sharded build: make it the old single-file layout
+        pytest.skip("the cached tiny model is already sharded")
+    before = load_file(folder / install.SINGLE)
+    assert not install.needs_reshard(folder)  # 12 MB: under the 500 MB shard size
+    install.reshard(folder, max_bytes=3_000_000)
+    assert not (folder / install.SINGLE).exists() and (folder / install.MARKER).exists()
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    assert len(shards) >= 2  # the embedding alone is over 3 MB: a shard of its own
+    after = {k: v for shard in shards for k, v in load_file(shard).items()}
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    model = AutoModelForCausalLM.from_pretrained(folder)  # transformers reads the index
+    assert torch.equal(model.state_dict()["model.norm.weight"], before["model.norm.weight"])

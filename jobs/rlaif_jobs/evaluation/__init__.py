@@ -3,10 +3,13 @@
 - ``metrics``: pure functions: win rate, length-controlled win rate (App. J), harmless rates;
 - ``bootstrap``: 95% percentile intervals by resampling prompts (paired);
 - ``oracle``: judge-free scoring against a prompt's ground truth (answer, key fact, must decline);
-- ``run``: the orchestration the policy trainer calls: generate SFT and policy responses with the same
-  decoding, release the training engines, load the judge, judge, score, write ``eval.jsonl``.
+- ``run``: the orchestration: plan the held-out prompts, generate SFT and policy responses with the
+  same decoding (in the trainer), judge and score them, write ``eval.jsonl``;
+- ``handoff``: the trainer writes the samples and a pending summary; ``python -m rlaif_jobs.evaluation``
+  (a fresh process, run by ``rlaif_jobs.launch`` after training) judges them and completes the summary.
 """
 
+from rlaif_jobs.evaluation.handoff import write_pending
 from rlaif_jobs.evaluation.run import (
     EVAL_SEED_STEP,
     Plan,
@@ -14,7 +17,6 @@ from rlaif_jobs.evaluation.run import (
     generate,
     judge_and_score,
     plan,
-    release_memory,
 )
 
-__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan", "release_memory"]
+__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan", "write_pending"]

@@ -1,17 +1,19 @@
-"""Evaluation of the trained policy against the SFT policy, as the policy trainer runs it after training.
+"""Evaluation of the trained policy against the SFT policy, as the policy stage runs it after training.
 
-Three calls, in this order (the trainer's one evaluation block):
-1. ``plan(config, records)`` at input-check time: the held-out prompts (``evaluation.prompts``, or at
-   most a fifth of the prompts, drawn with ``rl.seed``), the judge and whether it is the reward source;
-   a ConfigError when evaluation is enabled but cannot run (no judge, no prompt to hold out), so nothing
-   is skipped silently;
-2. ``generate(plan, rollout, reference, ...)`` after training, on every rank: the policy's responses,
-   then the SFT policy's with the SAME decoding (temperature, top-p, max tokens, seed) from the same
-   rollout engine loaded with the reference weights (no extra model is loaded);
-3. the trainer releases its engines; ``judge_and_score(plan, samples, reward, out)`` on rank 0 loads the
-   judge (or reuses the d-RLAIF labeler when it is the judge), judges pairwise (both orders) and each
-   response's harmlessness, scores the oracle, computes every figure with its 95% bootstrap interval,
-   writes ``eval.jsonl`` and returns ``(metrics, record)`` for ``summary.json``.
+Three steps, in this order, in two processes (``handoff``: the judge never loads into the process that
+trained, so memory peaks at the larger of the two, not at their sum):
+1. ``plan(config, records)`` in the trainer at input-check time: the held-out prompts
+   (``evaluation.prompts``, or at most a fifth of the prompts, drawn with ``rl.seed``), the judge and
+   whether it is the reward source; a ConfigError when evaluation is enabled but cannot run (no judge,
+   no prompt to hold out), so nothing is skipped silently;
+2. ``generate(plan, rollout, reference, ...)`` in the trainer after training, on every rank: the
+   policy's responses, then the SFT policy's with the SAME decoding (temperature, top-p, max tokens,
+   seed) from the same rollout engine loaded with the reference weights (no extra model is loaded);
+   rank 0 writes them for the next process (``handoff.write_pending``);
+3. ``python -m rlaif_jobs.evaluation`` (``handoff.complete``) after the trainer exited:
+   ``judge_and_score(plan, samples, engine, out)`` loads the judge, judges pairwise (both orders) and
+   each response's harmlessness, scores the oracle, computes every figure with its 95% bootstrap
+   interval, writes ``eval.jsonl`` and returns ``(metrics, record)`` for ``summary.json``.
 """
 
 from __future__ import annotations
@@ -42,9 +44,8 @@ class Plan:
     reward_labeler: str | None
     default_task: str
     length_controlled: bool = True
-    judge_is_direct_labeler: bool = False
     other: dict[str, str] = field(default_factory=dict)  # evaluation.compareWith: prompt id -> its response
-    other_uri: str | None = None  # the judge is the d-RLAIF scoring labeler itself: reuse its engine
+    other_uri: str | None = None  # evaluation.compareWith
     prompts: list[Any] = field(default_factory=list)  # the held-out Prompt objects (set by the trainer)
 
 
@@ -98,10 +99,7 @@ def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dic
     ev = config.evaluation
     if not ev.enabled:
         return records, None
-    judge = ev.judge or (config.direct_reward.labeler if config.direct_reward is not None else None)
-    if judge is None:  # PolicyConfig's validator already refuses this; kept for direct callers
-        raise ConfigError("evaluation.judge: evaluation is enabled but no judge is set; set evaluation.judge"
-                          " or evaluation.enabled: false")
+    _judge(config)  # no judge: fail before loading the evaluation prompts
     if ev.prompts is not None:
         held = load(ev.prompts)[: ev.num_prompts]
     else:
@@ -110,13 +108,30 @@ def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dic
             raise ConfigError(f"evaluation: {len(records)} prompts leave none to hold out (at most a fifth is"
                               " held out); add prompts, set evaluation.prompts, or evaluation.enabled: false")
         records, held = split_eval(records, n, config.rl.seed)
+    return records, plan_for(config, held)
+
+
+def _judge(config: PolicyConfig) -> LabelerSpec:
+    """evaluation.judge, else the d-RLAIF labeler; ConfigError when neither is set."""
+    judge = config.evaluation.judge or (config.direct_reward.labeler if config.direct_reward is not None else None)
+    if judge is None:  # PolicyConfig's validator already refuses this; kept for direct callers
+        raise ConfigError("evaluation.judge: evaluation is enabled but no judge is set; set evaluation.judge"
+                          " or evaluation.enabled: false")
+    return judge
+
+
+def plan_for(config: PolicyConfig, held: list[dict]) -> Plan:
+    """The evaluation plan on the held-out records ``held`` (the judge, its independence, the rubric,
+    evaluation.compareWith's responses). The trainer calls it through ``plan``; the evaluation process
+    again on the records the trainer wrote. ConfigError when there is no judge or compareWith is unusable."""
+    ev = config.evaluation
+    judge = _judge(config)
     source = reward_labeler(config)
     task = ev.task or (config.direct_reward.task if config.direct_reward is not None else "helpful")
-    direct = config.direct_reward is not None and judge == config.direct_reward.labeler
-    p = Plan(held, judge, same_model(judge.model.uri, source), source, task, ev.length_controlled, direct)
+    p = Plan(held, judge, same_model(judge.model.uri, source), source, task, ev.length_controlled)
     if ev.compare_with is not None:
         p.other, p.other_uri = _other_responses(ev.compare_with, [str(r["id"]) for r in held]), ev.compare_with
-    return records, p
+    return p
 
 
 def _other_responses(uri: str, held_ids: list[str]) -> dict[str, str]:
@@ -152,36 +167,9 @@ def generate(p: Plan, rollout: Any, reference: Any, tokenizer: Any, env: Any, co
     return Samples([g[0].text for g in policy], [g[0].text for g in sft])
 
 
-def resident_gb() -> float | None:
-    """This process's resident memory in GB (Linux /proc), or None elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    except (OSError, StopIteration, ValueError):
-        return None
-    return kb / 1024 / 1024
-
-
-def release_memory() -> float | None:
-    """Collects garbage and hands freed heap pages back to the OS (glibc malloc_trim), so the judge loads
-    into memory the training engines held; returns the resident GB after (logged, for memory work)."""
-    import contextlib
-    import ctypes
-    import gc
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: still free for this process to reuse
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    rss = resident_gb()
-    if rss is not None:
-        log.info("evaluation: training and rollout engines released; resident memory %.2f GB", rss)
-    return rss
-
-
-def _judge_engine(p: Plan, reward: Any, build: Any) -> tuple[Any, bool]:
-    """(engine, owned): the d-RLAIF labeler's engine when it is also the judge, else a new one."""
-    engine = getattr(reward, "engine", None)
-    if p.judge_is_direct_labeler and engine is not None:
+def _judge_engine(p: Plan, engine: Any, build: Any) -> tuple[Any, bool]:
+    """(engine, owned): the borrowed ``engine`` when given (not closed here), else the judge, loaded."""
+    if engine is not None:
         return engine, False
     return build(p.judge, "evaluation.judge"), True
 
@@ -269,18 +257,18 @@ def head_to_head(p: Plan, s: Samples, rows: list[int], versus: list[judging.Pair
     return out
 
 
-def judge_and_score(p: Plan, s: Samples, reward: Any, out_dir: Path | str, build: Any, seed: int,
+def judge_and_score(p: Plan, s: Samples, engine: Any, out_dir: Path | str, build: Any, seed: int,
                     use_chat_template: bool | None = None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Judges and scores on rank 0 (module docstring, step 3). Returns (metrics, summary record).
+    """Judges and scores (module docstring, step 3). Returns (metrics, summary record).
 
-    ``build(spec, where)`` loads a judge engine (the trainer's labeler loader: a clear ConfigError when
-    the judge cannot load).
+    ``engine``: a judge engine to borrow, or None: ``build(spec, where)`` loads the judge (a clear
+    ConfigError when it cannot load) and it is closed after judging.
     """
     chat = p.judge.use_chat_template if use_chat_template is None else use_chat_template
     contexts = [q.text for q in p.prompts]
     tasks = [q.task for q in p.prompts]
     harm_rows = [i for i, t in enumerate(tasks) if t == "harmless"] or list(range(len(tasks)))
-    engine, owned = _judge_engine(p, reward, build)
+    engine, owned = _judge_engine(p, engine, build)
     try:
         verdicts = judging.pairwise(engine, contexts, s.policy, s.sft, tasks, p.default_task, chat)
         harm = judging.harmless(engine, [contexts[i] for i in harm_rows] * 2,

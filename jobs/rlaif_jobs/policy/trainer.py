@@ -12,8 +12,9 @@
    compute log-probs of policy and reference and the values, the KL penalty, the algorithm's
    advantages and losses, update (``ppoEpochs`` passes for PPO), push the new weights to vLLM, log
    metrics, checkpoint every ``checkpointEverySteps`` and at the end;
-5. exports ``<output>/model`` (an HF folder), evaluates against the SFT policy (rlaif_jobs.evaluation:
-   responses from both, engines released, then the judge and the oracle), writes ``summary.json``.
+5. exports ``<output>/model`` (an HF folder), generates the held-out responses of the policy and the
+   SFT policy (rlaif_jobs.evaluation) and writes them with ``summary.json`` marked evaluation pending:
+   ``python -m rlaif_jobs.evaluation`` judges them in a fresh process (rlaif_jobs.launch runs it).
 
 A reward source that fails mid-run (a labeler endpoint that stays down after its retries) raises
 RewardError: the run stops, the checkpoints written so far stay, and a rerun resumes from the last.
@@ -50,7 +51,6 @@ from rlaif_jobs.train import (
     DistEnv,
     ShardedSampler,
     all_reduce_sum,
-    barrier,
     build_ds_config,
     build_engine,
     current_lr,
@@ -281,25 +281,17 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         "meanSyncSeconds": sum(sync_seconds) / len(sync_seconds) if sync_seconds else 0.0,
         "worldSize": env.world_size,
     })
-    # --- evaluation (rlaif_jobs.evaluation): responses of both policies with the same decoding, then the
-    # training and rollout engines are released BEFORE the judge loads (memory), then judge and oracle.
+    # --- evaluation (rlaif_jobs.evaluation): responses of both policies with the same decoding, written
+    # with a summary marked pending; the judge loads in a fresh process after this one exits
+    # (python -m rlaif_jobs.evaluation, run by rlaif_jobs.launch), so memory never holds both.
     eval_record: dict[str, Any] | None = None
-    samples = None
     if eval_plan is not None:
         eval_plan.prompts = held
         samples = evaluation.generate(eval_plan, rollout, reference, tokenizer, env, config,
                                       _rollout_seed(spec.seed, evaluation.EVAL_SEED_STEP, 0))
+        if env.is_main:
+            eval_record = evaluation.write_pending(eval_plan, samples, config)
     rollout.close()
-    if own_reward and not (eval_plan is not None and eval_plan.judge_is_direct_labeler):
-        reward.close()  # the d-RLAIF labeler stays when it is also the judge
-    engines.clear()  # the TrainingRun holds this same dict: clearing it lets the DeepSpeed engines go
-    del policy, value, reference
-    evaluation.release_memory()
-    if samples is not None and env.is_main:
-        figures, eval_record = evaluation.judge_and_score(eval_plan, samples, reward, out, _build_labeler,
-                                                          seed=spec.seed)
-        results.update(figures)
-    barrier()
     if own_reward:
         reward.close()
     # --- end of evaluation

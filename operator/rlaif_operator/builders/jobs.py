@@ -95,7 +95,9 @@ LAUNCHER = "rlaif_jobs.launch"
 def torchrun_command(resource: Resource, settings: OperatorSettings) -> list[str]:
     """torchrun across ``nodes`` pods: rank from the completion index, master = pod 0. Through
     ``rlaif_jobs.launch`` (torchrun's arguments), which exits 3 when a worker did: torchrun itself exits
-    1, so the podFailurePolicy would never see a trainer's config error."""
+    1, so the podFailurePolicy would never see a trainer's config error. After the workers exit, the
+    launcher runs the stage's follow-up in the same pod on node 0 (the policy's evaluation: the judge
+    loads in a fresh process, never beside the training engines)."""
     res = resource.spec.resources  # type: ignore[attr-defined]
     master = f"{names.job_name(resource)}-0.{names.service_name(resource)}"
     return [

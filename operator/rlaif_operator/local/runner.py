@@ -68,7 +68,8 @@ def commands(stage: Resource, config_path: Path, nproc: int) -> list[list[str]]:
     module = STAGE_MODULE[stage.kind]
     cfg = ["--config", str(config_path)]
     if stage.kind in TRAINERS:
-        # rlaif_jobs.launch is torchrun that exits 3 when a worker did (a config error: InvalidConfig)
+        # rlaif_jobs.launch is torchrun that exits 3 when a worker did (a config error: InvalidConfig),
+        # then the stage's follow-up in a fresh process (the policy's evaluation)
         return [[sys.executable, "-m", "rlaif_jobs.launch", "--standalone", f"--nproc_per_node={nproc}",
                  "-m", module, *cfg]]
     assert isinstance(stage, PreferenceLabelJob)

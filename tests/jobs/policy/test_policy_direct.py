@@ -61,6 +61,7 @@ def test_labeler_rewards_are_in_range_and_rank_good_above_bad(smollm2_vllm_engin
 
 def test_d_rlaif_run_trains_and_evaluates_against_sft(smollm2_vllm_engine, tiny_sft_policy, tmp_path):
     from rlaif_jobs.config.policy import PolicyConfig
+    from rlaif_jobs.evaluation.handoff import complete
     from rlaif_jobs.policy.rewards import DirectLabelerReward
     from rlaif_jobs.policy.trainer import train_policy
 
@@ -73,7 +74,12 @@ def test_d_rlaif_run_trains_and_evaluates_against_sft(smollm2_vllm_engine, tiny_
                         evaluation={"enabled": True, "numPrompts": 4})
     config = PolicyConfig.model_validate(cfg)
     reward = DirectLabelerReward(smollm2_vllm_engine, task="helpful", owns_engine=False)
-    summary = train_policy(config, reward=reward)  # the session's engine instead of a second SmolLM2
+    pending = train_policy(config, reward=reward)  # the session's engine instead of a second SmolLM2
+    assert pending["evaluation"]["status"] == "pending" and "winRate" not in pending["metrics"]
+    assert not (out / "eval.jsonl").exists()
+    # the judging step (``python -m rlaif_jobs.evaluation`` after the trainer exits), here with the same engine
+    summary = complete(config, engine=smollm2_vllm_engine)
+    assert summary["evaluation"]["status"] == "done"
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(-1.0 <= r["meanReward"] <= 1.0 and r["unscored"] == 0 for r in rows)

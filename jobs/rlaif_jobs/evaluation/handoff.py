@@ -1,0 +1,134 @@
+"""The evaluation's hand-off from the policy trainer's process to a fresh process that judges.
+
+Why: the judge (often a 1.5B LLM) must not load into the process that trained. That process still
+holds what training left (DeepSpeed, the rollout engine, the allocator's pages), so it would peak at
+training leftovers plus the judge. So evaluation is split in two processes:
+
+- the trainer (rank 0), after generating both policies' responses: ``write_pending`` writes the
+  held-out prompts (their records, ground truth included) with the two responses to
+  ``<out>/eval-samples.jsonl`` and returns the ``evaluation`` record (``status: pending``) that the
+  trainer puts in ``summary.json``;
+- ``python -m rlaif_jobs.evaluation --config FILE`` (run by ``rlaif_jobs.launch`` after torchrun's
+  workers have exited, on node 0 only): ``complete`` loads the judge, judges and scores, writes
+  ``eval.jsonl`` and completes ``summary.json`` (the figures in ``metrics``, ``status: done``, the
+  trainer's and the evaluator's pids). Every write is atomic.
+
+``awaiting(config)``: the trainer finished (model exported, samples written) for this very config and
+only the judging is missing, so a rerun (the launcher) runs the evaluation without retraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rlaif_jobs import io, progress, report
+from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.config.policy import PolicyConfig
+from rlaif_jobs.errors import ConfigError, RetryableError
+from rlaif_jobs.evaluation.run import Plan, Samples, judge_and_score, plan_for
+
+log = logging.getLogger(__name__)
+SAMPLES = "eval-samples.jsonl"
+PENDING, DONE = "pending", "done"
+COMMAND = "python -m rlaif_jobs.evaluation --config FILE"
+
+
+@dataclass(frozen=True)
+class HeldPrompt:
+    """A held-out prompt as the judge needs it (the trainer's Prompt without its token ids)."""
+
+    id: str
+    text: str
+    task: str | None
+
+
+class JudgeUnavailableError(RetryableError):
+    """A judge endpoint that cannot be reached (retryable: exit code 1, not 3)."""
+
+
+def config_digest(config: PolicyConfig) -> str:
+    """Identifies the config the samples were generated under (a rerun with another config retrains)."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def write_pending(p: Plan, samples: Samples, config: PolicyConfig) -> dict[str, Any]:
+    """Writes ``<out>/eval-samples.jsonl`` (rank 0, after generation); returns the summary's
+    ``evaluation`` record marking the evaluation as pending."""
+    rows = [{"id": q.id, "task": q.task, "prompt": q.text, "policy": a, "sft": b, "record": rec}
+            for q, rec, a, b in zip(p.prompts, p.records, samples.policy, samples.sft, strict=True)]
+    io.write_jsonl(io.join(config.output.uri, SAMPLES), rows)
+    log.info("evaluation: %d held-out prompts with both responses in %s; the judge runs in a fresh process"
+             " (%s)", len(rows), SAMPLES, COMMAND)
+    return {"status": PENDING, "samples": SAMPLES, "trainerPid": os.getpid(), "configDigest": config_digest(config),
+            "next": f"{COMMAND} judges them (rlaif_jobs.launch runs it after training)"}
+
+
+def _pending(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    ev = (summary or {}).get("evaluation")
+    return ev if isinstance(ev, dict) and ev.get("status") == PENDING else None
+
+
+def awaiting(config: PolicyConfig) -> bool:
+    """Whether training and sampling are done for ``config`` and only the judging is left."""
+    uri = config.output.uri
+    if not config.evaluation.enabled or io.is_remote(uri):
+        return False
+    ev = _pending(report.read_summary(uri))
+    return ev is not None and ev.get("configDigest") == config_digest(config) and io.exists(io.join(uri, SAMPLES))
+
+
+def open_judge(spec: LabelerSpec, where: str) -> Any:
+    """The judge's engine; ConfigError (exit 3) when it cannot load, JudgeUnavailableError (exit 1) for
+    an endpoint that is down (it may come back)."""
+    from rlaif_jobs.feedback import EngineLoadError, open_engine
+
+    try:
+        return open_engine(spec)
+    except EngineLoadError as err:
+        if spec.engine == "openai":
+            raise JudgeUnavailableError(f"{where}: {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def complete(config: PolicyConfig, engine: Any = None) -> dict[str, Any]:
+    """Judges the pending samples of the run in ``config.output.uri`` and completes its summary.
+
+    ``engine``: a judge engine to borrow (tests; not closed), else the config's judge is loaded. Returns
+    the summary (unchanged when nothing is pending: evaluation disabled or already done). ConfigError
+    when the trainer has not finished there, or finished under another config.
+    """
+    t0 = time.time()
+    uri = config.output.uri
+    summary = report.read_summary(uri)
+    if summary is None:
+        raise ConfigError(f"output.uri: no summary.json under {uri!r}: the policy trainer has not finished"
+                          " there; run the policy stage first (rlaif_jobs.launch runs the evaluation after it)")
+    ev = _pending(summary)
+    if ev is None:
+        log.info("evaluation: nothing pending in %s (%s)", uri,
+                 "evaluation.enabled: false" if summary.get("evaluation") is None else "already done")
+        return summary
+    if ev.get("configDigest") != config_digest(config):
+        raise ConfigError(f"--config: the evaluation samples in {uri!r} were generated under another config;"
+                          " rerun the policy stage with this config (it retrains) or use its own config")
+    with io.open_read(io.join(uri, SAMPLES)) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    p = plan_for(config, [r["record"] for r in rows])
+    p.prompts = [HeldPrompt(str(r["id"]), str(r["prompt"]), r.get("task")) for r in rows]
+    samples = Samples([str(r["policy"]) for r in rows], [str(r["sft"]) for r in rows])
+    progress.report("loading the judge", 0)
+    figures, record = judge_and_score(p, samples, engine, io.local_path(uri), open_judge, seed=config.rl.seed)
+    seconds = time.time() - t0
+    metrics = {**summary["metrics"], **figures, "evaluationSeconds": seconds,
+               "elapsedSeconds": summary["metrics"].get("elapsedSeconds", 0.0) + seconds}
+    extra = {k: v for k, v in summary.items() if k not in ("stage", "outputs", "metrics")}
+    extra["evaluation"] = {**record, "status": DONE, "trainerPid": ev.get("trainerPid"), "evaluatorPid": os.getpid(),
+                           "configDigest": ev.get("configDigest")}
+    log.info("evaluation done in %.0f s", seconds)
+    return report.write_summary(uri, summary["stage"], summary["outputs"], metrics, extra)
