@@ -11,10 +11,12 @@ value), each with its own learning rate::
     ...
     export_hf_model(policy, "out/model", env, tokenizer)
 
-The optimizer is torch's AdamW (fused on CUDA): it needs no compiled extension, unlike DeepSpeed's
+The optimizer is torch's fused AdamW (CUDA and CPU): it needs no compiled extension, unlike DeepSpeed's
 FusedAdam/CPUAdam. With optimizer offload DeepSpeed insists on its CPUAdam, compiled on first use
 (about 50 s, cached in ~/.cache/torch_extensions; bake it into the trainer image). A user config
 with its own ``optimizer`` or ``scheduler`` section is handed to DeepSpeed unchanged.
+``backward(engine, loss)`` is ``engine.backward(loss)`` minus the gradient all-reduce that DeepSpeed
+runs even over a world of one at ZeRO 0 (the policy trainer uses it).
 """
 
 from __future__ import annotations
