@@ -9,9 +9,11 @@ transformers ``generate`` (its vLLM modes need CUDA).
 
 Each side runs in its own process. The first ``--warmup`` steps are left out of the rates (they pay
 for lazy initialisation); start-up (model loads, vLLM engine, DeepSpeed) is reported separately.
-Printed: samples/s (completions per second of training steps) for both and the ratio, and for each side
-the time per step spent in rollout, reward and update (ours also: log-probs of policy/reference
-("prepare") and the weight push into vLLM ("sync")).
+Printed: samples/s (completions per second of training steps) for both and the ratio, for each side
+the time per step spent in rollout, reward and update (ours also: the reference's log-probs and, where
+the update cannot supply them, the policy's ("prepare"), and the weight push into vLLM ("sync")), and
+the load average (os.getloadavg) before and after each side, which says whether the machine was quiet.
+Both use torch's fused AdamW (TRL through HF Trainer's default optimizer) and clip gradients at 1.0.
 
     python bench/bench_policy.py                      # defaults: ~6-10 min on 2 cores
     python bench/bench_policy.py --steps 4 --only ours
@@ -157,6 +159,10 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ driver
+def fmt_load(load: tuple[float, float, float] | list[float]) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
+
+
 def child(args: argparse.Namespace) -> None:
     out = Path(args.workdir) / args.child
     out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +202,8 @@ def main() -> int:
         out = Path(args.workdir) / side
         (out / "result.json").unlink(missing_ok=True)
         cmd = [sys.executable, __file__, *sys.argv[1:], "--child", side]
-        print(f"== {side}: running {args.steps} steps ...", flush=True)
+        load_before = os.getloadavg()
+        print(f"== {side}: running {args.steps} steps (load average before: {fmt_load(load_before)}) ...", flush=True)
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
         with (Path(args.workdir) / f"{side}.log").open("w") as log:
             proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -204,13 +211,17 @@ def main() -> int:
             print(f"{side} failed (exit {proc.returncode}); see {args.workdir}/{side}.log")
             return 1
         results[side] = json.loads((out / "result.json").read_text())
+        results[side]["loadAverage"] = {"before": load_before, "after": os.getloadavg()}
     print(f"\nmodel {args.model}, fp32, CPU; {args.batch} completions/step ({args.batch // args.k} prompts x {args.k}),"
           f" {args.max_new_tokens} new tokens, temperature {args.temperature}, beta {args.beta};"
           f" {args.steps} steps, first {args.warmup} left out")
     for side, r in results.items():
         parts = ", ".join(f"{k} {v:.2f}s" for k, v in r["perStep"].items())
         print(f"{side:5s} ({r['rolloutEngine']:12s}) {r['samplesPerSecond']:6.2f} samples/s | per step"
-              f" {r['stepSeconds']:.2f}s: {parts} | start-up {r['startupSeconds']:.0f}s")
+              f" {r['stepSeconds']:.2f}s: {parts} | start-up {r['startupSeconds']:.0f}s | load average"
+              f" before {fmt_load(r['loadAverage']['before'])}, after {fmt_load(r['loadAverage']['after'])}")
+    print(f"(load average: 1/5/15-minute run-queue lengths on {os.cpu_count()} CPUs; above ~0.5 per CPU before a"
+          " side starts, another job shares the machine and the ratio is not a quiet-machine figure)")
     if len(results) == 2:
         ratio = results["ours"]["samplesPerSecond"] / results["trl"]["samplesPerSecond"]
         print(f"ratio ours/trl: {ratio:.2f}x (target >= 1.5x)")

@@ -8,10 +8,11 @@
    value model, ZeRO stage and precision from ``rl``; the frozen SFT reference sits beside them;
 3. resumes from the newest complete checkpoint (both engines, optimizers, schedules, the step: the
    step fixes the prompt position) and pushes the resumed weights into the rollout engine;
-4. per step: roll out ``samplesPerPrompt`` responses per prompt (vLLM or transformers), score them,
-   compute log-probs of policy and reference and the values, the KL penalty, the algorithm's
-   advantages and losses, update (``ppoEpochs`` passes for PPO), push the new weights to vLLM, log
-   metrics, checkpoint every ``checkpointEverySteps`` and at the end;
+4. per step (rlaif_jobs.policy.step): roll out ``samplesPerPrompt`` responses per prompt (vLLM or
+   transformers), score them, compute log-probs of the reference and the values, the KL penalty, the
+   algorithm's advantages and losses, update (``ppoEpochs`` passes for PPO; with one pass the policy's
+   old log-probs come from the update's own forward), push the new weights to vLLM, log metrics,
+   checkpoint every ``checkpointEverySteps`` and at the end;
 5. exports ``<output>/model`` (an HF folder), generates the held-out responses of the policy and the
    SFT policy (rlaif_jobs.evaluation) and writes them with ``summary.json`` marked evaluation pending:
    ``python -m rlaif_jobs.evaluation`` judges them in a fresh process (rlaif_jobs.launch runs it).
@@ -34,23 +35,16 @@ from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.errors import RetryableError
 from rlaif_jobs.policy.algorithms import get_algorithm
-from rlaif_jobs.policy.kl import kl_per_token, masked_mean, sequence_kl
-from rlaif_jobs.policy.models import (
-    load_policy,
-    load_reference,
-    load_value_model,
-    make_batch,
-    policy_forward,
-    value_forward,
-)
-from rlaif_jobs.policy.prompts import Prompt, load_prompt_records, to_prompts
+from rlaif_jobs.policy.models import load_policy, load_reference, load_value_model
+from rlaif_jobs.policy.prompts import load_prompt_records, to_prompts
 from rlaif_jobs.policy.rewards import RewardError, RewardSource
 from rlaif_jobs.policy.rollout import RolloutEngine, TransformersRollout
+from rlaif_jobs.policy.step import fused_old_logprobs, train_step
+from rlaif_jobs.policy.step import rollout_seed as _rollout_seed
 from rlaif_jobs.train import (
     BatchPlan,
     DistEnv,
     ShardedSampler,
-    all_reduce_sum,
     build_ds_config,
     build_engine,
     current_lr,
@@ -147,10 +141,6 @@ def _device_from_env() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
 
 
-def _rollout_seed(seed: int, step: int, rank: int) -> int:
-    return (seed * 1_000_003 + step * 10_007 + rank * 101) % (2**31 - 1)
-
-
 def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> dict[str, Any]:
     """Trains, exports, evaluates and reports (see the module docstring).
 
@@ -219,10 +209,12 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     sync_seconds: list[float] = []
     if run.resumed and rollout.needs_sync:
         sync_seconds.append(rollout.load_weights(policy_weights(policy)))
+    fused = fused_old_logprobs(algo, spec, plan, policy.module)
     if env.is_main:
-        log.info("%s: %d prompts (%d held out), %d steps of %d prompts x %d samples; rollouts by %s; reward %s",
-                 algo.name, len(prompts), len(held), total_steps, prompts_per_step, spec.samples_per_prompt,
-                 rollout.name, reward.name)
+        log.info("%s: %d prompts (%d held out), %d steps of %d prompts x %d samples; rollouts by %s; reward %s;"
+                 " old-policy log-probs %s", algo.name, len(prompts), len(held), total_steps, prompts_per_step,
+                 spec.samples_per_prompt, rollout.name, reward.name,
+                 "from the update's forward" if fused else "from a separate pass")
 
     # 4. Train.
     recent: list[dict[str, float]] = list(saved.get("recent", []))
@@ -233,8 +225,8 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         for sb in sampler.steps(start, total_steps):
             step = sb.global_step
             mine = [prompts[i] for mb in sb.micro_batches for i in mb]
-            row = _train_step(config, algo, step, env, mine, rollout, reward, policy, value, reference,
-                              tokenizer, plan, times, doing=run.bar.phase)
+            row = train_step(config, algo, step, env, mine, rollout, reward, policy, value, reference,
+                             tokenizer, plan, times, fused, doing=run.bar.phase)
             samples_done += plan.global_batch
             if rollout.needs_sync:
                 t = rollout.load_weights(policy_weights(policy))
@@ -305,103 +297,3 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
         shutdown()
     return summary
-
-
-def _train_step(config: PolicyConfig, algo: Any, step: int, env: DistEnv, mine: list[Prompt],
-                rollout: RolloutEngine, reward: RewardSource, policy: Any, value: Any, reference: Any,
-                tokenizer: Any, plan: BatchPlan, times: dict[str, float],
-                doing: Any = lambda phase: None) -> dict[str, float]:
-    """One RL step on this rank's prompts; returns the step's metrics (averaged over all ranks).
-    ``doing(phase)`` is told each phase as it starts (the console's progress line shows it)."""
-    spec = config.rl
-    k = spec.samples_per_prompt
-    device = env.device
-
-    t = time.perf_counter()
-    doing("rollout")
-    gens = rollout.generate([p.ids for p in mine], k, spec.max_new_tokens, spec.temperature, spec.top_p,
-                            _rollout_seed(spec.seed, step, env.rank))
-    times["rollout"] += (t1 := time.perf_counter()) - t
-    flat = [(p, g) for p, group in zip(mine, gens, strict=True) for g in group]  # prompt-major: RLOO's groups
-    doing("reward")
-    raw = reward.score([p.text for p, _ in flat], [g.text for _, g in flat], [p.task for p, _ in flat])
-    times["reward"] += (t2 := time.perf_counter()) - t1
-    scores = torch.tensor(raw, dtype=torch.float32)
-    unscored = torch.isnan(scores)
-    if bool(unscored.all()):
-        raise RewardError(f"step {step}: the reward source could not score any of {len(raw)} responses")
-    if bool(unscored.any()):  # no signal from these: the batch mean, so their advantage is about zero
-        scores[unscored] = scores[~unscored].mean()
-
-    batch = make_batch([p.ids for p, _ in flat], [g.token_ids for _, g in flat],
-                       tokenizer.pad_token_id).to(device)
-    m = plan.micro_batch
-    n = len(flat)
-    old_logp, ref_logp, entropy = [], [], []
-    old_values = []
-    doing("log-probs")
-    policy.eval()
-    with torch.no_grad():
-        for lo in range(0, n, m):
-            mb = batch.slice(slice(lo, lo + m))
-            lp, ent = policy_forward(policy, mb, spec.temperature, with_entropy=True)
-            old_logp.append(lp)
-            entropy.append(ent)
-            ref_logp.append(policy_forward(reference, mb, spec.temperature)[0])
-            if value is not None:
-                old_values.append(value_forward(value, mb))
-    policy.train()
-    old_lp = torch.cat(old_logp)
-    mask = batch.mask
-    kl_tokens = kl_per_token(old_lp, torch.cat(ref_logp), mask)
-    values_old = torch.cat(old_values) if old_values else None
-    adv, returns = algo.targets(scores.to(device), kl_tokens, mask, values_old, spec.kl_coef, k)
-    times["prepare"] += (t3 := time.perf_counter()) - t2
-
-    policy_losses, value_losses, extra = [], [], {}
-    doing("update")
-    for _ in range(spec.ppo_epochs if algo.multi_epoch else 1):
-        for lo in range(0, n, m):
-            rows = slice(lo, lo + m)
-            mb = batch.slice(rows)
-            lp, _ = policy_forward(policy, mb, spec.temperature)
-            loss, stats = algo.policy_loss(lp, old_lp[rows], adv[rows], mb.mask, spec.clip_range)
-            policy.backward(loss)
-            policy.step()
-            policy_losses.append(loss.item())
-            for key, v in stats.items():
-                extra.setdefault(key, []).append(v)
-            if value is not None:
-                v = value_forward(value, mb)
-                vloss = algo.value_loss(v, values_old[rows], returns[rows], mb.mask, spec.clip_range)
-                value.backward(vloss)
-                value.step()
-                value_losses.append(vloss.item())
-    times["update"] += time.perf_counter() - t3
-
-    seq_kl = sequence_kl(kl_tokens, mask)
-    lengths = mask.sum(-1)
-    local = [
-        float(scores.sum()), float(n), float(seq_kl.sum()), float((torch.cat(entropy) * mask).sum()),
-        float(mask.sum()), float(sum(g.finished for _, g in flat)), float(unscored.sum()),
-        float(((1 - spec.kl_coef) * scores.to(device) - spec.kl_coef * seq_kl).sum()),
-        sum(policy_losses) / len(policy_losses), sum(value_losses) / len(value_losses) if value_losses else 0.0,
-        float((adv.sum(-1) / lengths.clamp(min=1)).abs().mean()),
-    ]
-    s = all_reduce_sum(local, env)
-    w = env.world_size
-    row = {
-        "meanReward": s[0] / s[1], "kl": s[2] / s[1], "entropy": s[3] / max(s[4], 1.0),
-        "responseLength": s[4] / s[1], "finishedShare": s[5] / s[1], "unscored": s[6],
-        "objective": s[7] / s[1], "policyLoss": s[8] / w, "meanAbsAdvantage": s[10] / w,
-        "rewardStd": float(scores.std()) if n > 1 else 0.0,
-    }
-    if value is not None:
-        row["valueLoss"] = s[9] / w
-    for key, vals in extra.items():
-        row[key] = sum(vals) / len(vals)
-    row["tokenKl"] = float(masked_mean(kl_tokens, mask))
-    row.update(rolloutSeconds=t1 - t, rewardSeconds=t2 - t1, prepareSeconds=t3 - t2,
-               updateSeconds=time.perf_counter() - t3)
-    return row
-

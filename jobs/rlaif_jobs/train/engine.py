@@ -11,10 +11,12 @@ value), each with its own learning rate::
     ...
     export_hf_model(policy, "out/model", env, tokenizer)
 
-The optimizer is torch's AdamW (fused on CUDA): it needs no compiled extension, unlike DeepSpeed's
+The optimizer is torch's fused AdamW (CUDA and CPU): it needs no compiled extension, unlike DeepSpeed's
 FusedAdam/CPUAdam. With optimizer offload DeepSpeed insists on its CPUAdam, compiled on first use
 (about 50 s, cached in ~/.cache/torch_extensions; bake it into the trainer image). A user config
 with its own ``optimizer`` or ``scheduler`` section is handed to DeepSpeed unchanged.
+``backward(engine, loss)`` is ``engine.backward(loss)`` minus the gradient all-reduce that DeepSpeed
+runs even over a world of one at ZeRO 0 (the policy trainer uses it).
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ def make_optimizer(model: Any, lr: float, weight_decay: float, ds_config: dict[s
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, adamw_mode=True)
-    # DeepSpeed moves the model to the rank's CUDA device when there is one: fuse the update there.
-    fused = True if torch.cuda.is_available() else None
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
+    # The fused kernel on CUDA and on CPU alike (HF Trainer's default too): on CPU the per-tensor loop
+    # took ~5x longer for a 135M model (12 s against 2 s per step, torch 2.13 on 2 busy cores).
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
 
 
 def warmup_linear_decay(warmup_steps: int, total_steps: int):
@@ -129,6 +131,22 @@ def build_engine(model: Any, spec: TrainerSpec, ds_config: dict[str, Any], total
         config=ds_config,
     )
     return engine
+
+
+def backward(engine: Any, loss: Any) -> None:
+    """``engine.backward(loss)``, without DeepSpeed's gradient all-reduce when there is nothing to reduce.
+
+    With one process and ZeRO off (stage 0) DeepSpeed still flattens every gradient into a bucket,
+    "all-reduces" it over the world of one and copies it back: passes over all the model's gradients
+    for nothing (~1 s per step for 135M parameters on 2 cores). ``no_sync`` is DeepSpeed's switch for
+    skipping it; loss scaling by the accumulation steps and the optimizer step are unchanged. ZeRO
+    stages 1-3 keep their own reduction (their optimizers build their partitions from it).
+    """
+    if engine.world_size == 1 and engine.zero_optimization_stage() == 0:
+        with engine.no_sync():
+            engine.backward(loss)
+    else:
+        engine.backward(loss)
 
 
 def current_lr(engine: Any) -> float:

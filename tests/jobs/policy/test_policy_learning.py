@@ -60,6 +60,7 @@ def test_reinforce_with_value_baseline_learns_the_programmatic_reward(tiny_sft_p
     assert summary["stage"] == "policy" and summary["outputs"]["model"] == f"{out}/model"
     assert summary["algorithm"] == "reinforce" and summary["rolloutEngine"] == "transformers"
     assert summary["deepspeed"]["zeroStage"] == 2
+    assert "old-policy log-probs from the update's forward" in proc.stdout  # one pass: no separate one
     assert summary["metrics"]["meanReward"] > summary["metrics"]["initialMeanReward"] + 0.3
     # the exported HF folder, sampled on its own, has learned the preference; the SFT model has not
     trained, sft = blue_rate(sample_texts(out / "model", PROMPTS)), blue_rate(sample_texts(tiny_sft_policy, PROMPTS))
@@ -82,6 +83,21 @@ def test_rloo_with_vllm_rollouts_learns_and_reports_the_weight_sync(tiny_sft_pol
     assert mean([r["kl"] for r in rows[-3:]]) > 0.1
     assert all(r["syncSeconds"] > 0 for r in rows) and "valueLoss" not in rows[0]
     assert summary["metrics"]["meanSyncSeconds"] > 0
+    assert "old-policy log-probs from the update's forward" in proc.stdout
+
+
+def test_ppo_epochs_take_the_old_log_probs_from_a_separate_pass(tiny_sft_policy, tmp_path):
+    """With two passes over each batch the second needs the true pi_old: the trainer computes it first,
+    and the second pass sees the policy moved away from it (approxKl > 0; 0 would mean pi_old = pi)."""
+    out = tmp_path / "run"
+    cfg = policy_config(tiny_sft_policy, out, rl={"algorithm": "ppo", "ppoEpochs": 2, "maxSteps": 2,
+                                                  "deepspeed": {"zeroStage": 0}})
+    proc = run_programmatic(write_config(tmp_path / "cfg.json", cfg), "blue", tmp_path / "log.txt")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "old-policy log-probs from a separate pass" in proc.stdout
+    rows = steps(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["approxKl"] > 0 and 0 <= r["clipFraction"] <= 1 and r["valueLoss"] > 0 for r in rows), rows
 
 
 def test_pushed_weights_are_the_ones_vllm_samples_from(tiny_sft_policy):

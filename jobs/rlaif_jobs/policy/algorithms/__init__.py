@@ -22,7 +22,9 @@ class Algorithm:
         (advantages [B,T], returns [B,T] | None), detached;
     policy_loss(logprobs, old_logprobs, advantages, mask, clip_range) -> (loss, stats);
     value_loss(values, old_values, returns, mask, clip_range) -> loss, or None without a value model;
-    multi_epoch: whether the update makes rl.ppoEpochs passes over each rollout batch (PPO) or one.
+    multi_epoch: whether the update makes rl.ppoEpochs passes over each rollout batch (PPO) or one;
+    group_targets: whether a response's targets depend only on its own prompt's group of responses
+        (so whole groups can be scored micro-batch by micro-batch), not on the whole batch (PPO whitens).
     """
 
     name: str
@@ -31,17 +33,19 @@ class Algorithm:
     policy_loss: Callable
     value_loss: Callable | None
     multi_epoch: bool
+    group_targets: bool
 
 
-def _wrap(module: ModuleType, multi_epoch: bool = False) -> Algorithm:
+def _wrap(module: ModuleType, multi_epoch: bool = False, group_targets: bool = True) -> Algorithm:
     return Algorithm(name=module.NAME, uses_value=module.USES_VALUE, targets=module.targets,
-                     policy_loss=module.policy_loss, value_loss=module.value_loss, multi_epoch=multi_epoch)
+                     policy_loss=module.policy_loss, value_loss=module.value_loss, multi_epoch=multi_epoch,
+                     group_targets=group_targets)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
     "reinforce": _wrap(reinforce),
     "rloo": _wrap(rloo),
-    "ppo": _wrap(ppo, multi_epoch=True),
+    "ppo": _wrap(ppo, multi_epoch=True, group_targets=False),
 }
 
 
