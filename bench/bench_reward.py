@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         o, t = results["ours"], results["trl"]
         ratio = o["samplesPerSecond"] / t["samplesPerSecond"]
         cpu_ratio = o["samplesPerCpuSecond"] / t["samplesPerCpuSecond"]
-        print("\n| trainer | samples/s | samples/CPU-s | held-out accuracy | load avg before/after |\n|---|---|---|---|---|")
+        print("\n| trainer | samples/s | samples/CPU-s | held-out accuracy | load avg before/after |")
+        print("|---|---|---|---|---|")
         for label, r in ((f"rlaif (DeepSpeed ZeRO-{args.zero_stage}, {args.precision}, "
                           f"{'packed' if args.packing else 'padded'})", o),
                          (f"TRL RewardTrainer ({args.precision}, padded)", t)):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reward_helpers import learnable_pairs
 
 from rlaif_jobs.config.common import ModelRef
 from rlaif_jobs.reward.format import encode_reward_inputs, reward_input, tokenize_reward_inputs
 from rlaif_jobs.reward.model import load_reward_model
 from rlaif_jobs.reward.packing import pack_pairs, packed_scores, supports_packing
-
-from reward_helpers import learnable_pairs
 
 
 @pytest.fixture(scope="module")
