@@ -8,6 +8,14 @@ first optimizer step to the end of the last, so start-up and the first step's al
 neither) and the ratio; and the pairwise accuracy both final models reach on the held-out pairs,
 scored the same way (RewardModelScorer, float32) against the human labels.
 
+Ours trains on packed rows by default (training.packing: each pair's shared prompt computed once,
+no padding; see rlaif_jobs.reward.packing); --no-packing measures its padded batches. TRL 1.16's
+RewardTrainer has no padding-free or packing option (its collator pads chosen and rejected to the
+longest text of the micro-batch), so TRL runs as it ships. Gradient checkpointing is off for both
+(RewardConfig turns it on by default, our trainer off: the same setting for both, --gradient-checkpointing
+turns it on for both). The load average (1 min) is printed before and after each run: compare runs
+made at similar load only.
+
 Data: builtin://datasets/checkable-pairs (300 pairs, human labels), split 240/60 as the trainer
 splits it. It carries no AI labels, so the soft label is the human one, p = 1 or 0 (pass --labels FILE
 to train on a labeling stage's soft labels). TRL's RewardTrainer needs chosen/rejected: the argmax of p.
@@ -51,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["bf16", "fp32"], default="fp32",
                    help="fp32 by default: this CPU (AVX-512, no AMX) runs fp32 faster than bf16 or autocast")
     p.add_argument("--zero-stage", type=int, default=2, choices=[0, 1, 2, 3])
+    p.add_argument("--no-packing", dest="packing", action="store_false",
+                   help="our trainer on padded batches (training.packing false) instead of packed rows")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="on for both trainers")
     p.add_argument("--eval-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OMP threads for each run")
@@ -129,6 +140,7 @@ def run_ours(args: argparse.Namespace, train_file: Path, work: Path) -> dict:
             "learningRate": args.lr, "epochs": epochs, "batchSize": args.batch,
             "microBatchSize": args.micro, "maxLength": args.max_length, "precision": args.precision,
             "warmupRatio": args.warmup_ratio, "evalFraction": 0.0, "seed": args.seed,
+            "packing": args.packing, "gradientCheckpointing": args.gradient_checkpointing,
             "checkpointEverySteps": 100000, "evalEverySteps": 100000, "keepCheckpoints": 1,
             "deepspeed": {"zeroStage": args.zero_stage},
         },
@@ -212,6 +224,7 @@ def trl_worker(args: argparse.Namespace, work: Path) -> None:
         gradient_accumulation_steps=args.batch // args.micro, max_steps=total, learning_rate=args.lr,
         lr_scheduler_type="linear", warmup_steps=int(args.warmup_ratio * total), weight_decay=0.0,
         max_grad_norm=1.0, bf16=args.precision == "bf16", use_cpu=True, logging_steps=1,
+        gradient_checkpointing=args.gradient_checkpointing,  # RewardConfig's default is True; ours is False
         save_strategy="no", eval_strategy="no", report_to=[], max_length=args.max_length, seed=args.seed,
         dataloader_num_workers=0, dataloader_drop_last=True, disable_tqdm=True,
     )
@@ -265,23 +278,29 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in (order[::-1] if args.trl_first else order):
         if args.only and args.only != name:
             continue
+        load_before = os.getloadavg()[0]
         r = run(args, train_file, work)
+        r["loadBefore"], r["loadAfter"] = load_before, os.getloadavg()[0]
         r.update(heldout_accuracy(r["model"], held))
         results[name] = r
         print(f"{name:>4}: {r['steps']} steps, {r['samplesPerSecond']:.2f} samples/s (steady state), "
               f"{r['samplesPerCpuSecond']:.2f} samples/CPU-s, wall {r['wallSeconds']:.0f} s, held-out accuracy "
-              f"{r['accuracy']:.3f} on {r['pairs']} pairs; load average {os.getloadavg()[0]:.1f}", flush=True)
+              f"{r['accuracy']:.3f} on {r['pairs']} pairs; load average {r['loadBefore']:.1f} before, "
+              f"{r['loadAfter']:.1f} after", flush=True)
 
     if "ours" in results and "trl" in results:
         o, t = results["ours"], results["trl"]
         ratio = o["samplesPerSecond"] / t["samplesPerSecond"]
         cpu_ratio = o["samplesPerCpuSecond"] / t["samplesPerCpuSecond"]
-        print("\n| trainer | samples/s | samples/CPU-s | held-out accuracy |\n|---|---|---|---|")
-        print(f"| rlaif (DeepSpeed ZeRO-{args.zero_stage}, {args.precision}) | {o['samplesPerSecond']:.2f} | "
-              f"{o['samplesPerCpuSecond']:.2f} | {o['accuracy']:.3f} |")
-        print(f"| TRL RewardTrainer ({args.precision}) | {t['samplesPerSecond']:.2f} | "
-              f"{t['samplesPerCpuSecond']:.2f} | {t['accuracy']:.3f} |")
-        print(f"\nratio (rlaif / TRL): {ratio:.2f}x samples/s (target >= 1.0x); {cpu_ratio:.2f}x per CPU-second")
+        print("\n| trainer | samples/s | samples/CPU-s | held-out accuracy | load avg before/after |")
+        print("|---|---|---|---|---|")
+        for label, r in ((f"rlaif (DeepSpeed ZeRO-{args.zero_stage}, {args.precision}, "
+                          f"{'packed' if args.packing else 'padded'})", o),
+                         (f"TRL RewardTrainer ({args.precision}, padded)", t)):
+            print(f"| {label} | {r['samplesPerSecond']:.2f} | {r['samplesPerCpuSecond']:.2f} | {r['accuracy']:.3f} "
+                  f"| {r['loadBefore']:.1f} / {r['loadAfter']:.1f} |")
+        print(f"\nratio (rlaif / TRL): {ratio:.2f}x samples/s (target >= 1.5x); {cpu_ratio:.2f}x per CPU-second;"
+              f" held-out accuracy {o['accuracy']:.3f} vs {t['accuracy']:.3f} ({o['pairs']} pairs)")
     (work / "bench-result.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     return 0
 

@@ -16,6 +16,12 @@ class RewardTrainerSpec(TrainerSpec):
     eval_every_steps: int | None = Field(
         None, ge=1, description="Evaluate on the held-out pairs this often; default: with each checkpoint."
     )
+    packing: bool | None = Field(
+        None,
+        description="Score each pair in one packed row (shared prompt computed once, no padding): about half"
+        " the compute, same scores. Default: on when the model supports it (a decoder with a last-token"
+        " score head); true requires it; false uses padded batches.",
+    )
 
 
 class RewardConfig(CamelModel):

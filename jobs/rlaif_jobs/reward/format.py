@@ -40,13 +40,23 @@ def tokenize_reward_inputs(tokenizer: Any, texts: list[str], max_length: int | N
     tokens are added (the template wrote them; a BOS added twice would shift every score); without
     one the tokenizer adds its usual ones.
     """
+    return _encode(tokenizer, texts, max_length, padding=True, return_tensors="pt")
+
+
+def encode_reward_inputs(tokenizer: Any, texts: list[str], max_length: int | None = None) -> list[list[int]]:
+    """The token ids of each text, unpadded, truncated exactly as ``tokenize_reward_inputs`` does
+    (the rows of its input_ids without the padding): what packed batches are built from."""
+    return _encode(tokenizer, texts, max_length, padding=False)["input_ids"]
+
+
+def _encode(tokenizer: Any, texts: list[str], max_length: int | None, **kw: Any) -> Any:
     limit = max_length or getattr(tokenizer, "model_max_length", None)
     if limit is not None and limit > 1_000_000:  # transformers' "no limit" sentinel
         limit = None
     side = tokenizer.truncation_side
     tokenizer.truncation_side = "left"
     try:
-        return tokenizer(texts, padding=True, truncation=limit is not None, max_length=limit,
-                         add_special_tokens=not has_chat_template(tokenizer), return_tensors="pt")
+        return tokenizer(texts, truncation=limit is not None, max_length=limit,
+                         add_special_tokens=not has_chat_template(tokenizer), **kw)
     finally:
         tokenizer.truncation_side = side

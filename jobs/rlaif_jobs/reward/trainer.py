@@ -8,7 +8,8 @@
    gradient checkpointing from the spec);
 3. resumes from the newest complete checkpoint if there is one (weights, optimizer, LR schedule and
    the step, which fixes the data position: see rlaif_jobs.train.sampler);
-4. trains with the soft-label loss, logging loss/accuracy per step, evaluating on the held-out pairs
+4. trains with the soft-label loss (each micro-batch one packed row where the model allows it:
+   the pair's shared prompt computed once, no padding; see rlaif_jobs.reward.packing), logging loss/accuracy per step, evaluating on the held-out pairs
    (at the start, every evalEverySteps, at the end), checkpointing every checkpointEverySteps and at
    the end;
 5. writes ``<output>/model`` (an HF folder), ``<output>/metrics.jsonl`` and ``summary.json``.
@@ -24,9 +25,10 @@ from typing import Any
 from rlaif_jobs.config.reward import RewardConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.reward.data import PreferencePair, load_preferences, split_holdout
-from rlaif_jobs.reward.format import reward_input, tokenize_reward_inputs
+from rlaif_jobs.reward.format import encode_reward_inputs, reward_input, tokenize_reward_inputs
 from rlaif_jobs.reward.loss import preferred_a, soft_label_loss
 from rlaif_jobs.reward.model import load_reward_model
+from rlaif_jobs.reward.packing import pack_pairs, packed_scores, supports_packing
 from rlaif_jobs.train import (
     DistEnv,
     ShardedSampler,
@@ -48,10 +50,11 @@ ENGINE = "model"  # the engine's name inside checkpoints
 
 
 class _Texts:
-    """reward_input strings per pair, rendered once and kept (the chat template is not free)."""
+    """reward_input strings (and their token ids) per pair, rendered once and kept (the chat template
+    is not free)."""
 
-    def __init__(self, tokenizer: Any, pairs: list[PreferencePair]):
-        self.tok, self.pairs, self.cache = tokenizer, pairs, {}
+    def __init__(self, tokenizer: Any, pairs: list[PreferencePair], max_length: int):
+        self.tok, self.pairs, self.max_length, self.cache, self.id_cache = tokenizer, pairs, max_length, {}, {}
 
     def length(self, i: int) -> int:
         """Characters of the longer of the two texts: a cheap proxy for the padded token length."""
@@ -65,9 +68,31 @@ class _Texts:
                              reward_input(self.tok, x.context, x.response_b))
         return self.cache[i]
 
+    def ids(self, i: int) -> tuple[list[int], list[int]]:
+        """Token ids of both texts, truncated as in a padded batch."""
+        if i not in self.id_cache:
+            a, b = encode_reward_inputs(self.tok, list(self.get(i)), self.max_length)
+            self.id_cache[i] = (a, b)
+        return self.id_cache[i]
 
-def _scores(engine: Any, tokenizer: Any, texts: _Texts, idx: list[int], max_length: int, device: Any):
-    """Scores (r_a, r_b) of pairs ``idx`` in one forward pass over the 2k sequences."""
+
+def packing_mode(spec: Any, model: Any) -> bool:
+    """Whether to train on packed rows: training.packing, or by default whenever the model supports
+    it. Raises ConfigError naming training.packing when it is required and the model cannot."""
+    why_not = supports_packing(model)
+    if spec.packing and why_not:
+        raise ConfigError(f"training.packing: true, but this base model cannot be packed ({why_not}); set"
+                          " training.packing to false (padded batches) or leave it unset")
+    return why_not is None if spec.packing is None else spec.packing
+
+
+def _scores(engine: Any, tokenizer: Any, texts: _Texts, idx: list[int], max_length: int, device: Any,
+            packed: bool = False):
+    """Scores (r_a, r_b) of pairs ``idx`` in one forward pass: one packed row (see reward.packing),
+    or a padded batch of the 2k sequences."""
+    if packed:
+        model = engine.module
+        return packed_scores(model, pack_pairs([texts.ids(i) for i in idx], model.config.pad_token_id), engine)
     ab = [texts.get(i) for i in idx]
     enc = tokenize_reward_inputs(tokenizer, [a for a, _ in ab] + [b for _, b in ab], max_length)
     out = engine(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
@@ -77,7 +102,7 @@ def _scores(engine: Any, tokenizer: Any, texts: _Texts, idx: list[int], max_leng
 
 
 def evaluate(engine: Any, tokenizer: Any, pairs: list[PreferencePair], texts: _Texts, env: DistEnv,
-             micro_batch: int, max_length: int) -> dict[str, float]:
+             micro_batch: int, max_length: int, packed: bool = False) -> dict[str, float]:
     """Held-out loss and pairwise accuracy, over all ranks (collective).
 
     evalAccuracy: against the human label where a pair has one, else against the AI label's argmax;
@@ -92,7 +117,7 @@ def evaluate(engine: Any, tokenizer: Any, pairs: list[PreferencePair], texts: _T
         for chunk in eval_shards(len(pairs), env.world_size, env.rank, micro_batch):
             idx = [i for i, _ in chunk]
             w = torch.tensor([wt for _, wt in chunk])
-            r_a, r_b = _scores(engine, tokenizer, texts, idx, max_length, env.device)
+            r_a, r_b = _scores(engine, tokenizer, texts, idx, max_length, env.device, packed)
             p = torch.tensor([pairs[i].p for i in idx])
             loss = soft_label_loss(r_a, r_b, p.to(r_a.device), reduction="none").cpu()
             sums[0] += float((loss * w).sum())
@@ -136,6 +161,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     tokenizer, model = load_reward_model(config.base_model)
     tokenizer.model_max_length = spec.max_length  # saved with the model: the scorer truncates alike
     tokenizer.truncation_side = "left"
+    packed = packing_mode(spec, model)
 
     # 2. Distributed engine.
     env = init_distributed()
@@ -151,7 +177,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
                  len(train), len(held), total_steps, plan.global_batch, env.world_size, plan.micro_batch,
                  plan.grad_accum)
 
-    train_texts, held_texts = _Texts(tokenizer, train), _Texts(tokenizer, held)
+    train_texts, held_texts = _Texts(tokenizer, train, spec.max_length), _Texts(tokenizer, held, spec.max_length)
     eval_every = spec.eval_every_steps or spec.checkpoint_every_steps
     last_eval: dict[str, float] = saved.get("lastEval", {})
     last_eval_step = saved.get("lastEvalStep", -1)
@@ -160,7 +186,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
         nonlocal last_eval, last_eval_step
         if not held:
             return
-        last_eval = evaluate(engine, tokenizer, held, held_texts, env, plan.micro_batch * 2, spec.max_length)
+        last_eval = evaluate(engine, tokenizer, held, held_texts, env, plan.micro_batch * 2, spec.max_length, packed)
         last_eval_step = step
         metrics.log(step, **last_eval)
         if env.is_main:
@@ -176,7 +202,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     for batch in sampler.steps(start, total_steps):
         t_step = time.time()
         for idx in regroup_by_length(batch.micro_batches, train_texts.length):
-            r_a, r_b = _scores(engine, tokenizer, train_texts, idx, spec.max_length, env.device)
+            r_a, r_b = _scores(engine, tokenizer, train_texts, idx, spec.max_length, env.device, packed)
             p = torch.tensor([train[i].p for i in idx], device=r_a.device)
             loss = soft_label_loss(r_a, r_b, p)
             engine.backward(loss)
@@ -232,6 +258,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
         config.output.uri, "reward", results,
         extra={"baseModel": config.base_model.uri, "preferences": config.preferences_uri,
                "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
-                             "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
+                             "precision": spec.precision, "gradientAccumulation": plan.grad_accum},
+               "packing": packed})
     shutdown()
     return summary

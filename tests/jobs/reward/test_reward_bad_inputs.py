@@ -75,6 +75,10 @@ CASES = {
     "fewer pairs than one batch": (
         lambda tmp, model: make_config(tmp, model, good_labels(tmp, n=10), batchSize=16),
         r"training\.batchSize: 16 is more than the 9 training pairs"),
+    "packing required on an encoder": (
+        lambda tmp, model: make_config(tmp, "builtin://minilm-l6-v2", good_labels(tmp), packing=True),
+        r"training\.packing: true, but this base model cannot be packed \(BertForSequenceClassification does not"
+        r" read its score from the last token"),
     "unknown config field": (
         lambda tmp, model: make_config(tmp, model, good_labels(tmp), learningrate=1e-4),
         r"--config .*reward\.yaml:\n  training\.learningrate: unknown field"),
