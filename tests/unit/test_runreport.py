@@ -98,3 +98,18 @@ def test_report_from_output_uris_and_the_cli(tmp_path, capsys):
     assert main(["report", str(work)]) == 0
     assert (work / "report.html").exists() and "oracle score (policy)" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "empty")]) == 1
+
+
+def test_a_policy_whose_judge_step_has_not_finished_says_pending_not_disabled(tmp_path):
+    work = _fake_run(tmp_path)
+    out = tmp_path / "out/policy"
+    summary = json.loads((out / "summary.json").read_text())
+    summary["metrics"] = {"meanReward": 0.3}  # training metrics only: the evaluator has not written its figures
+    summary["evaluation"] = {"status": "pending", "judge": "builtin://qwen2.5-coder-1.5b-instruct"}
+    (out / "summary.json").write_text(json.dumps(summary))
+    run = from_workdir(work)
+    assert "evaluation pending" in evaluation_table(run) and "enabled: false" not in evaluation_table(run)
+    assert "evaluation pending" in write_report(run, str(tmp_path / "report.html"))
+    summary["evaluation"] = None
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert "evaluation did not run (evaluation.enabled: false)" in evaluation_table(from_workdir(work))

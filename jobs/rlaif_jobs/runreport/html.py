@@ -17,7 +17,7 @@ from typing import Any
 from rlaif_jobs import io
 from rlaif_jobs.runreport import paper, plots
 from rlaif_jobs.runreport.collect import Run, Stage
-from rlaif_jobs.runreport.table import ROWS
+from rlaif_jobs.runreport.table import ROWS, no_evaluation
 
 SAMPLES_SHOWN = 6
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -123,7 +123,7 @@ def _policy(st: Stage) -> str:
            _img(plots.curves(st.rows, [("meanReward", "reward"), ("kl", "KL to SFT"), ("objective", "objective")],
                              "RL training per step"), "RL curves")]
     if "winRate" not in m:
-        out.append("<p class=warn>Evaluation did not run for this policy (evaluation.enabled: false).</p>")
+        out.append(f"<p class=warn>{_e(no_evaluation(st.summary))}</p>")
         return "\n".join(out)
     if ev.get("judgeIsRewardSource"):
         out.append(f"<p class=warn>The judge ({_e(ev.get('judge'))}) is the model whose judgments trained this"

@@ -30,6 +30,15 @@ def _cell(m: dict[str, float], key: str, interval: bool) -> str:
     return text
 
 
+def no_evaluation(summary: dict) -> str:
+    """Why a policy summary has no evaluation figures: still pending (the judge step has not finished), or
+    turned off. Shared by the console table and the HTML report."""
+    if (summary.get("evaluation") or {}).get("status") == "pending":
+        return ("evaluation pending: the policy trained but its judge step has not finished; rerun the stage"
+                " (only the evaluation runs)")
+    return "evaluation did not run (evaluation.enabled: false)"
+
+
 def evaluation_table(run: Run) -> str:
     """The table as text (one block per stage that has figures)."""
     lines = []
@@ -45,7 +54,7 @@ def evaluation_table(run: Run) -> str:
         lines.append(f"{st.name} (policy vs SFT, {int(m.get('evalPrompts', 0))} held-out prompts, judge"
                      f" {ev.get('judge', 'none')}):")
         if "winRate" not in m:
-            lines.append("  evaluation did not run (evaluation.enabled: false)")
+            lines.append(f"  {no_evaluation(st.summary)}")
             continue
         lines += [f"  {label:<38} {_cell(m, key, iv)}" for label, key, iv in ROWS]
         if "winRateVsOther" in m:
