@@ -9,9 +9,9 @@
 3. resumes from the newest complete checkpoint if there is one (weights, optimizer, LR schedule and
    the step, which fixes the data position: see rlaif_jobs.train.sampler);
 4. trains with the soft-label loss (each micro-batch one packed row where the model allows it:
-   the pair's shared prompt computed once, no padding; see rlaif_jobs.reward.packing), logging loss/accuracy per step, evaluating on the held-out pairs
-   (at the start, every evalEverySteps, at the end), checkpointing every checkpointEverySteps and at
-   the end;
+   the pair's shared prompt computed once, no padding; see rlaif_jobs.reward.packing), logging
+   loss/accuracy per step, evaluating on the held-out pairs (at the start, every evalEverySteps, at
+   the end), checkpointing every checkpointEverySteps and at the end;
 5. writes ``<output>/model`` (an HF folder), ``<output>/metrics.jsonl`` and ``summary.json``.
 """
 
