@@ -62,3 +62,16 @@ def test_slow_steps_show_seconds_per_step() -> None:
     console.events([{"t": 0.0, "phase": "policy", "done": 0, "total": 4, "unit": "steps"},
                     {"t": 28.0, "phase": "policy", "done": 1, "total": 4, "unit": "steps", "doing": "update"}])
     assert "policy 1/4 steps (update), 28 s/step, ETA 1:24" in console.line()
+
+
+def test_a_phase_that_ends_in_the_same_poll_as_the_next_begins_still_shows_its_last_count() -> None:
+    out = StringIO()
+    console = StageConsole(out)
+    console.events([{"phase": "policy", "done": 1, "total": 2, "unit": "steps", "t": 1.0}])
+    console.render()
+    # the trainer's last step and the evaluator's first event, read together
+    console.events([{"phase": "policy", "done": 2, "total": 2, "unit": "steps", "t": 2.0},
+                    {"phase": "loading the judge", "t": 2.1}])
+    console.render(final=True)
+    shown = out.getvalue()
+    assert "policy 2/2 steps" in shown and shown.index("policy 2/2 steps") < shown.index("loading the judge")

@@ -95,6 +95,10 @@ class StageConsole:
                 continue
             phase = self.phases.get(event["phase"])
             if phase is None:
+                if self.phases and not self.tty:
+                    # the last state of what came before prints before a new phase takes the line: a
+                    # fast step's "policy 2/2 steps" and the evaluator's first event can arrive in one poll
+                    self.render(final=True)
                 self.phases[event["phase"]] = _Phase(event)
             else:
                 phase.update(event)
