@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--precision", choices=["bf16", "fp32"], default="fp32",
                    help="fp32 by default: this CPU (AVX-512, no AMX) runs fp32 faster than bf16 or autocast")
-    p.add_argument("--zero-stage", type=int, default=2, choices=[0, 1, 2, 3])
+    p.add_argument("--zero-stage", type=int, default=None, choices=[0, 1, 2, 3],
+                   help="our trainer's deepspeed.zeroStage (default unset, as users run it: 0 on one process)")
     p.add_argument("--no-packing", dest="packing", action="store_false",
                    help="our trainer on padded batches (training.packing false) instead of packed rows")
     p.add_argument("--gradient-checkpointing", action="store_true", help="on for both trainers")
@@ -142,7 +143,7 @@ def run_ours(args: argparse.Namespace, train_file: Path, work: Path) -> dict:
             "warmupRatio": args.warmup_ratio, "evalFraction": 0.0, "seed": args.seed,
             "packing": args.packing, "gradientCheckpointing": args.gradient_checkpointing,
             "checkpointEverySteps": 100000, "evalEverySteps": 100000, "keepCheckpoints": 1,
-            "deepspeed": {"zeroStage": args.zero_stage},
+            "deepspeed": {} if args.zero_stage is None else {"zeroStage": args.zero_stage},
         },
         "output": {"uri": str(out)},
     }
@@ -160,7 +161,8 @@ def run_ours(args: argparse.Namespace, train_file: Path, work: Path) -> dict:
     assert summary["metrics"]["steps"] == args.steps, summary["metrics"]
     return {"steps": len(times), "samplesPerSecond": steady_rate(times, args.batch),
             "samplesPerCpuSecond": steady_rate(cpu, args.batch), "wallSeconds": wall,
-            "model": str(out / "model"), "finalTrainLoss": recs[-1]["trainLoss"]}
+            "model": str(out / "model"), "finalTrainLoss": recs[-1]["trainLoss"],
+            "zeroStage": summary["deepspeed"]["zeroStage"]}
 
 
 # --- TRL --------------------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ratio = o["samplesPerCpuSecond"] / t["samplesPerCpuSecond"]
         print("\n| trainer | samples/s | samples/CPU-s | held-out accuracy | load avg before/after |")
         print("|---|---|---|---|---|")
-        for label, r in ((f"rlaif (DeepSpeed ZeRO-{args.zero_stage}, {args.precision}, "
+        for label, r in ((f"rlaif (DeepSpeed ZeRO-{o['zeroStage']}, {args.precision}, "
                           f"{'packed' if args.packing else 'padded'})", o),
                          (f"TRL RewardTrainer ({args.precision}, padded)", t)):
             print(f"| {label} | {r['samplesPerSecond']:.2f} | {r['samplesPerCpuSecond']:.2f} | {r['accuracy']:.3f} "

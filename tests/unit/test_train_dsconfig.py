@@ -12,6 +12,7 @@ from rlaif_jobs.train.dsconfig import (
     deep_merge,
     plan_batches,
     precision_dtype,
+    zero_stage_note,
 )
 
 
@@ -111,3 +112,18 @@ def test_deep_merge():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert deep_merge(base, {"a": {"c": [3]}, "e": {"f": 1}}) == {"a": {"b": 1, "c": [3]}, "d": 1, "e": {"f": 1}}
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+@pytest.mark.parametrize(("deepspeed", "world", "stage", "chosen"), [
+    ({}, 1, 0, "auto"),                         # one process: nothing to partition
+    ({}, 2, 2, "auto"),
+    ({"offloadOptimizer": True}, 1, 2, "auto"),  # offload needs ZeRO
+    ({"zeroStage": 2}, 1, 2, "spec"),           # an explicit stage is kept
+    ({"zeroStage": 0}, 4, 0, "spec"),
+    ({"config": {"zero_optimization": {"stage": 1}}}, 1, 1, "deepspeed.config"),
+])
+def test_zero_stage_unset_is_0_on_one_process_else_2(deepspeed, world, stage, chosen):
+    s = spec(batchSize=8, microBatchSize=2, deepspeed=deepspeed)
+    cfg = build_ds_config(s, plan_batches(s, world))
+    assert cfg["zero_optimization"]["stage"] == stage
+    assert zero_stage_note(s, cfg) == {"zeroStage": stage, "zeroStageChosen": chosen}

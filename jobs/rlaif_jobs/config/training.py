@@ -13,7 +13,9 @@ from rlaif_jobs.config.common import Precision
 class DeepSpeedSpec(CamelModel):
     """How the DeepSpeed engine is set up; `config` is merged over the defaults we derive."""
 
-    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="ZeRO stage: 0 off, 1 optimizer, 2 +gradients, 3 +weights.")
+    zero_stage: Literal[0, 1, 2, 3] | None = Field(
+        None, description="ZeRO stage: 0 off, 1 optimizer, 2 +gradients, 3 +weights. Unset: 2 on several"
+        " processes or with offloadOptimizer, 0 on one process (nothing to partition; stage 0 is faster).")
     offload_optimizer: bool = Field(False, description="Keep optimizer state on the CPU (ZeRO 2/3).")
     config: dict[str, Any] = Field(
         default_factory=dict,

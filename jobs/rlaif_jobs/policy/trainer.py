@@ -52,6 +52,7 @@ from rlaif_jobs.train import (
     plan_batches,
     shutdown,
     world_size_from_env,
+    zero_stage_note,
 )
 from rlaif_jobs.train.run import TrainingRun, output_dir
 
@@ -292,7 +293,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         config.output.uri, "policy", results,
         extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
                "policy": config.policy.uri, "evaluation": eval_record,
-               "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
+               "deepspeed": {**zero_stage_note(spec, ds_config),
                              "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
     if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
         shutdown()

@@ -42,6 +42,7 @@ from rlaif_jobs.train import (
     regroup_by_length,
     shutdown,
     world_size_from_env,
+    zero_stage_note,
 )
 from rlaif_jobs.train.run import TrainingRun, output_dir
 
@@ -257,7 +258,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     summary = run.report(
         config.output.uri, "reward", results,
         extra={"baseModel": config.base_model.uri, "preferences": config.preferences_uri,
-               "deepspeed": {"zeroStage": ds_config["zero_optimization"]["stage"],
+               "deepspeed": {**zero_stage_note(spec, ds_config),
                              "precision": spec.precision, "gradientAccumulation": plan.grad_accum},
                "packing": packed})
     shutdown()

@@ -50,7 +50,14 @@ from rlaif_jobs.train.dist import (
     shutdown,
     world_size_from_env,
 )
-from rlaif_jobs.train.dsconfig import BatchPlan, TrainingConfigError, build_ds_config, deep_merge, plan_batches
+from rlaif_jobs.train.dsconfig import (
+    BatchPlan,
+    TrainingConfigError,
+    build_ds_config,
+    deep_merge,
+    plan_batches,
+    zero_stage_note,
+)
 from rlaif_jobs.train.engine import build_engine, current_lr, export_hf_model
 from rlaif_jobs.train.metrics import MetricsLogger, read_metrics
 from rlaif_jobs.train.progress import progress_bar
@@ -61,5 +68,6 @@ __all__ = [
     "ShardedSampler", "StepBatch", "TrainingConfigError", "all_reduce_sum", "barrier", "broadcast_object",
     "build_ds_config", "build_engine", "current_lr", "deep_merge", "eval_shards", "export_hf_model",
     "init_distributed", "plan_batches", "progress_bar", "read_metrics", "regroup_by_length", "shutdown",
+    "zero_stage_note",
     "world_size_from_env",
 ]

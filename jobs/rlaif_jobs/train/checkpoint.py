@@ -113,6 +113,7 @@ class CheckpointManager:
         barrier()
         if self.env.is_main:
             full = {**state, "step": step, "worldSize": self.env.world_size, "engines": sorted(engines),
+                    "zeroStages": {n: e.zero_optimization_stage() for n, e in engines.items()},
                     "savedAt": time.time()}
             io.write_json(str(path / STATE_FILE), full)
             io.write_json(str(path / MARKER), {"step": step})
@@ -144,6 +145,15 @@ class CheckpointManager:
                 f"checkpoint {info.path} was written by {saved_world} processes and this run has"
                 f" {self.env.world_size}; resume with the same number of processes, or move the"
                 " checkpoints folder away to start over")
+        saved_stages = info.state.get("zeroStages", {})
+        for name_, engine in engines.items():
+            saved, now = saved_stages.get(name_), engine.zero_optimization_stage()
+            if saved is not None and saved != now:
+                # DeepSpeed lays optimizer state out per stage: loading another stage's files fails deep inside
+                raise CheckpointError(
+                    f"checkpoint {info.path} was written at ZeRO stage {saved} and this run uses stage {now}"
+                    " (zeroStage unset: 0 on one process, 2 on several); resume with the same deepspeed settings and"
+                    " number of processes, or move the checkpoints folder away to start over")
         missing = set(engines) - set(info.state.get("engines", []))
         if missing:
             raise CheckpointError(f"checkpoint {info.path} has no engine(s) {sorted(missing)}")

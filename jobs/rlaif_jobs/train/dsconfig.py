@@ -70,24 +70,50 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def effective_zero_stage(spec: TrainerSpec, plan: BatchPlan) -> int:
+    """The ZeRO stage to run: spec.deepspeed.zeroStage when set; unset, 2 on several processes or with
+    optimizer offload (which needs ZeRO), else 0.
+
+    ZeRO partitions optimizer state, gradients and weights across ranks; over one rank each partition
+    is the whole, so stages 1-3 save no memory there but cost time: stage 2 copies every gradient into
+    flat partition buffers and reduce buckets each step, which made a 135M reward model's step 1.8x
+    slower than stage 0 on 2 CPU cores (bench/bench_reward.py). The summary records how the stage was
+    chosen (``zero_stage_note``).
+    """
+    ds = spec.deepspeed
+    if ds.zero_stage is not None:
+        return ds.zero_stage
+    return 2 if plan.world_size > 1 or ds.offload_optimizer else 0
+
+
+def zero_stage_note(spec: TrainerSpec, ds_config: dict[str, Any]) -> dict[str, Any]:
+    """The summary's ZeRO fields: {"zeroStage": the stage run, "zeroStageChosen": "spec" (zeroStage
+    set), "auto" (unset: effective_zero_stage) or "deepspeed.config" (the user's config set it)}."""
+    ran = ds_config.get("zero_optimization", {}).get("stage", 0)
+    user = spec.deepspeed.config.get("zero_optimization", {}) if isinstance(spec.deepspeed.config, dict) else {}
+    chosen = "deepspeed.config" if "stage" in user else ("spec" if spec.deepspeed.zero_stage is not None else "auto")
+    return {"zeroStage": ran, "zeroStageChosen": chosen}
+
+
 def build_ds_config(spec: TrainerSpec, plan: BatchPlan, device_type: str = "cpu",
                     field_prefix: str = "training") -> dict[str, Any]:
     """The DeepSpeed config for ``spec`` on ``plan``'s world, with spec.deepspeed.config merged over it.
 
     Derived: train_batch_size / train_micro_batch_size_per_gpu / gradient_accumulation_steps from the
     plan, gradient_clipping from maxGradNorm, bf16/fp16 from precision, zero_optimization.stage and
-    CPU optimizer offload from the DeepSpeedSpec. The optimizer and LR schedule are built by
-    build_engine unless the merged config has its own ``optimizer`` / ``scheduler`` sections.
+    CPU optimizer offload from the DeepSpeedSpec (the stage from ``effective_zero_stage``). The optimizer
+    and LR schedule are built by build_engine unless the merged config has its own ``optimizer`` /
+    ``scheduler`` sections.
     Raises TrainingConfigError for fp16 without a GPU, offload without ZeRO, or user overrides that
     contradict the batch arithmetic.
     """
     ds = spec.deepspeed
     if spec.precision == "fp16" and device_type != "cuda":
         raise TrainingConfigError(f"{field_prefix}.precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
-    if ds.offload_optimizer and ds.zero_stage == 0:
+    if ds.offload_optimizer and ds.zero_stage == 0:  # unset picks 2 with offload
         raise TrainingConfigError(
             f"{field_prefix}.deepspeed.offloadOptimizer: needs zeroStage 1, 2 or 3 (it is 0)")
-    zero: dict[str, Any] = {"stage": ds.zero_stage}
+    zero: dict[str, Any] = {"stage": effective_zero_stage(spec, plan)}
     if ds.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device_type == "cuda"}
     if ds.zero_stage == 3:

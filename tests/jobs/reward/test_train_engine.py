@@ -212,3 +212,10 @@ def test_zero3_export_gathers_partitions_into_a_loadable_hf_folder(dist_env, tmp
         assert got[k].shape == v.shape, k  # full tensors, not ZeRO-3's empty placeholders
         torch.testing.assert_close(got[k].float(), v.to(torch.bfloat16).float(), msg=k)
     assert AutoTokenizer.from_pretrained(out).pad_token_id == tok.pad_token_id
+
+
+def test_checkpoint_of_another_zero_stage_is_refused(dist_env, tmp_path):
+    ckpt = CheckpointManager(tmp_path / "ckpt", keep=1, env=dist_env)
+    ckpt.save({"model": engine_for(spec(2), seed=1)}, 1, {})
+    with pytest.raises(CheckpointError, match="written at ZeRO stage 2 and this run uses stage 0"):
+        ckpt.load({"model": engine_for(spec(0), seed=1)})
