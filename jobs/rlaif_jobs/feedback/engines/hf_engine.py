@@ -1,8 +1,11 @@
-"""Plain transformers engine: the fallback where vLLM is unavailable, and the benchmark's baseline.
+"""The transformers engine: labels in this process with ``AutoModelForCausalLM``, no vLLM.
 
-Scoring runs left-padded batches of ``batch_size`` prompts through one forward pass each and reads
-the log-softmax at the answer positions (teacher forcing over multi-token continuations); with
-``batch_size=1`` it is the straightforward loop (one prompt, i.e. one pair in one order, per pass).
+Scoring reads the log-softmax at the answer positions (teacher forcing over multi-token continuations).
+With ``enablePrefixCaching`` (the default) the prompts of one call go through ``prefix_tree``: the
+prefix they all share runs once, and the rest is packed into rows where every shared token (a pair's
+text before its candidates, the prompt before "1" and "2") is computed once, without padding. Without
+it, left-padded batches of ``batchSize`` prompts run one forward each; ``batchSize`` 1 is the plain
+loop (one prompt, i.e. one pair in one order, per pass), the benchmark's baseline.
 Generation uses ``model.generate`` (greedy at temperature 0).
 """
 
@@ -18,8 +21,18 @@ from rlaif_jobs.feedback.engines.base import (
     encode_prompt,
 )
 from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
+from rlaif_jobs.feedback.engines.prefix_tree import Extend, Pop, Row, plan
 
+# Tokens per packed row: big enough for efficient matrix products, small enough that the row's dense
+# [T, T] attention mask stays cheap next to the matmuls.
+ROW_TOKENS = 512
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
+
+
+def _crop(cache: Any, keep: int) -> None:
+    """Shortens a transformers KV cache to its first ``keep`` tokens (no-op for None or a shorter one)."""
+    if cache is not None and cache.get_seq_length() > keep:
+        cache.crop(keep - cache.get_seq_length())  # a negative count: remove that many from the end
 
 
 class TransformersEngine:
@@ -34,6 +47,7 @@ class TransformersEngine:
         self.model_name = spec.model.uri
         self.tokenizer = load_tokenizer(spec.model, path)
         self.batch_size = spec.batch_size
+        self.prefix_sharing = spec.enable_prefix_caching
         dtype = "auto" if spec.model.dtype == "auto" else getattr(torch, spec.model.dtype)
         try:
             model: Any = AutoModelForCausalLM.from_pretrained(
@@ -57,6 +71,54 @@ class TransformersEngine:
         return ids, mask
 
     def _forward_logprobs(self, seqs: list[list[int]], last: int) -> list:
+        """log-softmax rows [last, vocab] for the final ``last`` positions of each sequence."""
+        if self.prefix_sharing:
+            return self._shared_prefix_logprobs(seqs, last)
+        return self._padded_logprobs(seqs, last)
+
+    def _shared_prefix_logprobs(self, seqs: list[list[int]], last: int) -> list:
+        """As _padded_logprobs, each shared token computed once: runs prefix_tree's plan over one KV
+        cache (Extend appends to it, a Row reads it under a 4-D mask and is dropped, Pop shrinks it)."""
+        import torch
+
+        out: list[list] = [[None] * last for _ in seqs]
+        dtype = next(self.model.parameters()).dtype
+        cache, ctx = None, 0
+        try:
+            with torch.inference_mode():
+                for op in plan(seqs, last, ROW_TOKENS):
+                    if isinstance(op, Pop):
+                        ctx -= op.n
+                        _crop(cache, ctx)
+                        continue
+                    if not op.input_ids:
+                        continue
+                    keep = sorted({idx for _, _, idx in op.reads}) or [len(op.input_ids) - 1]
+                    kwargs: dict = {}
+                    if isinstance(op, Row):
+                        allowed = op.allowed().to(self.device)
+                        if ctx:
+                            allowed = torch.cat([allowed.new_ones(allowed.shape[0], ctx), allowed], dim=1)
+                        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
+                        kwargs["attention_mask"] = mask.masked_fill_(~allowed, torch.finfo(dtype).min)[None, None]
+                    result = self.model(
+                        input_ids=torch.tensor([op.input_ids], device=self.device),
+                        position_ids=torch.tensor([op.position_ids], device=self.device),
+                        past_key_values=cache, use_cache=isinstance(op, Extend) or cache is not None,
+                        logits_to_keep=torch.tensor(keep, device=self.device), **kwargs)
+                    if isinstance(op, Extend):
+                        cache, ctx = result.past_key_values, ctx + len(op.input_ids)
+                    else:
+                        _crop(cache, ctx)  # the row's keys and values: no later op may see them
+                    logprobs = torch.log_softmax(result.logits[0].float(), dim=-1)
+                    at = {idx: j for j, idx in enumerate(keep)}
+                    for i, slot, idx in op.reads:
+                        out[i][slot] = logprobs[at[idx]]
+        except Exception as err:
+            raise EngineError(f"transformers forward pass failed: {err}") from err
+        return [torch.stack(rows) for rows in out]
+
+    def _padded_logprobs(self, seqs: list[list[int]], last: int) -> list:
         """log-softmax rows for the final ``last`` positions of each sequence, in left-padded batches."""
         import torch
 
