@@ -48,6 +48,8 @@ class TransformersEngine:
         self.tokenizer = load_tokenizer(spec.model, path)
         self.batch_size = spec.batch_size
         self.prefix_sharing = spec.enable_prefix_caching
+        # scoring tokens asked for and tokens run through the model (fewer with prefix sharing; pads count)
+        self.prompt_tokens = self.computed_tokens = 0
         dtype = "auto" if spec.model.dtype == "auto" else getattr(torch, spec.model.dtype)
         try:
             model: Any = AutoModelForCausalLM.from_pretrained(
@@ -84,6 +86,7 @@ class TransformersEngine:
         out: list[list] = [[None] * last for _ in seqs]
         dtype = next(self.model.parameters()).dtype
         cache, ctx = None, 0
+        self.prompt_tokens += sum(len(s) for s in seqs)
         try:
             with torch.inference_mode():
                 for op in plan(seqs, last, ROW_TOKENS):
@@ -93,6 +96,7 @@ class TransformersEngine:
                         continue
                     if not op.input_ids:
                         continue
+                    self.computed_tokens += len(op.input_ids)
                     keep = sorted({idx for _, _, idx in op.reads}) or [len(op.input_ids) - 1]
                     kwargs: dict = {}
                     if isinstance(op, Row):
@@ -126,6 +130,8 @@ class TransformersEngine:
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths: less padding
         for chunk in self._batches(order):
             ids, mask = self._pad_left([seqs[i] for i in chunk])
+            self.prompt_tokens += int(mask.sum())
+            self.computed_tokens += ids.numel()
             # positions count real tokens only, so a left-padded prompt scores as it would alone
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             try:
