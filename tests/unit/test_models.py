@@ -78,3 +78,35 @@ def test_a_model_built_as_one_weights_file_is_resharded_once(tmp_path):
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
     model = AutoModelForCausalLM.from_pretrained(folder)  # transformers reads the index
     assert torch.equal(model.state_dict()["model.norm.weight"], before["model.norm.weight"])
+
+
+@pytest.mark.parametrize("sharded", [True, False])
+def test_a_half_precision_copy_is_written_once_and_loads(tmp_path, sharded):
+    """A builtin asked for in bfloat16 is loaded from a bfloat16 copy of its float32 weights, written once."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from rlaif_jobs.models import install
+    from rlaif_jobs.models.dtype_copy import ensure_dtype_copy, stored_dtype
+
+    folder = tmp_path / "m"
+    shutil.copytree(resolve_model_uri("builtin://tiny-random-llama"), folder)
+    if sharded and (folder / install.SINGLE).exists():
+        install.reshard(folder, max_bytes=3_000_000)
+    assert stored_dtype(folder) == "float32"
+    assert ensure_dtype_copy(folder, "float32") == folder  # nothing to convert
+    copy = ensure_dtype_copy(folder, "bfloat16")
+    assert copy == tmp_path / "m@bfloat16" and (copy / install.MARKER).exists()
+    assert stored_dtype(copy) == "bfloat16" and (copy / "tokenizer_config.json").exists()
+    want = {k: v for f in folder.glob("*.safetensors") for k, v in load_file(f).items()}
+    got = {k: v for f in copy.glob("*.safetensors") for k, v in load_file(f).items()}
+    assert got.keys() == want.keys()
+    assert all(got[k].dtype == torch.bfloat16 and torch.equal(got[k], want[k].to(torch.bfloat16)) for k in want)
+    mtime = (copy / install.MARKER).stat().st_mtime_ns
+    assert ensure_dtype_copy(folder, "bfloat16") == copy and (copy / install.MARKER).stat().st_mtime_ns == mtime
+    model = AutoModelForCausalLM.from_pretrained(copy, dtype=torch.bfloat16)
+    assert torch.equal(model.state_dict()["model.norm.weight"], want["model.norm.weight"].to(torch.bfloat16))
+    assert ensure_dtype_copy(copy, "bfloat16") == copy  # already stored in that dtype

@@ -11,8 +11,10 @@ Generation uses ``model.generate`` (greedy at temperature 0).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from rlaif_jobs import progress
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.feedback.engines.base import (
     EngineError,
@@ -20,7 +22,7 @@ from rlaif_jobs.feedback.engines.base import (
     encode_continuation,
     encode_prompt,
 )
-from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
+from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_weights
 from rlaif_jobs.feedback.engines.prefix_tree import Extend, Pop, Row, plan
 
 # Tokens per packed row: big enough for efficient matrix products, small enough that the row's dense
@@ -39,7 +41,7 @@ class TransformersEngine:
     """A labeler run by ``AutoModelForCausalLM`` in this process."""
 
     def __init__(self, spec: LabelerSpec) -> None:
-        path = resolve_checked(spec.model)  # before the heavy imports: a wrong path fails in a second
+        path = resolve_weights(spec.model)  # before the heavy imports: a wrong path fails in a second
 
         import torch
         from transformers import AutoModelForCausalLM
@@ -72,13 +74,14 @@ class TransformersEngine:
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
         return ids, mask
 
-    def _forward_logprobs(self, seqs: list[list[int]], last: int) -> list:
-        """log-softmax rows [last, vocab] for the final ``last`` positions of each sequence."""
+    def _forward_logprobs(self, seqs: list[list[int]], last: int, per_prompt: int = 1) -> list:
+        """log-softmax rows [last, vocab] for the final ``last`` positions of each sequence (``per_prompt``
+        consecutive sequences belong to one prompt: progress counts prompts)."""
         if self.prefix_sharing:
-            return self._shared_prefix_logprobs(seqs, last)
+            return self._shared_prefix_logprobs(seqs, last, per_prompt)
         return self._padded_logprobs(seqs, last)
 
-    def _shared_prefix_logprobs(self, seqs: list[list[int]], last: int) -> list:
+    def _shared_prefix_logprobs(self, seqs: list[list[int]], last: int, per_prompt: int = 1) -> list:
         """As _padded_logprobs, each shared token computed once: runs prefix_tree's plan over one KV
         cache (Extend appends to it, a Row reads it under a 4-D mask and is dropped, Pop shrinks it)."""
         import torch
@@ -87,6 +90,9 @@ class TransformersEngine:
         dtype = next(self.model.parameters()).dtype
         cache, ctx = None, 0
         self.prompt_tokens += sum(len(s) for s in seqs)
+        total, missing, reported = len(seqs) // per_prompt, [last] * len(seqs), 0.0
+        done = 0
+        progress.report("scoring", 0, total, "prompts")
         try:
             with torch.inference_mode():
                 for op in plan(seqs, last, ROW_TOKENS):
@@ -118,6 +124,12 @@ class TransformersEngine:
                     at = {idx: j for j, idx in enumerate(keep)}
                     for i, slot, idx in op.reads:
                         out[i][slot] = logprobs[at[idx]]
+                        missing[i] -= 1
+                        done += missing[i] == 0
+                    if time.monotonic() - reported > 1.0:  # the console's "scoring 40/96 prompts"
+                        progress.report("scoring", done // per_prompt, total, "prompts")
+                        reported = time.monotonic()
+            progress.report("scoring", total, total, "prompts")
         except Exception as err:
             raise EngineError(f"transformers forward pass failed: {err}") from err
         return [torch.stack(rows) for rows in out]
@@ -161,7 +173,7 @@ class TransformersEngine:
             for m, path in enumerate(paths):
                 where[(p, m)] = len(seqs)
                 seqs.append([*ids, *path])
-        rows = self._forward_logprobs(seqs, depth)
+        rows = self._forward_logprobs(seqs, depth, per_prompt=len(paths))
         out: list[list[float | None]] = []
         for p in range(len(prompts)):
             row_out: list[float | None] = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rlaif_jobs.config.common import ModelRef
 from rlaif_jobs.feedback.engines.base import EngineLoadError
 from rlaif_jobs.models.resolve import resolve_model_uri
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -29,6 +32,21 @@ def resolve_checked(ref: ModelRef, uri: str | None = None) -> str:
         raise EngineLoadError(f"labeler model {uri}: {path} holds no config.json; is it a model folder?")
     if path.exists() and not path.is_dir():
         raise EngineLoadError(f"labeler model {uri}: {path} is a file; point at the model's folder")
+    return where
+
+
+def resolve_weights(ref: ModelRef) -> str:
+    """resolve_checked(ref), then for a builtin model asked for in bfloat16/float16: the copy of its
+    weights stored in that dtype (models.dtype_copy; built once, beside the float32 folder)."""
+    where = resolve_checked(ref)
+    if ref.uri.startswith("builtin://"):
+        from rlaif_jobs.models.dtype_copy import ensure_dtype_copy
+
+        try:
+            where = str(ensure_dtype_copy(Path(where), ref.dtype))
+        except OSError as err:  # a full disk: the float32 folder still loads, converted at load time
+            log.warning("labeler model %s: no %s copy of its weights (%s); loading the float32 files",
+                        ref.uri, ref.dtype, err)
     return where
 
 

@@ -22,7 +22,7 @@ from rlaif_jobs.feedback.engines.base import (
     encode_prompt,
     token_continuation_logprobs,
 )
-from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
+from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class VLLMEngine:
     """A labeler served by an offline ``vllm.LLM`` in this process (its engine core may be a child)."""
 
     def __init__(self, spec: LabelerSpec) -> None:
-        path = resolve_checked(spec.model)
+        path = resolve_weights(spec.model)
         self.model_name = spec.model.uri
         self.tokenizer = load_tokenizer(spec.model, path)
         _cpu_defaults()
