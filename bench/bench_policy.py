@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,7 +71,7 @@ def run_ours(args: argparse.Namespace, out: Path) -> dict:
                "samplesPerPrompt": args.k, "maxNewTokens": args.max_new_tokens, "temperature": args.temperature,
                "maxSteps": args.steps, "learningRate": 1e-5, "klCoef": args.beta, "precision": "fp32",
                "maxLength": 512, "warmupRatio": 0.0, "checkpointEverySteps": 10**6,
-               "deepspeed": {"zeroStage": args.zero_stage}},
+               "deepspeed": {} if args.zero_stage is None else {"zeroStage": args.zero_stage}},
         "rollout": {"engine": args.rollout},
         "evaluation": {"enabled": False},
         "output": {"uri": str(out / "run")},
@@ -184,7 +185,7 @@ def main() -> int:
     p.add_argument("--num-prompts", type=int, default=64)
     # One process: ZeRO has nothing to partition over, and stage 2's 5e8-element buckets cost ~3 GB more
     # RAM on CPU (10.6 GB peak against 7.8 GB at stage 0 in our trial); TRL runs plain AdamW too.
-    p.add_argument("--zero-stage", type=int, default=0)
+    p.add_argument("--zero-stage", type=int, default=None, help="ours: deepspeed.zeroStage (default unset: 0)")
     p.add_argument("--rollout", default="vllm", choices=["vllm", "transformers"], help="ours: rollout engine")
     p.add_argument("--only", choices=["ours", "trl"])
     p.add_argument("--workdir", default="/tmp/rlaif-bench-policy")
@@ -200,7 +201,9 @@ def main() -> int:
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", **os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     for side in sides:
         out = Path(args.workdir) / side
-        (out / "result.json").unlink(missing_ok=True)
+        # a fresh folder: the trainer resumes from checkpoints it finds, and a finished run's would
+        # make it skip every step and report the old run's metrics
+        shutil.rmtree(out, ignore_errors=True)
         cmd = [sys.executable, __file__, *sys.argv[1:], "--child", side]
         load_before = os.getloadavg()
         print(f"== {side}: running {args.steps} steps (load average before: {fmt_load(load_before)}) ...", flush=True)
