@@ -183,8 +183,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=1, help="first steps left out of the rates")
     p.add_argument("--num-prompts", type=int, default=64)
-    # One process: ZeRO has nothing to partition over, and stage 2's 5e8-element buckets cost ~3 GB more
-    # RAM on CPU (10.6 GB peak against 7.8 GB at stage 0 in our trial); TRL runs plain AdamW too.
+    # Unset, as users run it: on one process that is stage 0 (nothing to partition; stage 2's buckets cost
+    # ~3 GB more RAM on CPU: 10.6 GB peak against 7.8 GB in our trial); TRL runs plain AdamW too.
     p.add_argument("--zero-stage", type=int, default=None, help="ours: deepspeed.zeroStage (default unset: 0)")
     p.add_argument("--rollout", default="vllm", choices=["vllm", "transformers"], help="ours: rollout engine")
     p.add_argument("--only", choices=["ours", "trl"])
