@@ -21,6 +21,7 @@ from torch import nn
 from rlaif_jobs.config.common import ModelRef
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.policy.kl import entropy_from_logits, token_logprobs
+from rlaif_jobs.policy.packing import pack_rows, packed_logits, supports_packing
 
 
 class PolicyModelError(ConfigError):
@@ -145,13 +146,19 @@ def policy_forward(model: Any, batch: SequenceBatch, temperature: float, with_en
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(log pi(a_t | x_t) [B, T], entropy [B, T] or None) under ``model`` (policy or reference).
 
+    Rows that share a prompt (several samples per prompt) run as one packed row, each prompt computed
+    once and no padding (policy/packing.py), where the model takes a 4-D mask; else the padded batch.
     Only the logits of the response columns are computed (``logits_to_keep``): the lm-head over a
     49k vocabulary is the largest tensor of the pass.
     """
-    t = batch.response_ids.shape[1]
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                position_ids=batch.position_ids, use_cache=False, logits_to_keep=t + 1)
-    logits = out.logits[:, :-1, :]  # columns P-1 .. P+T-2 predict response tokens 0 .. T-1
+    packed = pack_rows(batch) if supports_packing(model) else None
+    if packed is not None:
+        logits = packed_logits(model, packed)
+    else:
+        t = batch.response_ids.shape[1]
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids, use_cache=False, logits_to_keep=t + 1)
+        logits = out.logits[:, :-1, :]  # columns P-1 .. P+T-2 predict response tokens 0 .. T-1
     logp = token_logprobs(logits, batch.response_ids, temperature)
     ent = entropy_from_logits(logits.detach(), temperature) if with_entropy else None
     return logp, ent
