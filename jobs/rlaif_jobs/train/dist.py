@@ -93,6 +93,10 @@ def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> D
     if not tdist.is_initialized():
         forget_deepspeed_groups()  # groups cached from an earlier, destroyed process group are stale
         deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(seconds=timeout_s), verbose=False)
+    elif _stale_deepspeed_world():
+        # a group someone else created (vLLM's, in one process with its engine) after an earlier world
+        # was destroyed: DeepSpeed would broadcast over the dead world's clone
+        forget_deepspeed_groups()
     env = DistEnv(
         rank=tdist.get_rank(),
         world_size=tdist.get_world_size(),
@@ -147,6 +151,20 @@ def forget_deepspeed_groups() -> None:
     release = getattr(groups, "_release_process_group_references", None)
     if release is not None:
         release(None)
+
+
+def _stale_deepspeed_world() -> bool:
+    """Whether DeepSpeed's cached clone of the world group belongs to a destroyed process group."""
+    import torch.distributed as tdist
+
+    world = getattr(importlib.import_module("deepspeed.utils.groups"), "_WORLD_GROUP", None)
+    if world is None:
+        return False
+    try:
+        tdist.get_process_group_ranks(world)
+    except (ValueError, RuntimeError, KeyError):  # "Group ... is not registered", or unknown to torch
+        return True
+    return False
 
 
 def shutdown() -> None:
