@@ -67,7 +67,8 @@ def test_shared_tokens_are_computed_once_and_rows_keep_their_budget():
     assert isinstance(ops[0], Extend) and len(ops[0].input_ids) == common_prefix(seqs) == 20
     rows = [op for op in ops if isinstance(op, Row)]
     assert rows and all(len(r.input_ids) <= 64 for r in rows)
-    assert sum(op.n for op in ops if isinstance(op, Pop)) == sum(len(op.input_ids) for op in ops if isinstance(op, Extend))
+    popped = sum(op.n for op in ops if isinstance(op, Pop))
+    assert popped == sum(len(op.input_ids) for op in ops if isinstance(op, Extend))
 
 
 def test_too_short_sequences_are_refused():

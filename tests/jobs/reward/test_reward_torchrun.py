@@ -181,7 +181,7 @@ def test_summary_names_the_model_and_the_metrics(run):
     assert s["outputs"]["model"] == str(run["out"] / "model")
     for key in ("evalAccuracy", "evalLoss", "trainLoss", "samplesPerSecond", "steps", "elapsedSeconds"):
         assert isinstance(s["metrics"][key], float), key
-    assert s["deepspeed"] == {"zeroStage": 2, "precision": "bf16", "gradientAccumulation": 2}
+    assert s["deepspeed"] == {"zeroStage": 2, "zeroStageChosen": "spec", "precision": "bf16", "gradientAccumulation": 2}
 
 
 def test_output_folder_reloads_in_transformers_and_scores_pairs(run):
