@@ -4,10 +4,11 @@
 marker is written last, so a build killed halfway is redone, never half-used). Builds and upgrades of
 one model hold a file lock, so concurrent processes (labeling shards) build it once.
 
-Weights are written in safetensors shards of at most ``SHARD_SIZE``: a loader maps one shard at a time
-and unmaps it when done, so loading (vLLM converting the 1.5B labeler) holds the model plus one shard
-of mapped file pages, not the model plus the whole file. A folder built before that (one weights file
-over the shard size) is resharded in place once, streaming tensor by tensor (``reshard``).
+Weights are written in safetensors shards of at most ``SHARD_SIZE``: vLLM maps one shard at a time and
+unmaps it when done, so its load holds the model plus one shard of mapped file pages, not the model plus
+the whole file (transformers 5.19 keeps them all mapped while converting: models/dtype_copy.py).
+A folder built before that (one weights file over the shard size) is resharded in place once, streaming
+tensor by tensor (``reshard``).
 CLI: ``python -m rlaif_jobs.models.install NAME [NAME ...]`` (or ``rlaif models install``).
 """
 
