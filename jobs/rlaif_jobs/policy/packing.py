@@ -19,19 +19,18 @@ the same logits). The 135M quickstart policy computes ~40% fewer tokens per upda
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-PREFIX = -1
+from rlaif_jobs.packed_attention import PREFIX, additive_mask, attention_allowed, mask_problem
 
 
 @dataclass(frozen=True)
 class PackedRows:
     """input_ids, position_ids [1, L]; group, branch [L] (branch PREFIX for prompt tokens, else the batch
-    row); gather [B, T]: the row index whose logits predict response token t of batch row b (0 where
+    row + 1); gather [B, T]: the row index whose logits predict response token t of batch row b (0 where
     the response has no token t)."""
 
     input_ids: torch.Tensor
@@ -43,13 +42,7 @@ class PackedRows:
     def attention_mask(self, dtype: torch.dtype) -> torch.Tensor:
         """Additive [1, 1, L, L] mask: 0 where token i may attend to token j (causal, same prompt, and
         j in the prompt or in i's own response), the dtype's minimum elsewhere."""
-        g, b = self.group, self.branch
-        n = g.shape[0]
-        allowed = torch.ones(n, n, dtype=torch.bool, device=g.device).tril_()
-        allowed &= g[:, None] == g[None, :]
-        allowed &= (b[None, :] == PREFIX) | (b[:, None] == b[None, :])
-        mask = torch.zeros(n, n, dtype=dtype, device=g.device)
-        return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[None, None]
+        return additive_mask(attention_allowed(self.group, self.branch), dtype)
 
 
 def pack_rows(batch: Any) -> PackedRows | None:
@@ -82,7 +75,7 @@ def pack_rows(batch: Any) -> PackedRows | None:
             ids += resp
             pos += range(len(prompt), len(prompt) + len(resp))
             group += [g] * len(resp)
-            branch += [r] * len(resp)
+            branch += [r + 1] * len(resp)
             # token 0 is predicted at the prompt's last token, token t at the response's token t - 1
             for t in range(len(resp)):
                 gather[r, t] = last_prompt if t == 0 else start + t - 1
@@ -94,13 +87,7 @@ def pack_rows(batch: Any) -> PackedRows | None:
 def supports_packing(model: Any) -> bool:
     """Whether ``model`` (a causal LM, or a DeepSpeed engine around one) takes position ids and a 4-D
     additive mask: HF decoders with the sdpa or eager attention."""
-    module = getattr(model, "module", model)
-    config = getattr(module, "config", None)
-    if config is None or getattr(config, "is_encoder_decoder", False):
-        return False
-    if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
-        return False
-    return "position_ids" in inspect.signature(module.forward).parameters
+    return mask_problem(getattr(model, "module", model)) is None
 
 
 def packed_logits(model: Any, packed: PackedRows) -> torch.Tensor:

@@ -19,11 +19,12 @@ the sequence classifier pools it, at each text's last token that is not the pad 
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
-PREFIX, BRANCH_A, BRANCH_B = 0, 1, 2
+from rlaif_jobs.packed_attention import PREFIX, additive_mask, attention_allowed, mask_problem
+
+BRANCH_A, BRANCH_B = 1, 2  # after the pair's shared PREFIX
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,10 @@ class PackedPairs:
 
         pair = torch.tensor(self.pair, device=device)
         branch = torch.tensor(self.branch, device=device)
-        allowed = attention_allowed(pair, branch)
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
+        mask = additive_mask(attention_allowed(pair, branch), dtype)
         return {"input_ids": torch.tensor([self.input_ids], device=device),
                 "position_ids": torch.tensor([self.position_ids], device=device),
-                "attention_mask": mask[None, None]}
+                "attention_mask": mask}
 
 
 def shared_prefix_len(a: list[int], b: list[int]) -> int:
@@ -100,18 +100,6 @@ def pack_pairs(pairs: list[tuple[list[int], list[int]]], pad_id: int | None) -> 
     return PackedPairs(ids, pos, pair_of, branch, read_a, read_b)
 
 
-def attention_allowed(pair: Any, branch: Any) -> Any:
-    """[T, T] bool: may token i attend to token j? Causal (j <= i), within one pair, and not across
-    the two branches (a prefix token is seen by both)."""
-    import torch
-
-    t = pair.shape[0]
-    causal = torch.ones(t, t, dtype=torch.bool, device=pair.device).tril_()
-    same_pair = pair[:, None] == pair[None, :]
-    same_text = (branch[None, :] == PREFIX) | (branch[:, None] == branch[None, :])
-    return causal & same_pair & same_text
-
-
 def supports_packing(model: Any) -> str | None:
     """None if ``model`` (a transformers sequence classifier) can score packed rows, else why not.
 
@@ -124,11 +112,7 @@ def supports_packing(model: Any) -> str | None:
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     if base is None or not hasattr(model, "score"):
         return f"{type(model).__name__} does not read its score from the last token (no 'score' head)"
-    if "position_ids" not in inspect.signature(base.forward).parameters:
-        return f"{type(base).__name__} takes no position_ids"
-    if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
-        return f"attention implementation {model.config._attn_implementation!r} takes no 4-D mask"
-    return None
+    return mask_problem(base)
 
 
 def packed_scores(model: Any, batch: PackedPairs, forward: Any = None) -> tuple[Any, Any]:

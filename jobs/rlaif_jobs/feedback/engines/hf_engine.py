@@ -24,6 +24,7 @@ from rlaif_jobs.feedback.engines.base import (
 )
 from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_weights
 from rlaif_jobs.feedback.engines.prefix_tree import Extend, Pop, Row, plan
+from rlaif_jobs.packed_attention import additive_mask
 
 # Tokens per packed row: big enough for efficient matrix products, small enough that the row's dense
 # [T, T] attention mask stays cheap next to the matmuls.
@@ -109,8 +110,7 @@ class TransformersEngine:
                         allowed = op.allowed().to(self.device)
                         if ctx:
                             allowed = torch.cat([allowed.new_ones(allowed.shape[0], ctx), allowed], dim=1)
-                        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
-                        kwargs["attention_mask"] = mask.masked_fill_(~allowed, torch.finfo(dtype).min)[None, None]
+                        kwargs["attention_mask"] = additive_mask(allowed, dtype)
                     result = self.model(
                         input_ids=torch.tensor([op.input_ids], device=self.device),
                         position_ids=torch.tensor([op.position_ids], device=self.device),
