@@ -149,10 +149,14 @@ def load_records(ref: DatasetRef, required: list[str], optional: tuple[str, ...]
         raise DatasetError(f"dataset.fields: unknown field name(s) {sorted(unknown)}; this stage reads"
                            f" {sorted({'id', *required, *optional})}")
     where = "line" if fmt in ("jsonl", "csv") else "record"
+    wanted = set(ref.tasks) if ref.tasks else None
+    task_column = ref.fields.get("task", "task")
     records = []
     for position, (n, row) in enumerate(raw):
         if not isinstance(row, dict):
             raise DatasetError(f"{ref.uri} {where} {n}: expected an object, got {type(row).__name__}")
+        if wanted is not None and _lookup(row, task_column) not in wanted:
+            continue
         record: dict[str, Any] = {}
         for name in ("id", *required, *optional):
             column = ref.fields.get(name, name)
@@ -167,4 +171,8 @@ def load_records(ref: DatasetRef, required: list[str], optional: tuple[str, ...]
         records.append(record)
         if ref.limit is not None and len(records) >= ref.limit:
             break
+    if not records:  # only a tasks filter can empty a non-empty file
+        seen = sorted({str(_lookup(row, task_column)) for _, row in raw if isinstance(row, dict)})
+        raise DatasetError(f"dataset.tasks: no record of {ref.uri} has a task in {sorted(wanted or [])}; its"
+                           f" tasks are {seen}")
     return records

@@ -128,8 +128,9 @@ def test_shipped_prompts_carry_ground_truth():
     # the key fact is in the text to summarize; the answer of an arithmetic question is right
     summ = next(r for r in prompts if r["task"] == "summarization")
     assert oracle.mentions(summ["prompt"], summ["keyFact"][0])
-    help0 = prompts[1]
-    assert help0["prompt"] == "What is 43 plus 97?" and help0["answer"] == ["140"]
+    help0 = next(r for r in prompts if r["task"] == "helpful" and "plus" in r["prompt"])
+    x, y = help0["prompt"].removeprefix("What is ").rstrip("?").split(" plus ")
+    assert help0["answer"] == [str(int(x) + int(y))]
 
 
 def test_head_to_head_with_another_policy():
@@ -161,7 +162,7 @@ def test_compare_with_must_name_a_finished_evaluation(tmp_path):
         "policy": {"uri": "builtin://smollm2-135m-instruct"}, "prompts": {"uri": "builtin://datasets/checkable-prompts"},
         "rewardModelUri": str(tmp_path / "rm/model"), "output": {"uri": str(tmp_path / "out")},
         "evaluation": {"judge": judge, "numPrompts": 4, "compareWith": str(tmp_path / "other")}})
-    records = [{"id": f"p{i}", "prompt": "q", "task": "helpful"} for i in range(20)]
+    records = [{"id": f"p{i}", "prompt": f"q{i}", "task": "helpful"} for i in range(20)]
     with pytest.raises(ConfigError, match="evaluation.compareWith: no eval.jsonl"):
         plan(config, list(records), None)
     (tmp_path / "other").mkdir()

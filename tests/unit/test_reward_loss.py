@@ -75,3 +75,32 @@ def test_reference_label_for_accuracy():
     assert preferred_a(0.5) is None  # a tie counts for neither side
     assert preferred_a(0.9, "b") is False  # the human label wins where present
     assert preferred_a(None, "a") is True and preferred_a(None, None) is None
+
+
+def test_loss_floor_is_the_label_entropy_by_hand():
+    from rlaif_jobs.reward.loss import label_entropy, loss_floor
+
+    # H(p) = -(p ln p + (1 - p) ln(1 - p)): ln 2 at one half, 0 at certainty
+    assert label_entropy(0.5) == pytest.approx(math.log(2))
+    assert label_entropy(1.0) == 0.0 and label_entropy(0.0) == 0.0
+    assert label_entropy(0.9) == pytest.approx(-(0.9 * math.log(0.9) + 0.1 * math.log(0.1)))  # 0.3251
+    assert label_entropy(0.9) == pytest.approx(0.32508297339144826)
+    # labels of confidence 0.56 (the old quickstart's mean): the floor is 0.6859, barely under ln 2
+    assert loss_floor([0.56, 0.44]) == pytest.approx(0.6859, abs=1e-4)
+    assert math.isnan(loss_floor([]))
+    # the floor is what the loss reaches at the best margin, logit(p): no score pair goes below it
+    p = torch.tensor([0.8])
+    best = soft_label_loss(torch.tensor([math.log(0.8 / 0.2)]), torch.tensor([0.0]), p)
+    assert float(best) == pytest.approx(label_entropy(0.8), abs=1e-6)
+    assert float(soft_label_loss(torch.tensor([2.5]), torch.tensor([0.0]), p)) > label_entropy(0.8)
+
+
+def test_wilson_interval_by_hand():
+    from rlaif_jobs.reward.loss import wilson_interval
+
+    # 45 of 50: centre (0.9 + 1.96^2/100) / (1 + 1.96^2/50) = 0.8714, half-width 0.0930
+    lo, hi = wilson_interval(45, 50)
+    assert lo == pytest.approx(0.7864, abs=1e-4) and hi == pytest.approx(0.9565, abs=1e-4)
+    lo, hi = wilson_interval(10, 10)  # all right: the interval still has width
+    assert hi == 1.0 and lo == pytest.approx(0.7225, abs=1e-4)
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))

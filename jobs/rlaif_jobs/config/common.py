@@ -65,11 +65,15 @@ class DatasetRef(CamelModel):
     format: DataFormat = Field("auto", description="File format; auto picks it from the file extension.")
     split: str = Field("train", description="Dataset split for hub datasets.")
     subset: str | None = Field(None, description="Hub dataset configuration name, if it has several.")
-    limit: int | None = Field(None, ge=1, description="Read at most this many records (after any shard).")
+    limit: int | None = Field(None, ge=1, description="Read at most this many records (after any shard and tasks).")
+    tasks: list[str] | None = Field(
+        None, min_length=1, description="Keep only the records whose task field is one of these (e.g."
+        " [summarization]); applied before limit. A record without a task field is dropped.")
     fields: dict[str, str] = Field(
         default_factory=dict,
         description="Maps our field names (id, context, responseA, responseB, humanPreference, prompt, task,"
-        " and the oracle's ground truth answer, keyFact, mustDecline) to the source's column names, e.g."
+        " group (the item a prompt is about: held-out splits keep items whole), and the oracle's ground truth"
+        " answer, keyFact, mustDecline, wrong) to the source's column names, e.g."
         " {context: post, responseA: summary_1}; dotted paths reach into nested records (info.post,"
         " summaries.0.text).",
     )

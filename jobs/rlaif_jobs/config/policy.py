@@ -24,6 +24,13 @@ class DirectRewardSpec(CamelModel):
     task: Literal["summarization", "helpful", "harmless"] = Field("summarization", description="Rubric.")
 
 
+class OracleRewardSpec(CamelModel):
+    """The RL ceiling check: reward 1 when a response meets its prompt's ground truth (the evaluation's
+    judge-free oracle, rlaif_jobs.evaluation.oracle), else 0. No labeler and no reward model: it shows how
+    far RL can move the oracle in a step budget, so a flat RLAIF result can be told apart from an RL that
+    cannot move. The prompts must carry ground truth (answer, keyFact or mustDecline)."""
+
+
 class RLSpec(TrainerSpec):
     """RL knobs, paper defaults: beta 0.05, temperature 0.9, batch 128, lr 1e-5, 8 epochs."""
 
@@ -71,6 +78,10 @@ class EvaluationSpec(CamelModel):
         " stage's prompt.task in a pipeline, else reward.direct.task, else helpful.")
     prompts: DatasetRef | None = Field(None, description="Held-out prompts; default: part of the prompts.")
     num_prompts: int = Field(64, ge=1, description="Prompts to compare on.")
+    temperature: float = Field(
+        0.0, ge=0, le=2, description="Decoding of both policies' held-out responses (the same for each): 0 is"
+        " greedy, the default, so each prompt is scored on the policy's most likely answer (one sample at"
+        " the rollout temperature is noise that swamps an effect on a small model); above 0 samples.")
     length_controlled: bool = Field(True, description="Also report the length-controlled win rate.")
     compare_with: Uri | None = Field(
         None, description="Another policy run's output folder: its eval.jsonl (responses on the same held-out"
@@ -85,6 +96,7 @@ class PolicyConfig(CamelModel):
     prompts: DatasetRef = Field(description="Prompts to roll out on (field: prompt).")
     reward_model_uri: Uri | None = Field(None, description="A reward model folder (canonical RLAIF).")
     direct_reward: DirectRewardSpec | None = Field(None, description="Labeler scoring (d-RLAIF).")
+    oracle_reward: OracleRewardSpec | None = Field(None, description="Ground-truth reward (the RL ceiling check).")
     rl: RLSpec = Field(default_factory=RLSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
@@ -92,8 +104,8 @@ class PolicyConfig(CamelModel):
 
     @model_validator(mode="after")
     def _one_reward(self) -> PolicyConfig:
-        if (self.reward_model_uri is None) == (self.direct_reward is None):
-            raise ValueError("set exactly one of rewardModelUri and directReward")
+        if sum(x is not None for x in (self.reward_model_uri, self.direct_reward, self.oracle_reward)) != 1:
+            raise ValueError("set exactly one of rewardModelUri, directReward and oracleReward")
         if self.evaluation.enabled and self.evaluation.judge is None and self.direct_reward is None:
             raise ValueError(NO_JUDGE)
         return self

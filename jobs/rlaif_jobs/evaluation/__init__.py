@@ -17,6 +17,7 @@ from rlaif_jobs.evaluation.run import (
     generate,
     judge_and_score,
     plan,
+    score_rewards,
 )
 
-__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan", "write_pending"]
+__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan", "score_rewards", "write_pending"]

@@ -62,6 +62,9 @@ def write_pending(p: Plan, samples: Samples, config: PolicyConfig) -> dict[str, 
     ``evaluation`` record marking the evaluation as pending."""
     rows = [{"id": q.id, "task": q.task, "prompt": q.text, "policy": a, "sft": b, "record": rec}
             for q, rec, a, b in zip(p.prompts, p.records, samples.policy, samples.sft, strict=True)]
+    if samples.reward_policy is not None and samples.reward_sft is not None:
+        for row, a, b in zip(rows, samples.reward_policy, samples.reward_sft, strict=True):
+            row["rewardPolicy"], row["rewardSft"] = a, b
     io.write_jsonl(io.join(config.output.uri, SAMPLES), rows)
     log.info("evaluation: %d held-out prompts with both responses in %s; the judge runs in a fresh process"
              " (%s)", len(rows), SAMPLES, COMMAND)
@@ -121,7 +124,10 @@ def complete(config: PolicyConfig, engine: Any = None) -> dict[str, Any]:
         rows = [json.loads(line) for line in f if line.strip()]
     p = plan_for(config, [r["record"] for r in rows])
     p.prompts = [HeldPrompt(str(r["id"]), str(r["prompt"]), r.get("task")) for r in rows]
-    samples = Samples([str(r["policy"]) for r in rows], [str(r["sft"]) for r in rows])
+    scored = all("rewardPolicy" in r for r in rows)
+    samples = Samples([str(r["policy"]) for r in rows], [str(r["sft"]) for r in rows],
+                      [float(r["rewardPolicy"]) for r in rows] if scored else None,
+                      [float(r["rewardSft"]) for r in rows] if scored else None)
     progress.report("loading the judge", 0)
     figures, record = judge_and_score(p, samples, engine, io.local_path(uri), open_judge, seed=config.rl.seed)
     seconds = time.time() - t0

@@ -100,3 +100,15 @@ def length_controlled_harmless_rate(p_harmless: Sequence[float], responses: Sequ
 def mean_length(responses: Sequence[str]) -> float:
     """Mean length in characters."""
     return sum(len(r) for r in responses) / len(responses) if responses else 0.0
+
+
+def auc(scores: Sequence[float], good: Sequence[float]) -> float | None:
+    """Area under the ROC curve of ``scores`` separating good (1) from bad (0) items: the probability that
+    a random good item scores above a random bad one, ties counting half (Mann-Whitney). None when
+    either class is empty. Used for the reward model's agreement with the oracle on policy samples."""
+    pos = [s for s, g in zip(scores, good, strict=True) if g >= 0.5]
+    neg = [s for s, g in zip(scores, good, strict=True) if g < 0.5]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))

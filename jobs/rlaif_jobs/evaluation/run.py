@@ -3,12 +3,13 @@
 Three steps, in this order, in two processes (``handoff``: the judge never loads into the process that
 trained, so memory peaks at the larger of the two, not at their sum):
 1. ``plan(config, records)`` in the trainer at input-check time: the held-out prompts
-   (``evaluation.prompts``, or at most a fifth of the prompts, drawn with ``rl.seed``), the judge and
+   (``evaluation.prompts``, which must share no item with the training prompts, or at most a fifth of the
+   prompts, drawn by item with ``rl.seed``: see policy.prompts.split_eval), the judge and
    whether it is the reward source; a ConfigError when evaluation is enabled but cannot run (no judge,
    no prompt to hold out), so nothing is skipped silently;
 2. ``generate(plan, rollout, reference, ...)`` in the trainer after training, on every rank: the
-   policy's responses, then the SFT policy's with the SAME decoding (temperature, top-p, max tokens,
-   seed) from the same rollout engine loaded with the reference weights (no extra model is loaded);
+   policy's responses, then the SFT policy's with the SAME decoding (evaluation.temperature: greedy
+   by default; max tokens, seed) from the same rollout engine loaded with the reference weights (no extra model is loaded);
    rank 0 writes them for the next process (``handoff.write_pending``);
 3. ``python -m rlaif_jobs.evaluation`` (``handoff.complete``) after the trainer exited:
    ``judge_and_score(plan, samples, engine, out)`` loads the judge, judges pairwise (both orders) and
@@ -51,10 +52,22 @@ class Plan:
 
 @dataclass
 class Samples:
-    """One response per held-out prompt from each policy, same decoding."""
+    """One response per held-out prompt from each policy, same decoding; and, where the trainer scored
+    them, each response's reward from the run's reward source (for its agreement with the oracle)."""
 
     policy: list[str]
     sft: list[str]
+    reward_policy: list[float] | None = None
+    reward_sft: list[float] | None = None
+
+
+def score_rewards(p: Plan, s: Samples, reward: Any) -> None:
+    """Scores both policies' held-out responses with the run's reward source (the trainer, which holds
+    it), so the evaluation can tell how well the reward agrees with the oracle. Sets s.reward_*."""
+    texts, tasks = [q.text for q in p.prompts], [q.task for q in p.prompts]
+    scores = reward.score(texts * 2, s.policy + s.sft, tasks * 2)
+    n = len(texts)
+    s.reward_policy, s.reward_sft = [float(x) for x in scores[:n]], [float(x) for x in scores[n:]]
 
 
 def same_model(a: str | None, b: str | None) -> bool:
@@ -94,7 +107,7 @@ def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dic
     ``load(ref)`` reads a DatasetRef's prompt records (the trainer's loader). Raises ConfigError when
     evaluation is enabled but has no judge or no prompts to hold out.
     """
-    from rlaif_jobs.policy.prompts import split_eval
+    from rlaif_jobs.policy.prompts import shared_items, split_eval
 
     ev = config.evaluation
     if not ev.enabled:
@@ -102,6 +115,12 @@ def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dic
     _judge(config)  # no judge: fail before loading the evaluation prompts
     if ev.prompts is not None:
         held = load(ev.prompts)[: ev.num_prompts]
+        shared = shared_items(records, held)
+        if shared:
+            raise ConfigError(f"evaluation.prompts: {len(shared)} held-out item(s) are also training prompts in"
+                              f" {config.prompts.uri} (first: {shared[0]}); an evaluation on what the policy"
+                              " trained on shows nothing: use disjoint files, or leave evaluation.prompts unset"
+                              " to hold out part of the prompts by item (group field)")
     else:
         n = min(ev.num_prompts, len(records) // 5)
         if n < 1:
@@ -155,9 +174,9 @@ def generate(p: Plan, rollout: Any, reference: Any, tokenizer: Any, env: Any, co
     """Policy responses, then SFT responses with the same decoding (module docstring, step 2)."""
     from rlaif_jobs.policy.rollout import TransformersRollout
 
-    spec = config.rl
+    spec, temperature = config.rl, config.evaluation.temperature
     ids = [q.ids for q in p.prompts]
-    args = (1, spec.max_new_tokens, spec.temperature, spec.top_p, seed)
+    args = (1, spec.max_new_tokens, temperature, spec.top_p if temperature > 0 else 1.0, seed)
     policy = rollout.generate(ids, *args)
     if rollout.needs_sync:  # the same engine, now sampling from the SFT weights
         rollout.load_weights(reference.state_dict().items())
@@ -221,24 +240,62 @@ def figures(p: Plan, s: Samples, verdicts: list[judging.PairVerdict], harm_polic
 
     # the judge-free oracle, on the prompts that carry ground truth
     po, so = oracle.scores(p.records, s.policy), oracle.scores(p.records, s.sft)
-    rows = [i for i in range(n) if po[i] is not None]
-    if rows:
-        a, b = [float(po[i]) for i in rows], [float(so[i]) for i in rows]  # type: ignore[arg-type]
-        _with_interval(out, "oracleScore", sum(a) / len(a), bootstrap.mean_interval(a, seed=seed))
-        _with_interval(out, "sftOracleScore", sum(b) / len(b), bootstrap.mean_interval(b, seed=seed))
-        _with_interval(out, "oracleDelta", out["oracleScore"] - out["sftOracleScore"],
-                       bootstrap.difference_interval(a, b, seed=seed))
-        out["oraclePrompts"] = float(len(rows))
+    _oracle_figures(out, "", [i for i in range(n) if po[i] is not None], po, so, seed)
     # per task, so a mixed prompt set shows where the policy moved
     for task in sorted({r.get("task") for r in p.records if r.get("task")}):
         idx = [i for i in range(n) if p.records[i].get("task") == task]
         key = task[0].upper() + task[1:]
         out[f"winRate{key}"] = metrics.win_rate([outcomes[i] for i in idx])
-        t_rows = [i for i in idx if po[i] is not None]
-        if t_rows:
-            out[f"oracleScore{key}"] = sum(float(po[i]) for i in t_rows) / len(t_rows)  # type: ignore[arg-type]
-            out[f"sftOracleScore{key}"] = sum(float(so[i]) for i in t_rows) / len(t_rows)  # type: ignore[arg-type]
+        _oracle_figures(out, key, [i for i in idx if po[i] is not None], po, so, seed)
+    # over-refusal: the benign look-alikes (mustDecline: false) that a response declined
+    rp = [oracle.over_refusal(r, x) for r, x in zip(p.records, s.policy, strict=True)]
+    rs = [oracle.over_refusal(r, x) for r, x in zip(p.records, s.sft, strict=True)]
+    benign = [i for i in range(n) if rp[i] is not None]
+    if benign:
+        a, b = [float(rp[i]) for i in benign], [float(rs[i]) for i in benign]  # type: ignore[arg-type]
+        _with_interval(out, "overRefusalRate", sum(a) / len(a), bootstrap.mean_interval(a, seed=seed))
+        _with_interval(out, "sftOverRefusalRate", sum(b) / len(b), bootstrap.mean_interval(b, seed=seed))
+        out["overRefusalPrompts"] = float(len(benign))
+    # the reward's agreement with the oracle on both policies' own held-out responses
+    if s.reward_policy is not None and s.reward_sft is not None:
+        _agreement(out, p, po, so, s.reward_policy, s.reward_sft, seed)
     return out
+
+
+def _oracle_figures(out: dict[str, float], key: str, rows: list[int], po: list[float | None],
+                    so: list[float | None], seed: int) -> None:
+    """oracleScore{key}, sftOracleScore{key}, oracleDelta{key} with intervals, oraclePrompts{key}."""
+    if not rows:
+        return
+    a, b = [float(po[i]) for i in rows], [float(so[i]) for i in rows]  # type: ignore[arg-type]
+    _with_interval(out, f"oracleScore{key}", sum(a) / len(a), bootstrap.mean_interval(a, seed=seed))
+    _with_interval(out, f"sftOracleScore{key}", sum(b) / len(b), bootstrap.mean_interval(b, seed=seed))
+    _with_interval(out, f"oracleDelta{key}", out[f"oracleScore{key}"] - out[f"sftOracleScore{key}"],
+                   bootstrap.difference_interval(a, b, seed=seed))
+    out[f"oraclePrompts{key}"] = float(len(rows))
+
+
+def _agreement(out: dict[str, float], p: Plan, po: list[float | None], so: list[float | None],
+               rp: list[float], rs: list[float], seed: int) -> None:
+    """rewardOracleAuc (all tasks) and rewardOracleAuc{Task}: the AUC of the reward for oracle-good vs
+    oracle-bad responses, both policies' responses pooled, with a bootstrap interval over responses
+    (a resample holding one class only counts 0.5, no information)."""
+    n = len(po)
+    pooled = [(rp[i], po[i], p.records[i].get("task")) for i in range(n) if po[i] is not None]
+    pooled += [(rs[i], so[i], p.records[i].get("task")) for i in range(n) if so[i] is not None]
+    for key, rows in [("", pooled)] + [(t[0].upper() + t[1:], [r for r in pooled if r[2] == t])
+                                        for t in sorted({str(r[2]) for r in pooled if r[2]})]:
+        scores, good = [r[0] for r in rows], [float(r[1]) for r in rows]  # type: ignore[arg-type]
+        value = metrics.auc(scores, good) if rows else None
+        if value is None:
+            continue
+
+        def stat(idx: list[int], scores: list[float] = scores, good: list[float] = good) -> float:
+            got = metrics.auc([scores[i] for i in idx], [good[i] for i in idx])
+            return 0.5 if got is None else got
+
+        _with_interval(out, f"rewardOracleAuc{key}", value, bootstrap.interval(len(rows), stat, resamples=500,
+                                                                                seed=seed))
 
 
 def head_to_head(p: Plan, s: Samples, rows: list[int], versus: list[judging.PairVerdict], seed: int
@@ -301,6 +358,8 @@ def judge_and_score(p: Plan, s: Samples, engine: Any, out_dir: Path | str, build
         row.update({f: rec[f] for f in oracle.ORACLE_FIELDS if rec.get(f) is not None})
         if i in hp:
             row["pHarmlessPolicy"], row["pHarmlessSft"] = hp[i], hs[i]
+        if s.reward_policy is not None and s.reward_sft is not None:
+            row["rewardPolicy"], row["rewardSft"] = s.reward_policy[i], s.reward_sft[i]
         rows.append(row)
     io.write_jsonl(str(Path(out_dir) / "eval.jsonl"), rows)
     notes = []

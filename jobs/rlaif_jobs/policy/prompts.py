@@ -29,7 +29,7 @@ def load_prompt_records(ref: DatasetRef) -> list[dict]:
     """The dataset's records (id, prompt; optional task and the oracle's ground truth); DatasetError if bad."""
     from rlaif_jobs.evaluation.oracle import ORACLE_FIELDS
 
-    records = load_records(ref, required=["prompt"], optional=("task", *ORACLE_FIELDS))
+    records = load_records(ref, required=["prompt"], optional=("task", "group", *ORACLE_FIELDS))
     empty = [r["id"] for r in records if not str(r["prompt"]).strip()]
     if empty:
         raise DatasetError(f"dataset {ref.uri}: {len(empty)} record(s) have an empty prompt (first: id"
@@ -37,14 +37,35 @@ def load_prompt_records(ref: DatasetRef) -> list[dict]:
     return records
 
 
+def item_key(record: dict) -> str:
+    """The underlying item a record is about: its ``group`` field (map one with dataset.fields.group),
+    else its prompt text. Records of one item are never split between training and evaluation."""
+    group = record.get("group")
+    return f"group:{group}" if group not in (None, "") else f"prompt:{str(record.get('prompt', '')).strip()}"
+
+
 def split_eval(records: list[dict], n_eval: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """(training records, ``n_eval`` held-out records drawn with ``seed``), keeping the file order."""
+    """(training records, held-out records) keeping the file order: whole items (``item_key``) drawn with
+    ``seed`` until ``n_eval`` records are held out, so no item is on both sides."""
     if n_eval <= 0:
         return records, []
-    order = list(range(len(records)))
-    random.Random(f"eval:{seed}").shuffle(order)
-    held = set(order[:n_eval])
+    items: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        items.setdefault(item_key(r), []).append(i)
+    keys = list(items)
+    random.Random(f"eval:{seed}").shuffle(keys)
+    held: set[int] = set()
+    for key in keys:
+        if len(held) >= n_eval:
+            break
+        held.update(items[key])
     return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+def shared_items(train: list[dict], held: list[dict]) -> list[str]:
+    """The item keys (``item_key``) that occur on both sides."""
+    mine = {item_key(r) for r in train}
+    return sorted({item_key(r) for r in held} & mine)
 
 
 def encode_prompt(tokenizer: Any, text: str, max_tokens: int) -> list[int]:

@@ -6,6 +6,8 @@
 - ``DirectLabelerReward``: d-RLAIF. The labeler (a ``rlaif_jobs.feedback`` Engine: in-process vLLM, an
   OpenAI-compatible endpoint with retries, or transformers) rates the response 1-10; the expected
   score is rescaled to [-1, 1]. The scoring itself is ``rlaif_jobs.feedback.direct``.
+- ``OracleReward``: the RL ceiling check (``reward.oracle``): 1 when a response meets its prompt's ground
+  truth by the evaluation's judge-free oracle, else 0 (NaN for a prompt without ground truth).
 - ``ProgrammaticReward``: a Python function of (prompt, response), for tests and experiments; it is
   built in Python only, the PolicyRLRun resource cannot name it.
 
@@ -111,6 +113,31 @@ class DirectLabelerReward:
             self.engine.close()
         self.engine = None
 
+
+
+# --- the RL ceiling check: the oracle as the reward ------------------------------------------------------
+
+class OracleReward:
+    """reward = oracle.score(record, response) for the record whose prompt text was rolled out on."""
+
+    name = "oracle"
+
+    def __init__(self, records: Sequence[dict]):
+        self.by_prompt = {str(r["prompt"]): r for r in records}
+
+    def score(self, prompts: list[str], responses: list[str], tasks: Sequence[str | None] | None = None
+              ) -> list[float]:
+        from rlaif_jobs.evaluation import oracle
+
+        out = []
+        for prompt, response in zip(prompts, responses, strict=True):
+            record = self.by_prompt.get(prompt)
+            value = oracle.score(record, response) if record is not None else None
+            out.append(float("nan") if value is None else value)
+        return out
+
+    def close(self) -> None:
+        pass
 
 
 # --- programmatic rewards (Python only) ------------------------------------------------------------------

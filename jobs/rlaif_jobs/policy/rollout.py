@@ -61,6 +61,13 @@ def eos_ids(tokenizer: Any, generation_config: Any = None) -> set[int]:
     return ids
 
 
+def sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
+    """generate()'s decoding arguments: greedy at temperature 0, else sampling at it with top-p."""
+    if temperature <= 0:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+
+
 def cut_at_eos(tokens: list[int], stop: set[int]) -> tuple[list[int], bool]:
     """Tokens up to and including the first stop token, and whether there was one."""
     for i, t in enumerate(tokens):
@@ -103,8 +110,8 @@ class TransformersRollout:
                     att[i, width - len(p):] = 1
                 with torch.no_grad():
                     seqs = self.module.generate(
-                        input_ids=ids.to(self.device), attention_mask=att.to(self.device), do_sample=True,
-                        temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+                        input_ids=ids.to(self.device), attention_mask=att.to(self.device),
+                        **sampling_kwargs(temperature, top_p), max_new_tokens=max_new_tokens,
                         num_return_sequences=n, pad_token_id=self.pad_id, eos_token_id=sorted(self.stop),
                         use_cache=True)
                 new = seqs[:, width:].tolist()

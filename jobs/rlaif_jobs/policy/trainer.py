@@ -71,10 +71,13 @@ def prompts_per_rank(config: PolicyConfig, plan: BatchPlan) -> int:
     return plan.per_rank_batch // k
 
 
-def build_reward(config: PolicyConfig, device: Any) -> RewardSource:
-    """The reward source the config names (reward model folder, or the labeler for d-RLAIF)."""
-    from rlaif_jobs.policy.rewards import DirectLabelerReward, RewardModelReward
+def build_reward(config: PolicyConfig, device: Any, records: list[dict] | None = None) -> RewardSource:
+    """The reward source the config names (reward model folder, the labeler for d-RLAIF, or the oracle on
+    ``records``: every prompt record it will score, training and held out)."""
+    from rlaif_jobs.policy.rewards import DirectLabelerReward, OracleReward, RewardModelReward
 
+    if config.oracle_reward is not None:
+        return OracleReward(records or [])
     if config.reward_model_uri is not None:
         return RewardModelReward(config.reward_model_uri, device=str(device),
                                  batch_size=max(config.rl.micro_batch_size, 8))
@@ -166,6 +169,14 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     records = load_prompt_records(config.prompts)
     # --- evaluation plan (rlaif_jobs.evaluation): held-out prompts and judge; ConfigError if it cannot run
     records, eval_plan = evaluation.plan(config, records, load_prompt_records)
+    if config.oracle_reward is not None:
+        from rlaif_jobs.evaluation.oracle import score as oracle_score
+
+        if not any(oracle_score(r, "") is not None for r in records):
+            raise ConfigError(f"reward.oracle: no training prompt in {config.prompts.uri} carries ground truth"
+                              " (answer, keyFact or mustDecline), so every reward would be empty; use prompts"
+                              " that do, or another reward")
+    scored = records + (eval_plan.records if eval_plan else [])
     prompts_per_step = n_prompts_rank * plan.world_size
     if len(records) < prompts_per_step:
         raise ConfigError(f"prompts: {config.prompts.uri} has {len(records)} training prompts, fewer than one"
@@ -177,12 +188,12 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     # labeler, which must join the trainer's group rather than create its own.
     own_reward = reward is None
     if reward is None and (config.direct_reward is None or config.direct_reward.labeler.engine != "vllm"):
-        reward = build_reward(config, _device_from_env())
+        reward = build_reward(config, _device_from_env(), scored)
     created_group = not torch.distributed.is_initialized()
     env = init_distributed()
     device = env.device
     if reward is None:
-        reward = build_reward(config, device)
+        reward = build_reward(config, device, scored)
     torch.manual_seed(spec.seed)
     policy_path, tokenizer, policy_model = load_policy(config.policy)
     prompts = to_prompts(records, tokenizer, spec.max_length - spec.max_new_tokens)
@@ -282,6 +293,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         eval_plan.prompts = held
         samples = evaluation.generate(eval_plan, rollout, reference, tokenizer, env, config,
                                       _rollout_seed(spec.seed, evaluation.EVAL_SEED_STEP, 0))
+        evaluation.score_rewards(eval_plan, samples, reward)  # the reward's agreement with the oracle
         if env.is_main:
             eval_record = evaluation.write_pending(eval_plan, samples, config)
     rollout.close()

@@ -12,7 +12,8 @@
    the pair's shared prompt computed once, no padding; see rlaif_jobs.reward.packing), logging
    loss/accuracy per step, evaluating on the held-out pairs (at the start, every evalEverySteps, at
    the end), checkpointing every checkpointEverySteps and at the end;
-5. writes ``<output>/model`` (an HF folder), ``<output>/metrics.jsonl`` and ``summary.json``.
+5. reports beside the eval loss the labels' entropy (``evalLossFloor``: no model can go below it, and ln 2
+   means it learned nothing) and each accuracy's 95% Wilson interval; writes ``<output>/model`` (an HF folder), ``<output>/metrics.jsonl`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rlaif_jobs.config.reward import RewardConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.reward.data import PreferencePair, load_preferences, split_holdout
 from rlaif_jobs.reward.format import encode_reward_inputs, reward_input, tokenize_reward_inputs
-from rlaif_jobs.reward.loss import preferred_a, soft_label_loss
+from rlaif_jobs.reward.loss import loss_floor, preferred_a, soft_label_loss, wilson_interval
 from rlaif_jobs.reward.model import load_reward_model
 from rlaif_jobs.reward.packing import pack_pairs, packed_scores, supports_packing
 from rlaif_jobs.train import (
@@ -136,9 +137,13 @@ def evaluate(engine: Any, tokenizer: Any, pairs: list[PreferencePair], texts: _T
     engine.train()
     s = all_reduce_sum(sums, env)
     ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
-    return {"evalLoss": ratio(s[0], s[1]), "evalAccuracy": ratio(s[2], s[3]),
-            "evalAccuracyHuman": ratio(s[4], s[5]), "evalAccuracyAi": ratio(s[6], s[7]),
-            "evalPairs": s[1], "evalHumanPairs": s[5]}
+    out = {"evalLoss": ratio(s[0], s[1]), "evalAccuracy": ratio(s[2], s[3]),
+           "evalAccuracyHuman": ratio(s[4], s[5]), "evalAccuracyAi": ratio(s[6], s[7]),
+           "evalPairs": s[1], "evalHumanPairs": s[5]}
+    for name, (correct, n) in (("evalAccuracy", (s[2], s[3])), ("evalAccuracyHuman", (s[4], s[5])),
+                               ("evalAccuracyAi", (s[6], s[7]))):
+        out[f"{name}Low"], out[f"{name}High"] = wilson_interval(correct, n)
+    return out
 
 
 def train_reward_model(config: RewardConfig) -> dict[str, Any]:
@@ -252,6 +257,10 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
         "resumedFromStep": start,
         "trainPairs": len(train),
         "heldOutPairs": len(held),
+        # the labels' entropy: the floor under the soft-label loss (ln 2 = 0.693 is a model that learned nothing)
+        "trainLossFloor": loss_floor([x.p for x in train]),
+        "evalLossFloor": loss_floor([x.p for x in held]),
+        "meanLabelConfidence": sum(max(x.p, 1 - x.p) for x in pairs) / len(pairs),
         "worldSize": env.world_size,
         "elapsedSeconds": time.time() - t0,
     }

@@ -17,7 +17,7 @@ from typing import Any
 from rlaif_jobs import io
 from rlaif_jobs.runreport import paper, plots
 from rlaif_jobs.runreport.collect import Run, Stage
-from rlaif_jobs.runreport.table import ROWS, no_evaluation
+from rlaif_jobs.runreport.table import ROWS, TASKS, no_evaluation
 
 SAMPLES_SHOWN = 6
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -82,7 +82,13 @@ def _reward(st: Stage) -> str:
         "<p>Headline: pairwise accuracy on held-out pairs against HUMAN labels (paper, App. H); accuracy"
         " against the AI labels is secondary.</p>",
         _metrics_table(m, [("accuracy vs human labels (headline)", "evalAccuracyHuman"),
-                           ("accuracy vs AI labels", "evalAccuracyAi"), ("eval loss", "evalLoss")]),
+                           ("accuracy vs AI labels", "evalAccuracyAi"), ("held-out pairs", "evalPairs"),
+                           ("eval loss", "evalLoss"), ("eval loss floor: the labels' entropy", "evalLossFloor"),
+                           ("mean label confidence", "meanLabelConfidence")]),
+        f"<p>Accuracy intervals (95% Wilson): human labels {_interval(m, 'evalAccuracyHuman')}, AI labels"
+        f" {_interval(m, 'evalAccuracyAi')}. No model can go below the loss floor; ln 2 = 0.693 is a model"
+        " that learned nothing. How well the reward agrees with the oracle on the policy's own responses is"
+        " in the policy's section (reward-oracle AUC).</p>",
         _img(plots.curves(st.rows, [("trainLoss", "train loss"), ("evalLoss", "eval loss")], "Reward model loss"),
              "reward model loss"),
         _img(plots.curves(st.rows, [("trainAccuracy", "train accuracy (AI labels)"),
@@ -135,11 +141,38 @@ def _policy(st: Stage) -> str:
         f"<tr><td>{_e(label)}</td><td class=num>{_fmt(m[k]) if k in m else 'not measured'}</td>"
         f"<td class=num>{_interval(m, k) if iv else ''}</td></tr>" for label, k, iv in ROWS)
     out.append(f"<table><tr><th>figure</th><th>value</th><th>95% interval</th></tr>{rows}</table>")
+    out.append(_per_task(m))
     for note in ev.get("notes", []):
         if not (ev.get("judgeIsRewardSource") and "not independent evidence" in note):  # said above
             out.append(f"<p class=warn>{_e(note)}</p>")
     out += [_img(plots.evaluation_bars(m), "evaluation figures"), "<h3>Held-out prompts</h3>", _samples(st)]
     return "\n".join(out)
+
+
+def _per_task(m: dict[str, float]) -> str:
+    """The oracle per task (policy, SFT, difference with its interval) and the reward's agreement."""
+    rows = []
+    for task in TASKS:
+        key = task[0].upper() + task[1:]
+        if f"oracleDelta{key}" not in m:
+            continue
+        rows.append(f"<tr><td>{_e(task)}</td><td class=num>{int(m.get(f'oraclePrompts{key}', 0))}</td>"
+                    f"<td class=num>{_fmt(m[f'oracleScore{key}'])}</td><td class=num>{_fmt(m[f'sftOracleScore{key}'])}"
+                    f"</td><td class=num>{_fmt(m[f'oracleDelta{key}'])} {_interval(m, f'oracleDelta{key}')}</td>"
+                    f"<td class=num>{_fmt(m.get(f'rewardOracleAuc{key}', 'n/a'))}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h3>Oracle per task</h3><table><tr><th>task</th><th>prompts</th><th>policy</th><th>SFT</th>"
+            "<th>difference [95%]</th><th>reward-oracle AUC</th></tr>" + "".join(rows) + "</table>"
+            "<p>Over-refusal: the benign look-alikes (mustDecline: false) a response declined. Reward-oracle AUC:"
+            " how often the run's reward scores an oracle-right response above an oracle-wrong one, on both"
+            " policies' held-out responses (0.5 is no agreement).</p>")
+
+
+def _kind(st: Stage) -> str:
+    """RLAIF, d-RLAIF or the oracle-reward ceiling, from the policy's reward source."""
+    reward = st.summary.get("reward")
+    return {"direct-labeler": "d-RLAIF", "oracle": "oracle reward (ceiling)"}.get(str(reward), "RLAIF")
 
 
 def _comparison(run: Run) -> str:
@@ -148,14 +181,16 @@ def _comparison(run: Run) -> str:
     if not policies:
         return ""
     cols = [("win rate vs SFT", "winRate", True), ("LC win rate", "lengthControlledWinRate", True),
-            ("harmless rate", "harmlessRate", True), ("oracle score", "oracleScore", True)]
+            ("harmless rate", "harmlessRate", True), ("oracle score", "oracleScore", True),
+            ("oracle vs SFT", "oracleDelta", True), ("over-refusal", "overRefusalRate", True)]
     ref = policies[0].metrics
     head = "".join(f"<th>{_e(c)}</th>" for c, _, _ in cols)
     body = [f"<tr><td>SFT ({_e(paper.model_label(policies[0].summary.get('policy')))})</td><td>-</td><td>-</td>"
             f"<td>{_fmt(ref.get('sftHarmlessRate', 'n/a'))} {_interval(ref, 'sftHarmlessRate')}</td>"
-            f"<td>{_fmt(ref.get('sftOracleScore', 'n/a'))} {_interval(ref, 'sftOracleScore')}</td></tr>"]
+            f"<td>{_fmt(ref.get('sftOracleScore', 'n/a'))} {_interval(ref, 'sftOracleScore')}</td><td>-</td>"
+            f"<td>{_fmt(ref.get('sftOverRefusalRate', 'n/a'))} {_interval(ref, 'sftOverRefusalRate')}</td></tr>"]
     for st in policies:
-        kind = "d-RLAIF" if st.summary.get("reward") == "direct-labeler" else "RLAIF"
+        kind = _kind(st)
         cells = "".join(f"<td>{_fmt(st.metrics.get(k, 'n/a'))} {_interval(st.metrics, k) if iv else ''}</td>"
                         for _, k, iv in cols)
         body.append(f"<tr><td>{_e(kind)}: {_e(st.name)}</td>{cells}</tr>")
@@ -183,7 +218,7 @@ def _paper(run: Run) -> str:
         stages = run.of(kind)
         if kind == "policy":
             direct = fig.startswith("d-RLAIF")
-            stages = [s for s in stages if (s.summary.get("reward") == "direct-labeler") == direct]
+            stages = [s for s in stages if _kind(s) == ("d-RLAIF" if direct else "RLAIF")]
         mine = "not in this run"
         for st in stages:
             per_task = f"{key}{task[0].upper()}{task[1:]}"
@@ -201,9 +236,25 @@ def _paper(run: Run) -> str:
                 break
         rows.append(f"<tr><td>{_e(fig)}</td><td>{_e(task)}</td><td class=num>{value:.3f}</td><td>{mine}</td></tr>")
     return ("<h2>This run beside the paper</h2>"
-            f"<p>Paper: {_e(paper.PAPER_MODELS)}. This run's models are named in each cell.</p>"
+            f"<p>Paper: {_e(paper.PAPER_MODELS)}, on {_e(paper.PAPER_DATA)}. This run's models are named in each"
+            f" cell; its data: {_e(_data(run))}. Different models, data and scale: no figure here reads as"
+            " beating or matching the paper, they only sit side by side.</p>"
             "<table><tr><th>figure</th><th>task</th><th>paper</th><th>this run</th></tr>"
             f"{''.join(rows)}</table>")
+
+
+def _data(run: Run) -> str:
+    """What this run's stages trained and evaluated on (dataset URIs from their configs)."""
+    uris = []
+    for st in run.stages:
+        c = st.config or {}
+        for ref in (c.get("dataset"), c.get("prompts"), (c.get("evaluation") or {}).get("prompts")):
+            if isinstance(ref, dict) and ref.get("uri") and ref["uri"] not in uris:
+                uris.append(ref["uri"])
+    shipped = any("checkable" in u for u in uris)
+    what = ", ".join(uris) or "unknown"
+    return what + (" (synthetic checkable tasks the project generates: short news-style summaries, arithmetic"
+                   " and fact questions, harmful requests and benign look-alikes)" if shipped else "")
 
 
 def render(run: Run, title: str = "RLAIF run report") -> str:

@@ -8,6 +8,8 @@ judged by an AI judge (a proxy; see the judge-independence note and the oracle s
 from __future__ import annotations
 
 PAPER_MODELS = "labeler PaLM 2 L; policy and reward model PaLM 2 XS (sizes not published); human raters"
+PAPER_DATA = ("Reddit TL;DR (summarization) and Anthropic HH (helpful and harmless dialogue), thousands of"
+              " prompts each")
 
 # (figure, task, paper value, metric key in this run's summaries, which stage)
 FIGURES: list[tuple[str, str, float, str, str]] = [

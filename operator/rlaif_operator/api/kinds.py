@@ -15,7 +15,14 @@ from pydantic.json_schema import JsonDict
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec, PromptSpec
-from rlaif_jobs.config.policy import NO_JUDGE, DirectRewardSpec, EvaluationSpec, RLSpec, RolloutSpec
+from rlaif_jobs.config.policy import (
+    NO_JUDGE,
+    DirectRewardSpec,
+    EvaluationSpec,
+    OracleRewardSpec,
+    RLSpec,
+    RolloutSpec,
+)
 from rlaif_jobs.config.reward import RewardTrainerSpec
 from rlaif_jobs.report import OUTPUT_LABELS, OUTPUT_MODEL
 from rlaif_operator.api.common import DNS_LABEL, ObjectMeta, Resources, Runtime, Status
@@ -94,19 +101,23 @@ class RewardModelRunSpec(StageSpec):
 
 
 class RewardSource(CamelModel):
-    """The reward: a RewardModelRun by name, a reward model URI, or direct labeler scoring (d-RLAIF)."""
+    """The reward: a RewardModelRun by name, a reward model URI, direct labeler scoring (d-RLAIF), or the
+    ground-truth oracle (the RL ceiling check)."""
 
     model_config = {**CamelModel.model_config, "json_schema_extra": {
-        "x-kubernetes-validations": [exactly_one("fromRewardModelRun", "modelUri", "direct")]}}
+        "x-kubernetes-validations": [exactly_one("fromRewardModelRun", "modelUri", "direct", "oracle")]}}
 
     from_reward_model_run: str | None = Field(None, pattern=DNS_LABEL, description="A RewardModelRun's name.")
     model_uri: Uri | None = Field(None, description="A reward model folder (HF format).")
     direct: DirectRewardSpec | None = Field(None, description="d-RLAIF: the labeler scores responses 1-10.")
+    oracle: OracleRewardSpec | None = Field(
+        None, description="The RL ceiling check: reward 1 when a response meets its prompt's ground truth, else 0"
+        " (write oracle: {}). Not RLAIF: it shows how far RL can move the oracle in the step budget.")
 
     @model_validator(mode="after")
     def _one(self) -> RewardSource:
-        if _count_set(self, "from_reward_model_run", "model_uri", "direct") != 1:
-            raise ValueError("set exactly one of fromRewardModelRun, modelUri, direct")
+        if _count_set(self, "from_reward_model_run", "model_uri", "direct", "oracle") != 1:
+            raise ValueError("set exactly one of fromRewardModelRun, modelUri, direct, oracle")
         return self
 
 

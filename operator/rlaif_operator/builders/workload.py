@@ -65,6 +65,6 @@ def workload_config(resource: Resource, upstream_uri: str | None = None) -> Labe
         assert ps.reward is not None
         model_uri = upstream_uri or ps.reward.model_uri
         return PolicyConfig(policy=ps.policy, prompts=ps.prompts, reward_model_uri=model_uri,
-                            direct_reward=ps.reward.direct, rl=ps.rl, rollout=ps.rollout,
-                            evaluation=ps.evaluation, output=ps.output)
+                            direct_reward=ps.reward.direct, oracle_reward=ps.reward.oracle, rl=ps.rl,
+                            rollout=ps.rollout, evaluation=ps.evaluation, output=ps.output)
     raise TypeError(f"{resource.kind} has no workload of its own")

@@ -259,10 +259,10 @@ def test_generator_reproduces_committed_files():
 
 def test_shipped_pairs_are_balanced_and_checkable():
     pairs = generate.checkable_pairs()
-    assert len(pairs) == 300 and len({p["id"] for p in pairs}) == 300
-    for task in ("summarization", "helpful", "harmless"):
+    assert len(pairs) == 410 and len({p["id"] for p in pairs}) == 410
+    for task, n in (("summarization", 180), ("helpful", 100), ("harmless", 130)):
         sides = [p["humanPreference"] for p in pairs if p["task"] == task]
-        assert len(sides) == 100 and 35 <= sides.count("a") <= 65  # the correct side is random
+        assert len(sides) == n and 0.35 * n <= sides.count("a") <= 0.65 * n  # the correct side is random
     for p in pairs:
         good = p["responseA"] if p["humanPreference"] == "a" else p["responseB"]
         bad = p["responseB"] if p["humanPreference"] == "a" else p["responseA"]
@@ -272,7 +272,9 @@ def test_shipped_pairs_are_balanced_and_checkable():
             assert eval(expr.replace("x", "*")) == int(value)  # noqa: S307 - our own generated digits
             expr, value = bad.rstrip(".").split(" = ")
             assert eval(expr.replace("x", "*")) != int(value)  # noqa: S307
-        if p["task"] == "harmless":
+        if p["id"].startswith("harm"):  # a harmful request: the refusal is preferred
             assert not good.startswith("Sure") and bad.startswith("Sure")
+        if p["id"].startswith("safe"):  # a benign look-alike: the answer is preferred to a refusal
+            assert bad in generate.v.OVER_REFUSALS and good not in generate.v.OVER_REFUSALS
     prompts = generate.checkable_prompts()
     assert {p["task"] for p in prompts} == {"summarization", "helpful", "harmless"}
