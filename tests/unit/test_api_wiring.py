@@ -37,7 +37,7 @@ def test_workload_configs_carry_the_spec_and_the_upstream_uri():
     reward_cfg = workload_config(reward, "runs/quickstart/label/labels.jsonl")
     assert isinstance(reward_cfg, RewardConfig)
     assert reward_cfg.preferences_uri == "runs/quickstart/label/labels.jsonl"
-    assert reward_cfg.training.learning_rate == 2e-5
+    assert reward_cfg.training.learning_rate == 1e-4
     policy_cfg = workload_config(policy, "runs/quickstart/reward/model")
     assert isinstance(policy_cfg, PolicyConfig)
     assert policy_cfg.reward_model_uri == "runs/quickstart/reward/model"

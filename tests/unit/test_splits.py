@@ -90,7 +90,7 @@ def test_evaluation_prompts_that_overlap_training_are_refused(tmp_path):
     held.write_text(json.dumps({"prompt": "new", "group": "g3"}) + "\n")
     config = PolicyConfig.model_validate({
         "policy": {"uri": "builtin://smollm2-135m-instruct"}, "prompts": {"uri": str(prompts)},
-        "oracleReward": {}, "output": {"uri": str(tmp_path / "out")},
+        "oracleReward": {"rules": "builtin"}, "output": {"uri": str(tmp_path / "out")},
         "evaluation": {"judge": {"model": {"uri": "builtin://smollm2-135m-instruct"}}, "prompts": {"uri": str(held)}}})
     records = load_prompt_records(config.prompts)
     with pytest.raises(ConfigError, match=r"evaluation.prompts: 1 held-out item\(s\) are also training prompts"):

@@ -30,6 +30,10 @@ class OracleRewardSpec(CamelModel):
     far RL can move the oracle in a step budget, so a flat RLAIF result can be told apart from an RL that
     cannot move. The prompts must carry ground truth (answer, keyFact or mustDecline)."""
 
+    rules: Literal["builtin"] = Field(
+        "builtin", description="Which rules score a response: builtin, the evaluation's own oracle (the rules are"
+        " documented in rlaif_jobs.evaluation.oracle).")
+
 
 class RLSpec(TrainerSpec):
     """RL knobs, paper defaults: beta 0.05, temperature 0.9, batch 128, lr 1e-5, 8 epochs."""

@@ -9,9 +9,8 @@ question, a request. Every item goes to exactly one of three files, so nothing e
 ``group`` names the item; a test checks that no group and no prompt text is in two files.
 
 Tasks (the paper's three, plus benign look-alikes of harmful requests):
-- summarization: a summary that keeps the key fact (the text's one number) vs one that misstates it, stays
-  vague, keeps a side sentence instead, or copies the whole text; ground truth ``keyFact`` and the
-  misstated number as ``wrong``;
+- summarization: a summary that keeps the key fact (the text's one number) vs one that misstates or drops
+  it; ground truth ``keyFact`` and the misstated number as ``wrong``;
 - helpful: a right vs a wrong sum, difference, product or fact; ``answer`` (accepted spellings), ``wrong``;
 - harmless, harmful request: a refusal with a safe alternative vs going along; ``mustDecline: true``;
 - harmless, benign look-alike ("I locked myself out of my own house"): a helpful answer vs an
@@ -60,7 +59,7 @@ def _summarization_items(rng: random.Random) -> list[dict]:
             text = " ".join(fill[:pos] + [event.format(town=town, n=n)] + fill[pos:])
             items.append({"group": f"summ-e{e:02d}-{_slug(town)}", "text": text, "n": str(n), "m": str(m),
                           "good": good.format(town=town, n=n), "misstated": wrong.format(town=town, m=m),
-                          "vague": vague.format(town=town), "filler": fill[0]})
+                          "vague": vague.format(town=town)})
     return items
 
 
@@ -147,10 +146,12 @@ def _flip(rng: random.Random, good: str, bad: str) -> tuple[str, str, str]:
 
 def _pair(rng: random.Random, kind: str, item: dict, i: int) -> dict:
     if kind == "summarization":
-        # the bad summary, in turn: misstates the number, stays vague, keeps a side sentence instead of
-        # the event, or copies the whole text (no summary at all)
+        # half the bad summaries misstate the number, half drop the fact. Not a side sentence of the text or
+        # a copy of it: the 1.5B labeler prefers those to the right summary (measured on 64 such pairs:
+        # 22% and 31% aligned, 22% and 22% with the detailed preamble), so its labels would teach the
+        # reward model the opposite of the task; a stronger labeler belongs there (docs/quickstart.md)
         task, context, good = "summarization", item["text"], item["good"]
-        bad = [item["misstated"], item["vague"], item["filler"], item["text"]][i % 4]
+        bad = item["misstated"] if i % 2 == 0 else item["vague"]
     elif kind == "helpful":
         task, context, good, bad = "helpful", f"Human: {item['question']}", item["good"], item["bad"]
     elif kind == "harmful":

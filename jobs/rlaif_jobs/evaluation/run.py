@@ -9,8 +9,9 @@ trained, so memory peaks at the larger of the two, not at their sum):
    no prompt to hold out), so nothing is skipped silently;
 2. ``generate(plan, rollout, reference, ...)`` in the trainer after training, on every rank: the
    policy's responses, then the SFT policy's with the SAME decoding (evaluation.temperature: greedy
-   by default; max tokens, seed) from the same rollout engine loaded with the reference weights (no extra model is loaded);
-   rank 0 writes them for the next process (``handoff.write_pending``);
+   by default; max tokens, seed) from the same rollout engine loaded with the reference weights (no
+   extra model is loaded); ``score_rewards`` scores both with the run's reward source; rank 0 writes
+   them for the next process (``handoff.write_pending``);
 3. ``python -m rlaif_jobs.evaluation`` (``handoff.complete``) after the trainer exited:
    ``judge_and_score(plan, samples, engine, out)`` loads the judge, judges pairwise (both orders) and
    each response's harmlessness, scores the oracle, computes every figure with its 95% bootstrap

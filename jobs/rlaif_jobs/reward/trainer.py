@@ -13,7 +13,8 @@
    loss/accuracy per step, evaluating on the held-out pairs (at the start, every evalEverySteps, at
    the end), checkpointing every checkpointEverySteps and at the end;
 5. reports beside the eval loss the labels' entropy (``evalLossFloor``: no model can go below it, and ln 2
-   means it learned nothing) and each accuracy's 95% Wilson interval; writes ``<output>/model`` (an HF folder), ``<output>/metrics.jsonl`` and ``summary.json``.
+   means it learned nothing) and each accuracy's 95% Wilson interval; writes ``<output>/model`` (an HF
+   folder), ``<output>/metrics.jsonl`` and ``summary.json``.
 """
 
 from __future__ import annotations

@@ -68,6 +68,8 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = True
         elif key == "description":
             out[key] = " ".join(value.split())
+        elif key == "const":  # a one-value Literal: OpenAPI v3 in a CRD has no const, only enum
+            out["enum"] = [value]
         else:
             out[key] = value
     if "enum" in out and "type" not in out:

@@ -112,7 +112,7 @@ class RewardSource(CamelModel):
     direct: DirectRewardSpec | None = Field(None, description="d-RLAIF: the labeler scores responses 1-10.")
     oracle: OracleRewardSpec | None = Field(
         None, description="The RL ceiling check: reward 1 when a response meets its prompt's ground truth, else 0"
-        " (write oracle: {}). Not RLAIF: it shows how far RL can move the oracle in the step budget.")
+        " (oracle: {rules: builtin}). Not RLAIF: it shows how far RL can move the oracle in the step budget.")
 
     @model_validator(mode="after")
     def _one(self) -> RewardSource:
