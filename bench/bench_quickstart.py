@@ -25,6 +25,7 @@ loaded figures. Every model-loading run on a shared machine goes under the model
 
     flock /tmp/rlaif-model.lock .venv/bin/python bench/bench_quickstart.py
     .venv/bin/python bench/bench_quickstart.py MANIFEST --json out.json --keep runs-bench
+    .venv/bin/python bench/bench_quickstart.py --seed 1 --keep runs-seed1   (the quickstart's seed 1)
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=0.2, help="seconds between memory samples")
     p.add_argument("--json", default=None, help="also write the results here as JSON")
     p.add_argument("--verbose", action="store_true", help="show the stages' console output")
+    p.add_argument("--seed", type=int, default=None, help="run a copy of the manifest with this seed in every"
+                   " stage's training spec (rl.seed, training.seed): the quickstart's other seeds")
     return p.parse_args(argv)
 
 
@@ -207,18 +210,39 @@ def show(rows: list[dict], load_before: tuple, load_after: tuple) -> None:
         print(f"  {r['stage']}: {shown}")
 
 
+def with_seed(manifest: Path, seed: int, folder: Path) -> Path:
+    """A copy of ``manifest`` in ``folder`` whose stages train with ``seed`` (rl.seed of policies,
+    training.seed of reward models; labeling has no seed): every other field stays as written."""
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    for doc in docs:
+        spec = doc.get("spec", {})
+        for stage in (spec, spec.get("rewardModel"), spec.get("policy")):
+            if not isinstance(stage, dict):
+                continue
+            for key in ("rl", "training"):
+                if isinstance(stage.get(key), dict):
+                    stage[key]["seed"] = seed
+    out = folder / f"{manifest.stem}-seed{seed}.yaml"
+    out.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)  # `timeout`: print what was measured, stop the running stage
+    base = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="bench-quickstart-"))
+    base.mkdir(parents=True, exist_ok=True)
     manifest = Path(args.manifest).resolve()
+    if args.seed is not None:
+        manifest = with_seed(manifest, args.seed, base)
     stages = stage_names(str(manifest))
     wanted = args.stages.split(",") if args.stages else [n for _, n in stages]
     unknown = set(wanted) - {n for _, n in stages}
     if unknown:
         print(f"error: --stages {','.join(sorted(unknown))}: not in {manifest}", file=sys.stderr)
         return 2
-    base = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="bench-quickstart-"))
-    base.mkdir(parents=True, exist_ok=True)
     workdir = base / "work"
     workdir.mkdir(exist_ok=True)
     load_before = os.getloadavg()

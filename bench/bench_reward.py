@@ -16,7 +16,7 @@ longest text of the micro-batch), so TRL runs as it ships. Gradient checkpointin
 turns it on for both). The load average (1 min) is printed before and after each run: compare runs
 made at similar load only.
 
-Data: builtin://datasets/checkable-pairs (300 pairs, human labels), split 240/60 as the trainer
+Data: builtin://datasets/checkable-pairs (410 pairs, human labels), split 328/82 as the trainer
 splits it. It carries no AI labels, so the soft label is the human one, p = 1 or 0 (pass --labels FILE
 to train on a labeling stage's soft labels). TRL's RewardTrainer needs chosen/rejected: the argmax of p.
 Both trainers read the same training file; the held-out pairs are scored after training.
