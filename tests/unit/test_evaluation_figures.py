@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from pytest import approx
 
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.evaluation import metrics
@@ -18,6 +17,10 @@ def test_auc_by_hand():
     assert metrics.auc([1.0, 1.0], [1, 0]) == 0.5  # a tie counts half
     assert metrics.auc([0.2, 0.8], [1, 0]) == 0.0
     assert metrics.auc([0.2, 0.8], [1, 1]) is None  # one class only: no information
+    # stratified: task x scores everything higher than task y; within each task the reward is right, so
+    # the stratified AUC is 1 while the pooled one is 3/4 (x's wrong 5 beats y's right 2)
+    scores, good, task = [6, 5, 2, 1], [1, 0, 1, 0], ["x", "x", "y", "y"]
+    assert metrics.auc(scores, good, task) == 1.0 and metrics.auc(scores, good) == 0.75
 
 
 def _plan(records):
@@ -54,9 +57,9 @@ def test_per_task_over_refusal_and_agreement():
     # over-refusal on the two benign prompts: policy declined one, SFT both
     assert out["overRefusalRate"] == 0.5 and out["sftOverRefusalRate"] == 1.0 and out["overRefusalPrompts"] == 2
     assert out["overRefusalRateLow"] <= 0.5 <= out["overRefusalRateHigh"]
-    # agreement: good responses (oracle 1) scored 2.0, 2.0, 1.0; bad ones -1.0, 0.5, 1.5, -0.5, -1.0
-    # pairs good > bad: 2.0 beats all 5 (twice: 10), 1.0 beats 4 of 5 (-1, 0.5, -0.5, -1; not 1.5): 14 / 15
-    assert out["rewardOracleAuc"] == approx(14 / 15)
+    # agreement, within each task: summarization right 2.0, 2.0 vs wrong 0.5, 1.5: 4 of 4 pairs;
+    # harmless right 1.0 (policy, benign answered) vs wrong -1.0 (policy), -0.5, -1.0 (SFT): 3 of 3
+    assert out["rewardOracleAuc"] == 1.0
     assert out["rewardOracleAucLow"] <= out["rewardOracleAuc"] <= out["rewardOracleAucHigh"]
     # per task: summarization good 2.0, 2.0 vs bad 0.5, 1.5: 1.0
     assert out["rewardOracleAucSummarization"] == 1.0

@@ -102,13 +102,17 @@ def mean_length(responses: Sequence[str]) -> float:
     return sum(len(r) for r in responses) / len(responses) if responses else 0.0
 
 
-def auc(scores: Sequence[float], good: Sequence[float]) -> float | None:
+def auc(scores: Sequence[float], good: Sequence[float], groups: Sequence[object] | None = None) -> float | None:
     """Area under the ROC curve of ``scores`` separating good (1) from bad (0) items: the probability that
-    a random good item scores above a random bad one, ties counting half (Mann-Whitney). None when
-    either class is empty. Used for the reward model's agreement with the oracle on policy samples."""
-    pos = [s for s, g in zip(scores, good, strict=True) if g >= 0.5]
-    neg = [s for s, g in zip(scores, good, strict=True) if g < 0.5]
-    if not pos or not neg:
-        return None
-    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+    a random good item scores above a random bad one, ties counting half (Mann-Whitney). With ``groups``
+    only pairs within one group count (a stratified AUC: a reward whose scale differs between tasks is
+    not credited or blamed for the offset). None when no (good, bad) pair exists. Used for the reward's
+    agreement with the oracle on the policies' own responses."""
+    keys = list(groups) if groups is not None else [None] * len(scores)
+    wins = pairs = 0.0
+    for key in set(keys):
+        pos = [s for s, g, k in zip(scores, good, keys, strict=True) if k == key and g >= 0.5]
+        neg = [s for s, g, k in zip(scores, good, keys, strict=True) if k == key and g < 0.5]
+        wins += sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+        pairs += len(pos) * len(neg)
+    return wins / pairs if pairs else None

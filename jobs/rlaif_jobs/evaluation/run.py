@@ -278,21 +278,25 @@ def _oracle_figures(out: dict[str, float], key: str, rows: list[int], po: list[f
 
 def _agreement(out: dict[str, float], p: Plan, po: list[float | None], so: list[float | None],
                rp: list[float], rs: list[float], seed: int) -> None:
-    """rewardOracleAuc (all tasks) and rewardOracleAuc{Task}: the AUC of the reward for oracle-good vs
-    oracle-bad responses, both policies' responses pooled, with a bootstrap interval over responses
-    (a resample holding one class only counts 0.5, no information)."""
+    """rewardOracleAuc{Task} per task and rewardOracleAuc over all, each with a bootstrap interval over
+    responses: the AUC of the reward for oracle-right vs oracle-wrong responses, both policies' responses
+    pooled. Over all tasks it is stratified (pairs within a task only), so a reward model trained on one
+    task is not credited or blamed for its scale on another. A resample without a (right, wrong) pair
+    counts 0.5, no information."""
     n = len(po)
     pooled = [(rp[i], po[i], p.records[i].get("task")) for i in range(n) if po[i] is not None]
     pooled += [(rs[i], so[i], p.records[i].get("task")) for i in range(n) if so[i] is not None]
-    for key, rows in [("", pooled)] + [(t[0].upper() + t[1:], [r for r in pooled if r[2] == t])
-                                        for t in sorted({str(r[2]) for r in pooled if r[2]})]:
+    tasks = sorted({str(r[2]) for r in pooled if r[2]})
+    for key, rows in [("", pooled)] + [(t[0].upper() + t[1:], [r for r in pooled if r[2] == t]) for t in tasks]:
         scores, good = [r[0] for r in rows], [float(r[1]) for r in rows]  # type: ignore[arg-type]
-        value = metrics.auc(scores, good) if rows else None
+        strata = [str(r[2]) for r in rows]
+        value = metrics.auc(scores, good, strata)
         if value is None:
             continue
 
-        def stat(idx: list[int], scores: list[float] = scores, good: list[float] = good) -> float:
-            got = metrics.auc([scores[i] for i in idx], [good[i] for i in idx])
+        def stat(idx: list[int], scores: list[float] = scores, good: list[float] = good,
+                 strata: list[str] = strata) -> float:
+            got = metrics.auc([scores[i] for i in idx], [good[i] for i in idx], [strata[i] for i in idx])
             return 0.5 if got is None else got
 
         _with_interval(out, f"rewardOracleAuc{key}", value, bootstrap.interval(len(rows), stat, resamples=500,
