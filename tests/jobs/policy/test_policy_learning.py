@@ -116,7 +116,7 @@ def test_pushed_weights_are_the_ones_vllm_samples_from(tiny_sft_policy):
         hf = TransformersRollout(model, tok, "cpu")
 
         def greedy(e):
-            return [g[0].token_ids for g in e.generate(ids, 1, 8, 1e-4, 1.0, 0)]
+            return [g[0].token_ids for g in e.generate(ids, 1, 8, 0.0, 1.0, 0)]  # temperature 0: greedy
 
         before = greedy(engine)
         assert before == greedy(hf)
