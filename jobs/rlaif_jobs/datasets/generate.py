@@ -35,7 +35,6 @@ PAIRS_FILE = HERE / "checkable-pairs.jsonl"
 PROMPTS_FILE = HERE / "checkable-prompts.jsonl"
 EVAL_FILE = HERE / "checkable-eval.jsonl"
 SEED = 20230901
-SPLITS = ("pairs", "prompts", "eval")
 # items per split and kind: (pairs, RL prompts, held-out evaluation prompts)
 SIZES = {"summarization": (180, 180, 120), "helpful": (100, 100, 60), "harmful": (96, 96, 40),
          "benign": (34, 30, 40)}
@@ -206,10 +205,6 @@ def checkable_pairs() -> list[dict]:
 
 def checkable_prompts() -> list[dict]:
     return build()["prompts"]
-
-
-def checkable_eval() -> list[dict]:
-    return build()["eval"]
 
 
 def render(records: list[dict]) -> str:
