@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from rlaif_jobs.config.base import CamelModel
@@ -15,6 +17,12 @@ class RewardTrainerSpec(TrainerSpec):
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out for accuracy.")
     eval_every_steps: int | None = Field(
         None, ge=1, description="Evaluate on the held-out pairs this often; default: with each checkpoint."
+    )
+    score_head_init: Literal["normal", "zero"] = Field(
+        "normal", description="How the new scalar head starts. normal: transformers' N(0, initializer_range)."
+        " zero: every reward is 0 at the start, so how the model ranks responses it never saw in its pairs is"
+        " what training taught it, not a random projection of the base model's features (a random head"
+        " barely moves in tens of steps, and its direction then depends on the seed).",
     )
     packing: bool | None = Field(
         None,

@@ -35,12 +35,13 @@ def load_tokenizer(ref: ModelRef, path: str) -> Any:
     return tok
 
 
-def load_reward_model(ref: ModelRef) -> tuple[Any, Any]:
+def load_reward_model(ref: ModelRef, head_init: str = "normal") -> tuple[Any, Any]:
     """(tokenizer, model): ``ref`` as a sequence classifier with one output (the reward), in float32.
 
     float32 because DeepSpeed keeps the optimizer's master weights in the dtype it is given and casts
     the module itself to bf16/fp16 as the precision says. The new score head is initialised by
-    transformers (seed it first for identical ranks). Raises BaseModelError naming baseModel.uri.
+    transformers (seed it first for identical ranks), or to zero with ``head_init="zero"``
+    (training.scoreHeadInit). Raises BaseModelError naming baseModel.uri (or the head init field).
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -62,7 +63,25 @@ def load_reward_model(ref: ModelRef) -> tuple[Any, Any]:
         raise BaseModelError(f"baseModel.uri: cannot load {ref.uri!r} as a reward model ({_short(err)})") from None
     # Pooling reads the last non-pad token: the model must know which id is padding.
     model.config.pad_token_id = tok.pad_token_id
+    if head_init == "zero":
+        zero_score_head(model, ref.uri)
     return tok, model
+
+
+def zero_score_head(model: Any, uri: str) -> None:
+    """Sets the final linear layer of the classifier head (``score``, or ``classifier`` / its
+    ``out_proj``) to zero, so every reward starts at 0. Raises BaseModelError when there is none."""
+    import torch
+
+    head = getattr(model, "score", None) or getattr(model, "classifier", None)
+    head = getattr(head, "out_proj", head)
+    if not isinstance(head, torch.nn.Linear) or head.out_features != 1:
+        raise BaseModelError(f"training.scoreHeadInit: zero needs a linear score head with one output, and"
+                             f" {uri!r} ({type(model).__name__}) has none; use scoreHeadInit: normal")
+    with torch.no_grad():
+        head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
 
 
 def _short(err: BaseException) -> str:

@@ -165,7 +165,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
         raise ConfigError(f"training.batchSize: {plan.global_batch} is more than the {len(train)} training pairs"
                           f" in {config.preferences_uri} (after holding out {len(held)}); lower it")
     torch.manual_seed(spec.seed)  # the new score head starts identical on every rank
-    tokenizer, model = load_reward_model(config.base_model)
+    tokenizer, model = load_reward_model(config.base_model, spec.score_head_init)
     tokenizer.model_max_length = spec.max_length  # saved with the model: the scorer truncates alike
     tokenizer.truncation_side = "left"
     packed = packing_mode(spec, model)
