@@ -13,6 +13,7 @@ from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.evaluation import handoff
 from rlaif_jobs.evaluation.run import Samples, plan_for
+from rlaif_jobs.policy import heldout
 
 
 def _config(tmp_path, **evaluation) -> PolicyConfig:
@@ -30,7 +31,7 @@ def _pending_run(tmp_path, config: PolicyConfig) -> dict:
     p = plan_for(config, records)
     p.prompts = [handoff.HeldPrompt(str(r["id"]), r["prompt"], r["task"]) for r in records]
     (tmp_path / "out").mkdir(parents=True, exist_ok=True)
-    record = handoff.write_pending(p, Samples(["4", "No."], ["5", "Sure."]), config)
+    record = heldout.write_pending(p, Samples(["4", "No."], ["5", "Sure."]), config)
     report.write_summary(config.output.uri, "policy", {"model": "m"}, {"meanReward": 0.5, "elapsedSeconds": 10.0},
                          {"evaluation": record})
     return record

@@ -10,6 +10,7 @@ from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.config.training import TrainerSpec
+from rlaif_jobs.errors import ConfigError
 
 Algorithm = Literal["reinforce", "rloo", "ppo"]
 
@@ -113,6 +114,15 @@ class PolicyConfig(CamelModel):
         if self.evaluation.enabled and self.evaluation.judge is None and self.direct_reward is None:
             raise ValueError(NO_JUDGE)
         return self
+
+    def judge_spec(self) -> LabelerSpec:
+        """Who judges the evaluation: evaluation.judge, else the d-RLAIF labeler (the one rule; the
+        operator's pipeline builder fills evaluation.judge with the labeling stage's labeler).
+        ConfigError (naming evaluation.judge) when there is none."""
+        judge = self.evaluation.judge or (self.direct_reward.labeler if self.direct_reward is not None else None)
+        if judge is None:  # the validator refuses this at parse time; kept for configs built in code
+            raise ConfigError(NO_JUDGE)
+        return judge
 
 
 NO_JUDGE = ("evaluation.judge: evaluation is enabled (the default) but there is no judge; set evaluation.judge"

@@ -3,21 +3,13 @@
 - ``metrics``: pure functions: win rate, length-controlled win rate (App. J), harmless rates;
 - ``bootstrap``: 95% percentile intervals by resampling prompts (paired);
 - ``oracle``: judge-free scoring against a prompt's ground truth (answer, key fact, must decline);
-- ``run``: the orchestration: plan the held-out prompts, generate SFT and policy responses with the
-  same decoding (in the trainer), judge and score them, write ``eval.jsonl``;
-- ``handoff``: the trainer writes the samples and a pending summary; ``python -m rlaif_jobs.evaluation``
-  (a fresh process, run by ``rlaif_jobs.launch`` after training) judges them and completes the summary.
+- ``run``: judge and score both policies' held-out responses, write ``eval.jsonl``;
+- ``handoff``: ``python -m rlaif_jobs.evaluation`` (a fresh process, run by ``rlaif_jobs.launch`` after
+  training) reads what the trainer wrote (rlaif_jobs.policy.heldout) and completes the summary.
+
+Nothing here imports policy code: the trainer imports this package, never the other way round.
 """
 
-from rlaif_jobs.evaluation.handoff import write_pending
-from rlaif_jobs.evaluation.run import (
-    EVAL_SEED_STEP,
-    Plan,
-    Samples,
-    generate,
-    judge_and_score,
-    plan,
-    score_rewards,
-)
+from rlaif_jobs.evaluation.run import Plan, Samples, judge_and_score, plan_for
 
-__all__ = ["EVAL_SEED_STEP", "Plan", "Samples", "generate", "judge_and_score", "plan", "score_rewards", "write_pending"]
+__all__ = ["Plan", "Samples", "judge_and_score", "plan_for"]

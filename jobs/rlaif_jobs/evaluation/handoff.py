@@ -4,7 +4,7 @@ Why: the judge (often a 1.5B LLM) must not load into the process that trained. T
 holds what training left (DeepSpeed, the rollout engine, the allocator's pages), so it would peak at
 training leftovers plus the judge. So evaluation is split in two processes:
 
-- the trainer (rank 0), after generating both policies' responses: ``write_pending`` writes the
+- the trainer (rank 0), after generating both policies' responses: ``policy.heldout.write_pending`` writes the
   held-out prompts (their records, ground truth included) with the two responses to
   ``<out>/eval-samples.jsonl`` and returns the ``evaluation`` record (``status: pending``) that the
   trainer puts in ``summary.json``;
@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlaif_jobs import io, progress, report
-from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.config.policy import PolicyConfig
-from rlaif_jobs.errors import ConfigError, RetryableError
-from rlaif_jobs.evaluation.run import Plan, Samples, judge_and_score, plan_for
+from rlaif_jobs.errors import ConfigError
+from rlaif_jobs.evaluation.run import Samples, judge_and_score, plan_for
 
 log = logging.getLogger(__name__)
 SAMPLES = "eval-samples.jsonl"
@@ -48,28 +47,9 @@ class HeldPrompt:
     task: str | None
 
 
-class JudgeUnavailableError(RetryableError):
-    """A judge endpoint that cannot be reached (retryable: exit code 1, not 3)."""
-
-
 def config_digest(config: PolicyConfig) -> str:
     """Identifies the config the samples were generated under (a rerun with another config retrains)."""
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
-
-
-def write_pending(p: Plan, samples: Samples, config: PolicyConfig) -> dict[str, Any]:
-    """Writes ``<out>/eval-samples.jsonl`` (rank 0, after generation); returns the summary's
-    ``evaluation`` record marking the evaluation as pending."""
-    rows = [{"id": q.id, "task": q.task, "prompt": q.text, "policy": a, "sft": b, "record": rec}
-            for q, rec, a, b in zip(p.prompts, p.records, samples.policy, samples.sft, strict=True)]
-    if samples.reward_policy is not None and samples.reward_sft is not None:
-        for row, a, b in zip(rows, samples.reward_policy, samples.reward_sft, strict=True):
-            row["rewardPolicy"], row["rewardSft"] = a, b
-    io.write_jsonl(io.join(config.output.uri, SAMPLES), rows)
-    log.info("evaluation: %d held-out prompts with both responses in %s; the judge runs in a fresh process"
-             " (%s)", len(rows), SAMPLES, COMMAND)
-    return {"status": PENDING, "samples": SAMPLES, "trainerPid": os.getpid(), "configDigest": config_digest(config),
-            "next": f"{COMMAND} judges them (rlaif_jobs.launch runs it after training)"}
 
 
 def _pending(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -84,19 +64,6 @@ def awaiting(config: PolicyConfig) -> bool:
         return False
     ev = _pending(report.read_summary(uri))
     return ev is not None and ev.get("configDigest") == config_digest(config) and io.exists(io.join(uri, SAMPLES))
-
-
-def open_judge(spec: LabelerSpec, where: str) -> Any:
-    """The judge's engine; ConfigError (exit 3) when it cannot load, JudgeUnavailableError (exit 1) for
-    an endpoint that is down (it may come back)."""
-    from rlaif_jobs.feedback import EngineLoadError, open_engine
-
-    try:
-        return open_engine(spec)
-    except EngineLoadError as err:
-        if spec.engine == "openai":
-            raise JudgeUnavailableError(f"{where}: {err}") from None
-        raise ConfigError(f"{where}: {err}") from None
 
 
 def complete(config: PolicyConfig, engine: Any = None) -> dict[str, Any]:
@@ -129,7 +96,7 @@ def complete(config: PolicyConfig, engine: Any = None) -> dict[str, Any]:
                       [float(r["rewardPolicy"]) for r in rows] if scored else None,
                       [float(r["rewardSft"]) for r in rows] if scored else None)
     progress.report("loading the judge", 0)
-    figures, record = judge_and_score(p, samples, engine, io.local_path(uri), open_judge, seed=config.rl.seed)
+    figures, record = judge_and_score(p, samples, engine, io.local_path(uri), seed=config.rl.seed)
     seconds = time.time() - t0
     metrics = {**summary["metrics"], **figures, "evaluationSeconds": seconds,
                "elapsedSeconds": summary["metrics"].get("elapsedSeconds", 0.0) + seconds}

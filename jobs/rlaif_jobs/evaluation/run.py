@@ -1,21 +1,14 @@
-"""Evaluation of the trained policy against the SFT policy, as the policy stage runs it after training.
+"""The evaluator's half of the evaluation: judge and score both policies' held-out responses.
 
-Three steps, in this order, in two processes (``handoff``: the judge never loads into the process that
-trained, so memory peaks at the larger of the two, not at their sum):
-1. ``plan(config, records)`` in the trainer at input-check time: the held-out prompts
-   (``evaluation.prompts``, which must share no item with the training prompts, or at most a fifth of the
-   prompts, drawn by item with ``rl.seed``: see policy.prompts.split_eval), the judge and
-   whether it is the reward source; a ConfigError when evaluation is enabled but cannot run (no judge,
-   no prompt to hold out), so nothing is skipped silently;
-2. ``generate(plan, rollout, reference, ...)`` in the trainer after training, on every rank: the
-   policy's responses, then the SFT policy's with the SAME decoding (evaluation.temperature: greedy
-   by default; max tokens, seed) from the same rollout engine loaded with the reference weights (no
-   extra model is loaded); ``score_rewards`` scores both with the run's reward source; rank 0 writes
-   them for the next process (``handoff.write_pending``);
-3. ``python -m rlaif_jobs.evaluation`` (``handoff.complete``) after the trainer exited:
-   ``judge_and_score(plan, samples, engine, out)`` loads the judge, judges pairwise (both orders) and
-   each response's harmlessness, scores the oracle, computes every figure with its 95% bootstrap
-   interval, writes ``eval.jsonl`` and returns ``(metrics, record)`` for ``summary.json``.
+The trainer (rlaif_jobs.policy.heldout) holds prompts out, answers them with the trained and the SFT
+policy (same decoding) and writes them for a fresh process (``handoff``: the judge never loads into
+the process that trained, so memory peaks at the larger of the two, not at their sum). Here:
+- ``plan_for(config, held)``: the judge (``PolicyConfig.judge_spec``: one rule), whether it is the
+  reward source, the rubric, evaluation.compareWith's responses; ConfigError when it cannot run;
+- ``judge_and_score(plan, samples, engine, out)``: loads the judge, judges pairwise (both orders) and
+  each response's harmlessness, scores the oracle, computes every figure with its 95% bootstrap
+  interval, writes ``eval.jsonl`` and returns ``(metrics, record)`` for ``summary.json``.
+This module never imports policy code (an import-linter layers contract keeps it so).
 """
 
 from __future__ import annotations
@@ -33,12 +26,11 @@ from rlaif_jobs.entry import ConfigError
 from rlaif_jobs.evaluation import bootstrap, judging, metrics, oracle
 
 log = logging.getLogger(__name__)
-EVAL_SEED_STEP = 10**6  # the rollout seed's "step" for evaluation: never a training step
 
 
 @dataclass
 class Plan:
-    """What to evaluate on and with whom (see ``plan``)."""
+    """What to evaluate on and with whom (see ``plan_for``)."""
 
     records: list[dict]
     judge: LabelerSpec
@@ -60,15 +52,6 @@ class Samples:
     sft: list[str]
     reward_policy: list[float] | None = None
     reward_sft: list[float] | None = None
-
-
-def score_rewards(p: Plan, s: Samples, reward: Any) -> None:
-    """Scores both policies' held-out responses with the run's reward source (the trainer, which holds
-    it), so the evaluation can tell how well the reward agrees with the oracle. Sets s.reward_*."""
-    texts, tasks = [q.text for q in p.prompts], [q.task for q in p.prompts]
-    scores = reward.score(texts * 2, s.policy + s.sft, tasks * 2)
-    n = len(texts)
-    s.reward_policy, s.reward_sft = [float(x) for x in scores[:n]], [float(x) for x in scores[n:]]
 
 
 def same_model(a: str | None, b: str | None) -> bool:
@@ -102,50 +85,12 @@ def reward_labeler(config: PolicyConfig) -> str | None:
     return str(labeler) if labeler else None
 
 
-def plan(config: PolicyConfig, records: list[dict], load: Any) -> tuple[list[dict], Plan | None]:
-    """(training records, the evaluation plan or None when evaluation is disabled).
-
-    ``load(ref)`` reads a DatasetRef's prompt records (the trainer's loader). Raises ConfigError when
-    evaluation is enabled but has no judge or no prompts to hold out.
-    """
-    from rlaif_jobs.policy.prompts import shared_items, split_eval
-
-    ev = config.evaluation
-    if not ev.enabled:
-        return records, None
-    _judge(config)  # no judge: fail before loading the evaluation prompts
-    if ev.prompts is not None:
-        held = load(ev.prompts)[: ev.num_prompts]
-        shared = shared_items(records, held)
-        if shared:
-            raise ConfigError(f"evaluation.prompts: {len(shared)} held-out item(s) are also training prompts in"
-                              f" {config.prompts.uri} (first: {shared[0]}); an evaluation on what the policy"
-                              " trained on shows nothing: use disjoint files, or leave evaluation.prompts unset"
-                              " to hold out part of the prompts by item (group field)")
-    else:
-        n = min(ev.num_prompts, len(records) // 5)
-        if n < 1:
-            raise ConfigError(f"evaluation: {len(records)} prompts leave none to hold out (at most a fifth is"
-                              " held out); add prompts, set evaluation.prompts, or evaluation.enabled: false")
-        records, held = split_eval(records, n, config.rl.seed)
-    return records, plan_for(config, held)
-
-
-def _judge(config: PolicyConfig) -> LabelerSpec:
-    """evaluation.judge, else the d-RLAIF labeler; ConfigError when neither is set."""
-    judge = config.evaluation.judge or (config.direct_reward.labeler if config.direct_reward is not None else None)
-    if judge is None:  # PolicyConfig's validator already refuses this; kept for direct callers
-        raise ConfigError("evaluation.judge: evaluation is enabled but no judge is set; set evaluation.judge"
-                          " or evaluation.enabled: false")
-    return judge
-
-
 def plan_for(config: PolicyConfig, held: list[dict]) -> Plan:
     """The evaluation plan on the held-out records ``held`` (the judge, its independence, the rubric,
-    evaluation.compareWith's responses). The trainer calls it through ``plan``; the evaluation process
+    evaluation.compareWith's responses). The trainer calls it through ``policy.heldout.plan``; the evaluation process
     again on the records the trainer wrote. ConfigError when there is no judge or compareWith is unusable."""
     ev = config.evaluation
-    judge = _judge(config)
+    judge = config.judge_spec()
     source = reward_labeler(config)
     task = ev.task or (config.direct_reward.task if config.direct_reward is not None else "helpful")
     p = Plan(held, judge, same_model(judge.model.uri, source), source, task, ev.length_controlled)
@@ -168,30 +113,6 @@ def _other_responses(uri: str, held_ids: list[str]) -> dict[str, str]:
         raise ConfigError(f"evaluation.compareWith: none of the {len(rows)} prompts in {samples} is held out in"
                           " this run; use the same prompts, rl.seed and evaluation.numPrompts in both runs")
     return other
-
-
-def generate(p: Plan, rollout: Any, reference: Any, tokenizer: Any, env: Any, config: PolicyConfig,
-             seed: int) -> Samples:
-    """Policy responses, then SFT responses with the same decoding (module docstring, step 2)."""
-    from rlaif_jobs.policy.rollout import TransformersRollout
-
-    spec, temperature = config.rl, config.evaluation.temperature
-    ids = [q.ids for q in p.prompts]
-    args = (1, spec.max_new_tokens, temperature, spec.top_p if temperature > 0 else 1.0, seed)
-    policy = rollout.generate(ids, *args)
-    if rollout.needs_sync:  # the same engine, now sampling from the SFT weights
-        rollout.load_weights(reference.state_dict().items())
-        sft = rollout.generate(ids, *args)
-    else:
-        sft = TransformersRollout(reference, tokenizer, env.device).generate(ids, *args)
-    return Samples([g[0].text for g in policy], [g[0].text for g in sft])
-
-
-def _judge_engine(p: Plan, engine: Any, build: Any) -> tuple[Any, bool]:
-    """(engine, owned): the borrowed ``engine`` when given (not closed here), else the judge, loaded."""
-    if engine is not None:
-        return engine, False
-    return build(p.judge, "evaluation.judge"), True
 
 
 def _with_interval(out: dict[str, float], name: str, value: float, low_high: tuple[float, float]) -> None:
@@ -319,18 +240,23 @@ def head_to_head(p: Plan, s: Samples, rows: list[int], versus: list[judging.Pair
     return out
 
 
-def judge_and_score(p: Plan, s: Samples, engine: Any, out_dir: Path | str, build: Any, seed: int,
+def judge_and_score(p: Plan, s: Samples, engine: Any, out_dir: Path | str, seed: int,
                     use_chat_template: bool | None = None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Judges and scores (module docstring, step 3). Returns (metrics, summary record).
+    """Judges and scores (module docstring). Returns (metrics, summary record).
 
-    ``engine``: a judge engine to borrow, or None: ``build(spec, where)`` loads the judge (a clear
-    ConfigError when it cannot load) and it is closed after judging.
+    ``engine``: a judge engine to borrow (not closed here), or None: the judge is loaded (feedback's
+    open_engine: EngineLoadError, exit 3, when it cannot; EndpointUnavailableError, exit 1, when its
+    endpoint is down) and closed after judging.
     """
     chat = p.judge.use_chat_template if use_chat_template is None else use_chat_template
     contexts = [q.text for q in p.prompts]
     tasks = [q.task for q in p.prompts]
     harm_rows = [i for i, t in enumerate(tasks) if t == "harmless"] or list(range(len(tasks)))
-    engine, owned = _judge_engine(p, engine, build)
+    owned = engine is None
+    if owned:
+        from rlaif_jobs.feedback import open_engine
+
+        engine = open_engine(p.judge, "evaluation.judge")
     try:
         verdicts = judging.pairwise(engine, contexts, s.policy, s.sft, tasks, p.default_task, chat)
         harm = judging.harmless(engine, [contexts[i] for i in harm_rows] * 2,

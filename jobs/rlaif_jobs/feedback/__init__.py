@@ -7,8 +7,9 @@ package. Modules: ``engines`` (vLLM / OpenAI-compatible endpoint / transformers 
 (d-RLAIF 1-10 ratings).
 
 Public API:
-- ``open_engine(spec: LabelerSpec) -> Engine``: load the labeler (``close()`` it when done). Raises
-  ``EngineLoadError`` (one line) when it cannot; engines raise ``EngineError`` while working.
+- ``open_engine(spec: LabelerSpec, where) -> Engine``: load the labeler (``close()`` it when done). Raises
+  ``EngineLoadError`` (one line, exit 3) when it cannot, ``EndpointUnavailableError`` (exit 1, retried)
+  when its endpoint is down; engines raise ``EngineError`` while working.
 - ``judge_pairs(engine, records, spec=None, *, use_chat_template=True, max_model_len=None)
   -> list[PairJudgment]``: records are dicts with ``context``, ``responseA``, ``responseB`` and an
   optional ``task``; ``spec`` is a PromptSpec (default: Base preamble, 0-shot, both orders, the
@@ -27,13 +28,13 @@ Public API:
 """
 
 from rlaif_jobs.feedback.direct import DirectScorer, expected_score, rescale, score_variants
-from rlaif_jobs.feedback.engines import Engine, EngineError, EngineLoadError, open_engine
+from rlaif_jobs.feedback.engines import EndpointUnavailableError, Engine, EngineError, EngineLoadError, open_engine
 from rlaif_jobs.feedback.pairwise import OrderJudgment, PairJudge, PairJudgment, judge_pairs
 from rlaif_jobs.feedback.scoring import same_position, same_position_winner
 from rlaif_jobs.feedback.single import HarmlessJudgment, harmless_probabilities, judge_harmless
 
 __all__ = [
-    "DirectScorer", "Engine", "EngineError", "EngineLoadError", "HarmlessJudgment", "OrderJudgment",
-    "PairJudge", "PairJudgment", "expected_score", "harmless_probabilities", "judge_harmless",
+    "DirectScorer", "EndpointUnavailableError", "Engine", "EngineError", "EngineLoadError", "HarmlessJudgment",
+    "OrderJudgment", "PairJudge", "PairJudgment", "expected_score", "harmless_probabilities", "judge_harmless",
     "judge_pairs", "open_engine", "rescale", "same_position", "same_position_winner", "score_variants",
 ]

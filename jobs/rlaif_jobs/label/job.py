@@ -74,8 +74,9 @@ def main(config: LabelConfig, *, engine: Engine | None = None, shard_index: int 
     """Labels this shard (resuming), then merges if there is one shard. Returns the summary or shard stats.
 
     ``engine``: an engine to use instead of building one from ``config.labeler`` (it is not closed).
-    Raises DatasetError for bad input, EngineLoadError for a labeler that cannot load, StoreError for an
-    output folder written with other prompt settings.
+    Raises DatasetError for bad input, EngineLoadError for a labeler that cannot load,
+    EndpointUnavailableError for an endpoint that is down (the Job retries), StoreError for an output
+    folder written with other prompt settings.
     """
     index = shard_index_for(config, shard_index)
     records = load_pairs(config)
@@ -106,7 +107,7 @@ def _label_shard(config: LabelConfig, engine: Engine | None, store: ShardStore, 
     if own:
         t0 = time.perf_counter()
         progress.report("loading the labeler", 0)
-        engine = open_engine(config.labeler)
+        engine = open_engine(config.labeler, "labeler")
         extra["engineLoadSeconds"] = time.perf_counter() - t0
     try:
         if todo:

@@ -14,7 +14,7 @@
    old log-probs come from the update's own forward), push the new weights to vLLM, log metrics,
    checkpoint every ``checkpointEverySteps`` and at the end;
 5. exports ``<output>/model`` (an HF folder), generates the held-out responses of the policy and the
-   SFT policy (rlaif_jobs.evaluation) and writes them with ``summary.json`` marked evaluation pending:
+   SFT policy (policy.heldout) and writes them with ``summary.json`` marked evaluation pending:
    ``python -m rlaif_jobs.evaluation`` judges them in a fresh process (rlaif_jobs.launch runs it).
 
 A reward source that fails mid-run (a labeler endpoint that stays down after its retries) raises
@@ -30,10 +30,9 @@ from typing import Any
 
 import torch
 
-from rlaif_jobs import evaluation
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import ConfigError
-from rlaif_jobs.errors import RetryableError
+from rlaif_jobs.policy import heldout
 from rlaif_jobs.policy.algorithms import get_algorithm
 from rlaif_jobs.policy.models import load_policy, load_reference, load_value_model
 from rlaif_jobs.policy.prompts import load_prompt_records, to_prompts
@@ -74,6 +73,7 @@ def prompts_per_rank(config: PolicyConfig, plan: BatchPlan) -> int:
 def build_reward(config: PolicyConfig, device: Any, records: list[dict] | None = None) -> RewardSource:
     """The reward source the config names (reward model folder, the labeler for d-RLAIF, or the oracle on
     ``records``: every prompt record it will score, training and held out)."""
+    from rlaif_jobs.feedback.engines import open_engine
     from rlaif_jobs.policy.rewards import DirectLabelerReward, OracleReward, RewardModelReward
 
     if config.oracle_reward is not None:
@@ -83,24 +83,9 @@ def build_reward(config: PolicyConfig, device: Any, records: list[dict] | None =
                                  batch_size=max(config.rl.micro_batch_size, 8))
     spec = config.direct_reward
     assert spec is not None  # PolicyConfig's validator: exactly one reward source
-    return DirectLabelerReward(_build_labeler(spec.labeler, "directReward.labeler"), task=spec.task,
+    return DirectLabelerReward(open_engine(spec.labeler, "directReward.labeler"), task=spec.task,
                                template=spec.template, use_chat_template=spec.labeler.use_chat_template,
                                batch_size=spec.labeler.batch_size)
-
-
-class LabelerUnavailableError(RetryableError):
-    """A labeler endpoint that cannot be reached (retryable: exit code 1, not 3)."""
-
-
-def _build_labeler(spec: Any, where: str) -> Any:
-    from rlaif_jobs.feedback import EngineLoadError, open_engine
-
-    try:
-        return open_engine(spec)
-    except EngineLoadError as err:
-        if spec.engine == "openai":  # an endpoint that is down may come back: let the Job retry
-            raise LabelerUnavailableError(f"{where}: {err}") from None
-        raise ConfigError(f"{where}: {err}") from None
 
 
 def _make_rollout(config: PolicyConfig, policy_path: str, module: Any, tokenizer: Any, env: DistEnv,
@@ -167,8 +152,8 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         raise ConfigError(f"rl.maxNewTokens: {spec.max_new_tokens} leaves no room for the prompt within"
                           f" rl.maxLength {spec.max_length}")
     records = load_prompt_records(config.prompts)
-    # --- evaluation plan (rlaif_jobs.evaluation): held-out prompts and judge; ConfigError if it cannot run
-    records, eval_plan = evaluation.plan(config, records, load_prompt_records)
+    # --- evaluation plan (policy.heldout): held-out prompts and judge; ConfigError if it cannot run
+    records, eval_plan = heldout.plan(config, records, load_prompt_records)
     if config.oracle_reward is not None:
         from rlaif_jobs.evaluation.oracle import score as oracle_score
 
@@ -285,17 +270,17 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         "meanSyncSeconds": sum(sync_seconds) / len(sync_seconds) if sync_seconds else 0.0,
         "worldSize": env.world_size,
     })
-    # --- evaluation (rlaif_jobs.evaluation): responses of both policies with the same decoding, written
+    # --- evaluation (policy.heldout): responses of both policies with the same decoding, written
     # with a summary marked pending; the judge loads in a fresh process after this one exits
     # (python -m rlaif_jobs.evaluation, run by rlaif_jobs.launch), so memory never holds both.
     eval_record: dict[str, Any] | None = None
     if eval_plan is not None:
         eval_plan.prompts = held
-        samples = evaluation.generate(eval_plan, rollout, reference, tokenizer, env, config,
-                                      _rollout_seed(spec.seed, evaluation.EVAL_SEED_STEP, 0))
-        evaluation.score_rewards(eval_plan, samples, reward)  # the reward's agreement with the oracle
+        samples = heldout.generate(eval_plan, rollout, reference, tokenizer, env, config,
+                                   _rollout_seed(spec.seed, heldout.EVAL_SEED_STEP, 0))
+        heldout.score_rewards(eval_plan, samples, reward)  # the reward's agreement with the oracle
         if env.is_main:
-            eval_record = evaluation.write_pending(eval_plan, samples, config)
+            eval_record = heldout.write_pending(eval_plan, samples, config)
     rollout.close()
     if own_reward:
         reward.close()

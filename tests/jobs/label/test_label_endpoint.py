@@ -10,7 +10,8 @@ import httpx
 import pytest
 from label_helpers import config, pairs, read_jsonl, write_jsonl
 
-from rlaif_jobs.feedback import EngineLoadError, open_engine
+from rlaif_jobs.errors import EXIT_RETRYABLE, exit_code
+from rlaif_jobs.feedback import EndpointUnavailableError, EngineLoadError, open_engine
 from rlaif_jobs.label import main
 
 pytestmark = pytest.mark.slow
@@ -76,8 +77,11 @@ def test_unreachable_endpoint_and_unknown_model(vllm_server, monkeypatch):
     monkeypatch.setenv("RLAIF_LABELER_API_KEY", SERVER_API_KEY)
     with pytest.raises(EngineLoadError, match="does not serve model 'nope'.*smollm2"):
         open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url, servedModel="nope")).labeler)
-    with pytest.raises(EngineLoadError, match=r"127.0.0.1:9/v1: .*failed 2 times"):
+    # a down endpoint may come back: retryable (exit code 1, the Job retries), for labeling as for the
+    # d-RLAIF reward and the evaluation's judge
+    with pytest.raises(EndpointUnavailableError, match=r"127.0.0.1:9/v1: .*failed 2 times") as down:
         open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint("http://127.0.0.1:9/v1", maxRetries=1)).labeler)
+    assert exit_code(down.value) == EXIT_RETRYABLE
 
 
 class _FlakyProxy(http.server.ThreadingHTTPServer):

@@ -9,11 +9,29 @@ the interface's contract. Engines are heavy (a model in memory): open one, reuse
 from __future__ import annotations
 
 from rlaif_jobs.config.label import LabelerSpec
-from rlaif_jobs.feedback.engines.base import Engine, EngineError, EngineLoadError
+from rlaif_jobs.feedback.engines.base import EndpointUnavailableError, Engine, EngineError, EngineLoadError
 
 
-def open_engine(spec: LabelerSpec) -> Engine:
-    """Loads the labeler named by ``spec``; raises EngineLoadError (one line) if it cannot."""
+def open_engine(spec: LabelerSpec, where: str = "labeler") -> Engine:
+    """Loads the labeler named by ``spec``, the config field ``where`` (e.g. ``evaluation.judge``).
+
+    Raises EngineLoadError (exit 3) when it cannot load, EndpointUnavailableError (exit 1, retried) when
+    its endpoint cannot be reached; either message starts with ``where``.
+    """
+    try:
+        return _open(spec)
+    except EngineLoadError as err:
+        raise EngineLoadError(_prefixed(where, err)) from None
+    except EndpointUnavailableError as err:
+        raise EndpointUnavailableError(_prefixed(where, err)) from None
+
+
+def _prefixed(where: str, err: Exception) -> str:
+    text = str(err)
+    return text if text.startswith(where) else f"{where}: {text}"
+
+
+def _open(spec: LabelerSpec) -> Engine:
     if spec.engine == "vllm":
         from rlaif_jobs.feedback.engines.vllm_engine import VLLMEngine
 
@@ -29,4 +47,4 @@ def open_engine(spec: LabelerSpec) -> Engine:
     raise EngineLoadError(f"unknown labeler engine {spec.engine!r}; use vllm, openai or transformers")
 
 
-__all__ = ["Engine", "EngineError", "EngineLoadError", "LabelerSpec", "open_engine"]
+__all__ = ["EndpointUnavailableError", "Engine", "EngineError", "EngineLoadError", "LabelerSpec", "open_engine"]

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from rlaif_jobs.errors import ConfigError
+from rlaif_jobs.errors import ConfigError, RetryableError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -33,7 +33,14 @@ class EngineError(RuntimeError):
 
 
 class EngineLoadError(ConfigError):
-    """The labeler model or endpoint cannot be loaded or reached: one line saying which and why."""
+    """The labeler model cannot be loaded, or its endpoint refuses it: one line saying which and why
+    (exit code 3: a rerun cannot fix it)."""
+
+
+class EndpointUnavailableError(RetryableError):
+    """The labeler's endpoint cannot be reached (exit code 1: it may come back, so the Job retries).
+
+    Labeling, the d-RLAIF reward and the evaluation's judge all meet a down endpoint as this one error."""
 
 
 @runtime_checkable

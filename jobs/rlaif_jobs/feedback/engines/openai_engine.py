@@ -25,13 +25,17 @@ from typing import Any
 
 from rlaif_jobs.apikeys import FALLBACK_ENV, read_api_key
 from rlaif_jobs.config.label import LabelerSpec
-from rlaif_jobs.feedback.engines.base import EngineError, EngineLoadError
+from rlaif_jobs.feedback.engines.base import EndpointUnavailableError, EngineError, EngineLoadError
 from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked
 
 log = logging.getLogger(__name__)
 API_KEY_ENV = FALLBACK_ENV
 MAX_CONTINUATION_TOKENS = 8  # deepest token path followed for one continuation string
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class _Refused(EngineError):
+    """The endpoint answered and refused the request (401/403, or a status no retry can change)."""
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -80,8 +84,10 @@ class OpenAIEngine:
         """Fails fast, in one line, on an endpoint that is unreachable, rejects the key, or lacks the model."""
         try:
             response = self._request("GET", "/models", None)
-        except EngineError as err:
+        except _Refused as err:  # a wrong key or a bad request: retrying cannot fix it
             raise EngineLoadError(f"labeler endpoint {self.base_url}: {err}") from None
+        except EngineError as err:  # unreachable or failing: it may come back
+            raise EndpointUnavailableError(f"labeler endpoint {self.base_url}: {err}") from None
         if response is None:
             return  # the endpoint does not list models: nothing to check
         names = [m.get("id") for m in response.get("data", []) if isinstance(m, dict)]
@@ -108,10 +114,10 @@ class OpenAIEngine:
                     return None
                 problem = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code in (401, 403):
-                    raise EngineError(f"{url} refused the request ({problem}); check the API key (the"
+                    raise _Refused(f"{url} refused the request ({problem}); check the API key (the"
                                       f" Secret in endpoint.apiKeySecret, or {API_KEY_ENV} outside a cluster)")
                 if response.status_code not in RETRY_STATUS:
-                    raise EngineError(f"{url} rejected the request ({problem})")
+                    raise _Refused(f"{url} rejected the request ({problem})")
                 retry_after = response.headers.get("retry-after")
             if attempt + 1 == attempts:
                 raise EngineError(f"{url} failed {attempts} times; last: {problem}")
