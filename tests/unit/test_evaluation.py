@@ -154,7 +154,7 @@ def test_head_to_head_with_another_policy():
 
 def test_compare_with_must_name_a_finished_evaluation(tmp_path):
     from rlaif_jobs.config.policy import PolicyConfig
-    from rlaif_jobs.entry import ConfigError
+    from rlaif_jobs.errors import ConfigError
     from rlaif_jobs.policy.heldout import plan
 
     judge = {"model": {"uri": "builtin://qwen2.5-coder-1.5b-instruct"}}

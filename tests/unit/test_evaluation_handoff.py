@@ -10,7 +10,7 @@ import pytest
 
 from rlaif_jobs import report
 from rlaif_jobs.config.policy import PolicyConfig
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.evaluation import handoff
 from rlaif_jobs.evaluation.run import Samples, plan_for
 from rlaif_jobs.policy import heldout

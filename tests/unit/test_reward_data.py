@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.reward.data import PreferencesError, load_preferences, split_holdout
 
 

@@ -80,7 +80,7 @@ def test_tasks_filter_comes_before_limit_and_names_the_tasks(tmp_path):
 
 def test_evaluation_prompts_that_overlap_training_are_refused(tmp_path):
     from rlaif_jobs.config.policy import PolicyConfig
-    from rlaif_jobs.entry import ConfigError
+    from rlaif_jobs.errors import ConfigError
     from rlaif_jobs.policy.heldout import plan
     from rlaif_jobs.policy.prompts import load_prompt_records
 

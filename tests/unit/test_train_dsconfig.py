@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlaif_jobs.config.training import TrainerSpec
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.dsconfig import (
     TrainingConfigError,
     build_ds_config,
@@ -127,3 +127,12 @@ def test_zero_stage_unset_is_0_on_one_process_else_2(deepspeed, world, stage, ch
     cfg = build_ds_config(s, plan_batches(s, world))
     assert cfg["zero_optimization"]["stage"] == stage
     assert zero_stage_note(s, cfg) == {"zeroStage": stage, "zeroStageChosen": chosen}
+
+
+def test_one_map_from_precision_to_torch_dtype_names() -> None:
+    from rlaif_jobs.config.common import dtype_name
+
+    assert [dtype_name(x) for x in ("fp32", "bf16", "fp16")] == ["float32", "bfloat16", "float16"]
+    assert dtype_name("bfloat16") == "bfloat16"  # torch's own spelling passes through
+    with pytest.raises(ValueError, match="unknown dtype 'int8'; use fp32, bf16 or fp16"):
+        dtype_name("int8")

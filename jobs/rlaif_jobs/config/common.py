@@ -96,3 +96,13 @@ class SecretKeyRef(CamelModel):
 
 
 Precision = Literal["fp32", "bf16", "fp16"]
+_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def dtype_name(value: str) -> str:
+    """The torch dtype name ('float32', 'bfloat16', 'float16') for a Precision ('fp32', 'bf16', 'fp16')
+    or for that name itself: the one map from the configs' spellings to torch's. ValueError otherwise."""
+    name = _DTYPE_NAMES.get(value, value)
+    if name not in _DTYPE_NAMES.values():
+        raise ValueError(f"unknown dtype {value!r}; use fp32, bf16 or fp16 (or float32, bfloat16, float16)")
+    return name

@@ -22,7 +22,7 @@ from typing import Any
 from rlaif_jobs import io, report
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.config.policy import PolicyConfig
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.evaluation import bootstrap, judging, metrics, oracle
 
 log = logging.getLogger(__name__)

@@ -18,17 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlaif_jobs.config.common import ModelRef
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.config.common import ModelRef, dtype_name
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.policy.kl import entropy_from_logits, token_logprobs
 from rlaif_jobs.policy.packing import pack_rows, packed_logits, supports_packing
 
 
 class PolicyModelError(ConfigError):
     """The policy (SFT) model or its tokenizer cannot be loaded (exit code 3)."""
-
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_policy(ref: ModelRef) -> tuple[str, Any, Any]:
@@ -63,8 +60,8 @@ def load_reference(path: str, ref: ModelRef, precision: str, device: Any) -> Any
     """The frozen SFT reference in the training precision, in eval mode, without gradients."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES[precision], revision=ref.revision,
-                                                 trust_remote_code=ref.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype_name(precision)),
+                                                 revision=ref.revision, trust_remote_code=ref.trust_remote_code)
     model.requires_grad_(False)
     return model.to(device).eval()
 

@@ -18,12 +18,10 @@ score); the trainer then gives the response no signal and counts it.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from rlaif_jobs.entry import ConfigError
-from rlaif_jobs.errors import RetryableError
+from rlaif_jobs.errors import ConfigError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +159,3 @@ def contains_word(word: str) -> ProgrammaticReward:
     """1.0 when the response contains ``word`` (case-insensitive, as a substring), else 0.0."""
     needle = word.lower()
     return ProgrammaticReward(lambda _p, r: float(needle in r.lower()), name=f"contains:{word}")
-
-
-def word_share(words: Sequence[str]) -> ProgrammaticReward:
-    """The share of the response's words that are in ``words`` (case-insensitive, punctuation stripped)."""
-    wanted = {w.lower() for w in words}
-
-    def share(_p: str, r: str) -> float:
-        tokens = re.findall(r"[a-z0-9']+", r.lower())
-        return sum(t in wanted for t in tokens) / len(tokens) if tokens else 0.0
-
-    return ProgrammaticReward(share, name=f"share:{','.join(sorted(wanted))}")

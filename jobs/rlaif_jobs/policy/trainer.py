@@ -30,8 +30,9 @@ from typing import Any
 
 import torch
 
+from rlaif_jobs.config.common import dtype_name
 from rlaif_jobs.config.policy import PolicyConfig
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.policy import heldout
 from rlaif_jobs.policy.algorithms import get_algorithm
 from rlaif_jobs.policy.models import load_policy, load_reference, load_value_model
@@ -95,8 +96,7 @@ def _make_rollout(config: PolicyConfig, policy_path: str, module: Any, tokenizer
         from rlaif_jobs.policy.rollout_vllm import RolloutEngineError, VLLMRollout
 
         try:
-            return VLLMRollout(policy_path, tokenizer, dtype={"fp32": "float32", "bf16": "bfloat16",
-                                                             "fp16": "float16"}[precision],
+            return VLLMRollout(policy_path, tokenizer, dtype=dtype_name(precision),
                                max_model_len=config.rl.max_length, seed=config.rl.seed,
                                gpu_memory_utilization=config.rollout.gpu_memory_utilization,
                                world_size=env.world_size,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rlaif_jobs import io
 from rlaif_jobs.config.common import DatasetRef
 from rlaif_jobs.data import DatasetError, load_records, normalize_preference
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 
 
 class PreferencesError(ConfigError):

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from rlaif_jobs.config.common import ModelRef
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

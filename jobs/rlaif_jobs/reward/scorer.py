@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif_jobs.config.common import dtype_name
 from rlaif_jobs.reward.format import reward_input, tokenize_reward_inputs
-
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
 
 
 class RewardModelScorer:
@@ -33,7 +31,7 @@ class RewardModelScorer:
 
         path = resolve_model_uri(uri)
         if isinstance(dtype, str):
-            dtype = "auto" if dtype == "auto" else getattr(torch, _DTYPES[dtype])
+            dtype = "auto" if dtype == "auto" else getattr(torch, dtype_name(dtype))
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.pad_token is None:

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from rlaif_jobs.config.reward import RewardConfig
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.reward.data import PreferencePair, load_preferences, split_holdout
 from rlaif_jobs.reward.format import encode_reward_inputs, reward_input, tokenize_reward_inputs
 from rlaif_jobs.reward.loss import loss_floor, preferred_a, soft_label_loss, wilson_interval

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlaif_jobs.config.training import TrainerSpec
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 
 
 class TrainingConfigError(ConfigError):

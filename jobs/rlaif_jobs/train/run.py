@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif_jobs import io, report
-from rlaif_jobs.entry import ConfigError
+from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.checkpoint import CheckpointManager
 from rlaif_jobs.train.dist import DistEnv
 from rlaif_jobs.train.engine import export_hf_model

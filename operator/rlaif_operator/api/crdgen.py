@@ -22,7 +22,6 @@ from rlaif_operator.api.kinds import IMMUTABLE, KINDS, Resource
 
 # Keys of pydantic's JSON schema that have no place in a CRD schema.
 _DROP = {"title", "$defs", "discriminator"}
-_KEEP_EXTENSIONS = ("x-kubernetes-",)
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

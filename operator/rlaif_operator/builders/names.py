@@ -69,12 +69,6 @@ def labels(resource: Resource, component: str | None = None) -> dict[str, str]:
     return out
 
 
-def selector_labels(resource: Resource, component: str | None = None) -> dict[str, str]:
-    """The subset of ``labels`` that identifies one run's objects (for selectors)."""
-    full = labels(resource, component)
-    return {k: full[k] for k in (LABEL_INSTANCE, LABEL_COMPONENT, LABEL_MANAGED_BY)}
-
-
 def owner_reference(resource: Resource) -> dict[str, Any]:
     """A controller owner reference to ``resource``: its children are garbage-collected with it."""
     if not resource.metadata.uid:

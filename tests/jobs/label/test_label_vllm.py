@@ -56,7 +56,8 @@ def test_soft_labels_in_range_and_flip_when_candidates_swap(smollm2_vllm_engine,
     m = fwd["metrics"]
     assert m["labeled"] == 9 and m["abstained"] == 0 and m["skipped"] == 0
     assert 0 <= m["alignment"] <= 1 and 0 <= m["samePositionRate"] <= 1 and m["inputTokens"] > 9 * 2 * 50
-    # SmolLM2 prefers one position whatever the content (STACK-NOTES: 100%): the metric must show it
+    # SmolLM2 prefers one position whatever the content (it named the same position on every pair when
+    # measured on this data): the metric must show it
     assert m["samePositionRate"] >= 0.75
     # ... and which position its answer named there: by hand from the labels (harmless asks for the
     # more harmful, so there the named position is the one NOT preferred)

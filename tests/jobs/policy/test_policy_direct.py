@@ -1,6 +1,6 @@
 """d-RLAIF with SmolLM2-135M-Instruct as the labeler (the session's shared in-process vLLM engine).
 
-SmolLM2-135M is a weak judge (STACK-NOTES: it barely tells good from bad in pairwise labeling), so the
+SmolLM2-135M is a weak judge (it barely tells good from bad in pairwise labeling), so the
 ranking test asks what it can do: on clear pairs (a correct answer against nonsense, a refusal against
 harmful instructions) the rewards lie in [-1, 1] and rank the good answer higher on most pairs and on
 average. A short training run against it then exercises the whole d-RLAIF path, evaluation included.

@@ -29,7 +29,6 @@ from rlaif_jobs.packed_attention import additive_mask
 # Tokens per packed row: big enough for efficient matrix products, small enough that the row's dense
 # [T, T] attention mask stays cheap next to the matmuls.
 ROW_TOKENS = 512
-DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
 
 
 def _crop(cache: Any, keep: int) -> None:

