@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io, summaries
 from rlaif_operator.api.common import API_VERSION
 from rlaif_operator.api.conditions import POD_WAITING_PROBLEMS, Reason
 from rlaif_operator.api.kinds import Resource
@@ -229,11 +229,11 @@ def lost_summary(resource: Resource) -> tuple[dict[str, Any] | None, str]:
     same path on the operator's own disk would answer for the wrong file). Returns (summary or None,
     why not, for the condition message)."""
     uri = resource.spec.output.uri  # type: ignore[attr-defined]
-    where = report.summary_uri(uri)
+    where = summaries.summary_uri(uri)
     if not io.is_remote(uri):
         return None, f"; its summary {where} is on a volume the operator does not mount, so its result is unknown"
     try:
-        summary = report.read_summary(uri)
+        summary = summaries.read_summary(uri)
     except Exception as err:  # noqa: BLE001 - any failure to read means "unknown", said in the message
         return None, f"; reading {where} failed ({type(err).__name__}: {err}), so its result is unknown"
     if summary is None:

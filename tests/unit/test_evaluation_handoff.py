@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from rlaif_jobs import report
+from rlaif_jobs import summaries
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.evaluation import handoff
@@ -32,7 +32,7 @@ def _pending_run(tmp_path, config: PolicyConfig) -> dict:
     p.prompts = [handoff.HeldPrompt(str(r["id"]), r["prompt"], r["task"]) for r in records]
     (tmp_path / "out").mkdir(parents=True, exist_ok=True)
     record = heldout.write_pending(p, Samples(["4", "No."], ["5", "Sure."]), config)
-    report.write_summary(config.output.uri, "policy", {"model": "m"}, {"meanReward": 0.5, "elapsedSeconds": 10.0},
+    summaries.write_summary(config.output.uri, "policy", {"model": "m"}, {"meanReward": 0.5, "elapsedSeconds": 10.0},
                          {"evaluation": record})
     return record
 
@@ -61,7 +61,7 @@ def test_the_evaluator_refuses_a_run_that_has_not_trained_and_leaves_a_finished_
     with pytest.raises(ConfigError, match="output.uri: no summary.json"):
         handoff.complete(config)
     (tmp_path / "out").mkdir()
-    done = report.write_summary(config.output.uri, "policy", {"model": "m"}, {"winRate": 0.6},
+    done = summaries.write_summary(config.output.uri, "policy", {"model": "m"}, {"winRate": 0.6},
                                 {"evaluation": {"status": "done", "judge": "x"}})
     assert handoff.complete(config) == done and not handoff.awaiting(config)
 

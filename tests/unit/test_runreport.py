@@ -8,7 +8,7 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io, summaries
 from rlaif_jobs.runreport import evaluation_table, from_outputs, from_workdir, write_report
 from rlaif_operator.cli import main
 
@@ -39,12 +39,12 @@ def _fake_run(root: Path) -> Path:
                "pAOrderAB": 0.7, "pAOrderBA": 0.4 if i % 2 else 0.6, "humanPreference": "a",
                "chosen": "a" if i % 4 else "b"} for i in range(30)]
     io.write_jsonl(str(out / "label/labels.jsonl"), labels)
-    report.write_summary(str(out / "label"), "label", {"labels": str(out / "label/labels.jsonl")},
+    summaries.write_summary(str(out / "label"), "label", {"labels": str(out / "label/labels.jsonl")},
                          {"labeled": 30, "alignment": 0.75, "samePositionRate": 0.5},
                          {"labeler": "builtin://qwen2.5-coder-1.5b-instruct"})
     io.write_jsonl(str(out / "reward/metrics.jsonl"), [{"step": s, "trainLoss": 0.7 - s / 100,
                                                          "evalAccuracyHuman": 0.5 + s / 100} for s in range(1, 6)])
-    report.write_summary(str(out / "reward"), "reward", {"model": str(out / "reward/model")},
+    summaries.write_summary(str(out / "reward"), "reward", {"model": str(out / "reward/model")},
                          {"evalAccuracyHuman": 0.8, "evalAccuracyAi": 0.9},
                          {"baseModel": "builtin://smollm2-135m-instruct"})
     io.write_jsonl(str(out / "policy/metrics.jsonl"), [{"step": s, "meanReward": s / 10, "kl": s / 100,
@@ -52,7 +52,7 @@ def _fake_run(root: Path) -> Path:
     io.write_jsonl(str(out / "policy/eval.jsonl"), [
         {"id": "help-1", "task": "helpful", "prompt": "What is 2 plus 2? <b>", "policy": "4", "sft": "5",
          "pPolicyBetter": 0.8, "oraclePolicy": 1.0, "oracleSft": 0.0}])
-    report.write_summary(str(out / "policy"), "policy", {"model": str(out / "policy/model")}, EVAL, {
+    summaries.write_summary(str(out / "policy"), "policy", {"model": str(out / "policy/model")}, EVAL, {
         "policy": "builtin://smollm2-135m-instruct", "algorithm": "rloo", "reward": "reward-model",
         "evaluation": {"judge": "builtin://qwen2.5-coder-1.5b-instruct", "judgeIsRewardSource": True,
                        "notes": ["the judge is the reward source"]}})

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rlaif_jobs import io, progress, report
+from rlaif_jobs import io, progress, summaries
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.evaluation.run import Samples, judge_and_score, plan_for
@@ -62,7 +62,7 @@ def awaiting(config: PolicyConfig) -> bool:
     uri = config.output.uri
     if not config.evaluation.enabled or io.is_remote(uri):
         return False
-    ev = _pending(report.read_summary(uri))
+    ev = _pending(summaries.read_summary(uri))
     return ev is not None and ev.get("configDigest") == config_digest(config) and io.exists(io.join(uri, SAMPLES))
 
 
@@ -75,7 +75,7 @@ def complete(config: PolicyConfig, engine: Any = None) -> dict[str, Any]:
     """
     t0 = time.time()
     uri = config.output.uri
-    summary = report.read_summary(uri)
+    summary = summaries.read_summary(uri)
     if summary is None:
         raise ConfigError(f"output.uri: no summary.json under {uri!r}: the policy trainer has not finished"
                           " there; run the policy stage first (rlaif_jobs.launch runs the evaluation after it)")
@@ -104,4 +104,4 @@ def complete(config: PolicyConfig, engine: Any = None) -> dict[str, Any]:
     extra["evaluation"] = {**record, "status": DONE, "trainerPid": ev.get("trainerPid"), "evaluatorPid": os.getpid(),
                            "configDigest": ev.get("configDigest")}
     log.info("evaluation done in %.0f s", seconds)
-    return report.write_summary(uri, summary["stage"], summary["outputs"], metrics, extra)
+    return summaries.write_summary(uri, summary["stage"], summary["outputs"], metrics, extra)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io, summaries
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.errors import ConfigError
@@ -76,9 +76,9 @@ def reward_labeler(config: PolicyConfig) -> str | None:
     if config.direct_reward is not None:
         return config.direct_reward.labeler.model.uri
     try:
-        rm = report.read_summary(_parent(str(config.reward_model_uri)))
+        rm = summaries.read_summary(_parent(str(config.reward_model_uri)))
         prefs = (rm or {}).get("preferences")
-        labels = report.read_summary(_parent(prefs)) if prefs else None
+        labels = summaries.read_summary(_parent(prefs)) if prefs else None
     except Exception:  # noqa: BLE001 - provenance is best effort; the summary says "unknown"
         return None
     labeler = (labels or {}).get("labeler")

@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from rlaif_jobs import io, progress, report
+from rlaif_jobs import io, progress, summaries
 from rlaif_jobs.config.label import LabelConfig
 from rlaif_jobs.data import DatasetError, load_records
 from rlaif_jobs.errors import RetryableError
@@ -199,9 +199,9 @@ def merge(config: LabelConfig) -> dict:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
     extra = {"promptHash": next(iter(hashes)), "labeler": config.labeler.model.uri, "alignmentByTask": by_task,
              "numShards": config.num_shards, "abstainReasons": dict(sorted(reasons.items())[:50])}
-    summary = report.write_summary(config.output.uri, "label",
-                                   {report.OUTPUT_LABELS: out, "abstained": abstained_uri,
-                                    "summary": report.summary_uri(config.output.uri)}, metrics, extra)
+    summary = summaries.write_summary(config.output.uri, "label",
+                                   {summaries.OUTPUT_LABELS: out, "abstained": abstained_uri,
+                                    "summary": summaries.summary_uri(config.output.uri)}, metrics, extra)
     log.info("merged %d shards: %d labeled, %d skipped, %d abstained -> %s", config.num_shards, len(labels),
              metrics["skipped"], metrics["abstained"], out)
     return summary

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io, summaries
 
 MAX_ROWS = 200_000  # a labels file of a large run: enough for a histogram
 
@@ -68,13 +68,13 @@ def read_jsonl(uri: str, limit: int = MAX_ROWS) -> list[dict]:
 
 def load_stage(output_uri: str, name: str | None = None, config: dict | None = None) -> Stage | None:
     """The stage whose outputs are at ``output_uri``, or None when it wrote no summary (not finished)."""
-    summary = report.read_summary(output_uri)
+    summary = summaries.read_summary(output_uri)
     if summary is None:
         return None
     kind = str(summary.get("stage", "?"))
     stage = Stage(name or output_uri.rstrip("/").rsplit("/", 1)[-1], kind, output_uri, summary, config or {})
     if kind == "label":
-        labels = summary.get("outputs", {}).get(report.OUTPUT_LABELS)
+        labels = summary.get("outputs", {}).get(summaries.OUTPUT_LABELS)
         stage.rows = read_jsonl(labels) if labels else []
     elif kind in ("reward", "policy"):
         stage.rows = read_jsonl(io.join(output_uri, "metrics.jsonl"))

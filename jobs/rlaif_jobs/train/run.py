@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rlaif_jobs import io, report
+from rlaif_jobs import io, summaries
 from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.checkpoint import CheckpointManager
 from rlaif_jobs.train.dist import DistEnv
@@ -91,6 +91,6 @@ class TrainingRun:
         self.metrics.close()
         if not self.env.is_main:
             return results
-        summary = report.write_summary(uri, kind, {report.OUTPUT_MODEL: io.join(uri, "model")}, results, extra)
+        summary = summaries.write_summary(uri, kind, {summaries.OUTPUT_MODEL: io.join(uri, "model")}, results, extra)
         log.info("done: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
         return summary

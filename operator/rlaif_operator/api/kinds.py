@@ -24,7 +24,7 @@ from rlaif_jobs.config.policy import (
     RolloutSpec,
 )
 from rlaif_jobs.config.reward import RewardTrainerSpec
-from rlaif_jobs.report import OUTPUT_LABELS, OUTPUT_MODEL
+from rlaif_jobs.summaries import OUTPUT_LABELS, OUTPUT_MODEL
 from rlaif_operator.api.common import DNS_LABEL, ObjectMeta, Resources, Runtime, Status
 
 IMMUTABLE = {"rule": "self == oldSelf", "message": "spec is immutable: create a new resource with a new name"}

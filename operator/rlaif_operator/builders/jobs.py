@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlaif_jobs.report import EXIT_CONFIG_ERROR
+from rlaif_jobs.summaries import EXIT_CONFIG_ERROR
 from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.configmap import CONFIG_PATH

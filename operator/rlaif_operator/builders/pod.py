@@ -11,7 +11,7 @@ from typing import Any
 from rlaif_jobs.apikeys import api_key_env
 from rlaif_jobs.config.common import SecretKeyRef
 from rlaif_jobs.config.label import LabelerSpec
-from rlaif_jobs.report import DEFAULT_TERMINATION_LOG
+from rlaif_jobs.summaries import DEFAULT_TERMINATION_LOG
 from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, Resource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.configmap import CONFIG_DIR

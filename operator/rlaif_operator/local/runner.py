@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rlaif_jobs.report import EXIT_CONFIG_ERROR, read_summary
+from rlaif_jobs.summaries import EXIT_CONFIG_ERROR, read_summary
 from rlaif_operator.api import ManifestError, load_resources
 from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.kinds import PreferenceLabelJob, Resource

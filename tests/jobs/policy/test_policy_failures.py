@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from policy_helpers import launch_env, policy_config, run_cli, write_config
 
-from rlaif_jobs.report import EXIT_CONFIG_ERROR
+from rlaif_jobs.summaries import EXIT_CONFIG_ERROR
 
 pytestmark = pytest.mark.slow
 
