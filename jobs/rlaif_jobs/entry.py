@@ -23,7 +23,7 @@ from rlaif_jobs.errors import EXIT_OK, ConfigError, RetryableError, exit_code
 
 M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["ConfigError", "base_parser", "load_config", "run_main"]  # ConfigError: stages import it here
+__all__ = ["base_parser", "load_config", "run_main"]
 
 
 def load_config(path: str | Path, model: type[M]) -> M:

@@ -2,7 +2,7 @@
 
 - ``ConfigError`` (exit 3): input the workload cannot run with (config, dataset, model, checkpoint of
   another world size). Retrying cannot fix it, so the Job's podFailurePolicy fails the Job at once and
-  the local runner reports ``InvalidConfig``. The message names the field and the fix.
+  both the operator and the local runner report reason ``ConfigError``. The message names the field and the fix.
 - ``RetryableError`` (exit 1): a failure a rerun may fix (an endpoint that stayed down); the message
   is printed without a traceback and the checkpoints written so far are kept.
 - Anything else is a crash (exit 1 with its traceback): retried by the Job's backoffLimit.

@@ -2,7 +2,7 @@
 
 torchrun exits 1 whatever its workers exit with; ``python -m rlaif_jobs.launch`` (the trainers' pod
 command and ``rlaif run``'s) exits 3 when a worker did, so the Job's podFailurePolicy fails fast and the
-local runner reports InvalidConfig. Each bad config here is refused before any model loads.
+local runner reports ConfigError, as the operator does. Each bad config here is refused before any model loads.
 """
 
 from __future__ import annotations
@@ -89,5 +89,5 @@ def test_the_local_runner_reports_invalid_config_for_a_trainer(tmp_path, capsys)
     assert run_file(str(manifest), tmp_path / "runs") == 1
     status = json.loads((tmp_path / "runs/bad-rm/status.json").read_text())
     assert status["phase"] == "Failed"
-    assert status["conditions"][0]["reason"] == "InvalidConfig", status
+    assert status["conditions"][0]["reason"] == "ConfigError", status
     assert "exit code 3" in status["message"]

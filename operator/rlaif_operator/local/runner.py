@@ -21,6 +21,7 @@ from pathlib import Path
 from rlaif_jobs.summaries import EXIT_CONFIG_ERROR, read_summary
 from rlaif_operator.api import ManifestError, load_resources
 from rlaif_operator.api.common import Condition, Status
+from rlaif_operator.api.conditions import Reason
 from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
 from rlaif_operator.builders.workload import STAGE_MODULE, MissingInputError, upstream_ref, workload_config
 from rlaif_operator.evaluation_status import evaluation_conditions
@@ -68,7 +69,7 @@ def commands(stage: Resource, config_path: Path, nproc: int) -> list[list[str]]:
     module = STAGE_MODULE[stage.kind]
     cfg = ["--config", str(config_path)]
     if stage.kind in TRAINERS:
-        # rlaif_jobs.launch is torchrun that exits 3 when a worker did (a config error: InvalidConfig),
+        # rlaif_jobs.launch is torchrun that exits 3 when a worker did (a config error: reason ConfigError),
         # then the stage's follow-up in a fresh process (the policy's evaluation)
         return [[sys.executable, "-m", "rlaif_jobs.launch", "--standalone", f"--nproc_per_node={nproc}",
                  "-m", module, *cfg]]
@@ -121,12 +122,12 @@ def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: b
         status = status.model_copy(update={
             "phase": "Succeeded", "completion_time": _now(), "outputs": summary.get("outputs", {}),
             "metrics": summary.get("metrics", {}), "message": f"succeeded in {elapsed:.0f}s",
-            "conditions": [Condition(type="Succeeded", status="True", reason="Completed",
+            "conditions": [Condition(type="Succeeded", status="True", reason=Reason.COMPLETED,
                                      message=f"finished in {elapsed:.0f}s", last_transition_time=_now()),
                            *evaluation_conditions(stage.kind, summary.get("metrics", {}), _now())]})
     else:
-        reason = ("InvalidConfig" if code == EXIT_CONFIG_ERROR else
-                  "NoSummary" if code == 0 else "ProcessFailed")
+        # the operator's reasons, so a run reads the same in `kubectl get` and `rlaif run`
+        reason = Reason.CONFIG_ERROR if code == EXIT_CONFIG_ERROR else Reason.JOB_FAILED
         message = (f"exit code {code}; see {folder / 'log.txt'}" if code else
                    f"the stage exited 0 but wrote no summary.json under {config['output']['uri']}")
         status = status.model_copy(update={
