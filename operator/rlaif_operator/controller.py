@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif_operator import metrics
-from rlaif_operator.api.kinds import KINDS, STAGE_KINDS
+from rlaif_operator.api.kinds import STAGE_KINDS
 from rlaif_operator.builders import names
 from rlaif_operator.cache import Key, key_of
 from rlaif_operator.ensure import release_orphan
@@ -27,7 +27,6 @@ from rlaif_operator.kube import KubeError
 from rlaif_operator.reconcile import Context, Outcome, reconcile
 
 log = logging.getLogger(__name__)
-WATCHED_KINDS = tuple(KINDS)
 PIPELINE_COALESCE_SECONDS = 0.5  # a pipeline's status follows its stages: one update for a burst of changes
 
 

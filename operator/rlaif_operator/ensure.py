@@ -23,7 +23,7 @@ from typing import Any
 from rlaif_operator import metrics
 from rlaif_operator.api.common import API_VERSION, Status
 from rlaif_operator.api.conditions import RESTART_ANNOTATION, Reason
-from rlaif_operator.api.kinds import Resource
+from rlaif_operator.api.kinds import StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.children import build_stage_children
 from rlaif_operator.builders.jobs import is_gang
@@ -43,7 +43,7 @@ def _describe_owner(obj: dict[str, Any]) -> str:
     return f"controlled by {ref.get('kind')}/{ref.get('name')} uid {ref.get('uid')}"
 
 
-def create_child(ctx: Context, resource: Resource, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None,
+def create_child(ctx: Context, resource: StageResource, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None,
                                                                                       dict[str, Any]]:
     """Creates one child. Returns (the child, {}) when it is this resource's, else (None, the
     observation fields that say why not: ``conflict`` or ``create_error``). Other API errors raise."""
@@ -68,14 +68,14 @@ def create_child(ctx: Context, resource: Resource, manifest: dict[str, Any]) -> 
     return obj, {}
 
 
-def ensure_stage(ctx: Context, resource: Resource, obs: StageObservation) -> StageObservation:
+def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -> StageObservation:
     """Creates what the stage is missing and returns the observation updated with what now exists."""
     if obs.spec_errors or obs.lost:
         return obs
     if obs.started:
         job = obs.job
         if job is not None and job.owned and job.failed_reason == "BackoffLimitExceeded" and is_gang(resource) \
-                and (resource.status.restarts or 0) < resource.spec.runtime.backoff_limit:  # type: ignore[attr-defined]
+                and (resource.status.restarts or 0) < resource.spec.runtime.backoff_limit:
             return restart_gang(ctx, resource, obs)
         if obs.needs_merge and job is not None and job.complete and not job.failed_reason and obs.merge_job is None:
             children = build_stage_children(resource, None, ctx.settings)
@@ -109,14 +109,14 @@ def ensure_stage(ctx: Context, resource: Resource, obs: StageObservation) -> Sta
     return replace(obs, job=observe_job(ctx, resource, job, names.job_name(resource)), started=True)
 
 
-def restart_gang(ctx: Context, resource: Resource, obs: StageObservation) -> StageObservation:
+def restart_gang(ctx: Context, resource: StageResource, obs: StageObservation) -> StageObservation:
     """One worker of a multi-node group failed, so the group did: deletes its Job (the next reconcile
     creates it again, and the trainers resume from their last checkpoint) and says so."""
     assert obs.job is not None
     for job in _stage_jobs(ctx, resource):
         _delete_job(ctx, job)
-    count, limit = (resource.status.restarts or 0) + 1, resource.spec.runtime.backoff_limit  # type: ignore[attr-defined]
-    nodes = resource.spec.resources.nodes  # type: ignore[attr-defined]
+    count, limit = (resource.status.restarts or 0) + 1, resource.spec.runtime.backoff_limit
+    nodes = resource.spec.resources.nodes
     said = f" ({obs.job.pod_failure[1]})" if obs.job.pod_failure else ""
     return replace(obs, gang_restart=f"a worker of Job {obs.job.name} failed{said}: restarting all {nodes} workers"
                    f" from the last checkpoint (group restart {count} of runtime.backoffLimit {limit})")
@@ -148,7 +148,7 @@ def _release(ctx: Context, job: dict[str, Any]) -> None:
         ctx.cache.put(patched)
 
 
-def _stage_jobs(ctx: Context, resource: Resource, ask: bool = False) -> list[dict[str, Any]]:
+def _stage_jobs(ctx: Context, resource: StageResource, ask: bool = False) -> list[dict[str, Any]]:
     ns = resource.metadata.namespace
     found = []
     for name in (names.job_name(resource), names.merge_job_name(resource)):
@@ -158,7 +158,7 @@ def _stage_jobs(ctx: Context, resource: Resource, ask: bool = False) -> list[dic
     return found
 
 
-def release_jobs(ctx: Context, resource: Resource) -> None:
+def release_jobs(ctx: Context, resource: StageResource) -> None:
     """Takes the result finalizer off the stage's Jobs: their result is recorded (or never will be)."""
     for job in _stage_jobs(ctx, resource):
         if names.RESULT_FINALIZER in (job["metadata"].get("finalizers") or []):
@@ -179,13 +179,13 @@ def release_orphan(ctx: Context, job: dict[str, Any]) -> None:
 # --- restart on request ----------------------------------------------------------------------------
 
 
-def restart_request(resource: Resource) -> str | None:
+def restart_request(resource: StageResource) -> str | None:
     """The rlaif.dev/restart annotation's value, if the operator has not acted on it yet."""
     value = resource.metadata.annotations.get(RESTART_ANNOTATION)
     return value if value and value != resource.status.restart_handled else None
 
 
-def restart_stage(ctx: Context, resource: Resource, value: str) -> tuple[Status, list[tuple[str, str, str]]]:
+def restart_stage(ctx: Context, resource: StageResource, value: str) -> tuple[Status, list[tuple[str, str, str]]]:
     """Acts on a restart request. Returns the status to write and the Events (type, reason, message).
 
     A Failed stage starts over: its Jobs are deleted (the finalizer released first) and its status

@@ -8,7 +8,7 @@ as a whole before its first stage starts, so a disallowed policy image does not 
 
 from __future__ import annotations
 
-from rlaif_operator.api.kinds import Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import Resource, RLAIFPipeline, StageResource
 from rlaif_operator.settings import OperatorSettings
 
 PIPELINE_STAGES = (("labeling", "spec.labeling"), ("reward_model", "spec.rewardModel"), ("policy", "spec.policy"))
@@ -37,4 +37,5 @@ def guardrail_problems(resource: Resource, settings: OperatorSettings) -> list[s
     if isinstance(resource, RLAIFPipeline):
         return [p for attr, where in PIPELINE_STAGES if (stage := getattr(resource.spec, attr)) is not None
                 for p in _stage_problems(stage.runtime, where, settings)]
-    return _stage_problems(resource.spec.runtime, "spec", settings)  # type: ignore[attr-defined]
+    assert isinstance(resource, StageResource)  # the other kinds are stages
+    return _stage_problems(resource.spec.runtime, "spec", settings)

@@ -15,7 +15,7 @@ from typing import Any
 from rlaif_jobs import io, summaries
 from rlaif_operator.api.common import API_VERSION
 from rlaif_operator.api.conditions import POD_WAITING_PROBLEMS, Reason
-from rlaif_operator.api.kinds import Resource
+from rlaif_operator.api.kinds import StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.children import needs_merge
 from rlaif_operator.builders.pod import referenced_secrets
@@ -145,7 +145,7 @@ def failed_create(ctx: Context, namespace: str | None, job: dict[str, Any]) -> t
 # --- the Job -------------------------------------------------------------------------------------------
 
 
-def observe_job(ctx: Context, resource: Resource, job: dict[str, Any] | None, name: str) -> JobObservation:
+def observe_job(ctx: Context, resource: StageResource, job: dict[str, Any] | None, name: str) -> JobObservation:
     """A JobObservation from the Job's body (None: it does not exist). Lists the pods only when the
     Job finished (summaries, failure messages) or its active pods are not all ready after a while."""
     if job is None:
@@ -194,7 +194,7 @@ def job_body(ctx: Context, namespace: str | None, name: str, ask: bool = False) 
 # --- inputs --------------------------------------------------------------------------------------------
 
 
-def observe_upstream(ctx: Context, resource: Resource) -> UpstreamObservation | None:
+def observe_upstream(ctx: Context, resource: StageResource) -> UpstreamObservation | None:
     ref = upstream_ref(resource)
     if ref is None:
         return None
@@ -211,7 +211,7 @@ def observe_upstream(ctx: Context, resource: Resource) -> UpstreamObservation | 
                                completion_time=status.get("completionTime"))
 
 
-def missing_secrets(ctx: Context, resource: Resource) -> tuple[str, ...]:
+def missing_secrets(ctx: Context, resource: StageResource) -> tuple[str, ...]:
     missing = []
     for name, key in referenced_secrets(resource):
         secret = ctx.kube.get("v1", "Secret", resource.metadata.namespace, name)
@@ -222,13 +222,13 @@ def missing_secrets(ctx: Context, resource: Resource) -> tuple[str, ...]:
     return tuple(missing)
 
 
-def lost_summary(resource: Resource) -> tuple[dict[str, Any] | None, str]:
+def lost_summary(resource: StageResource) -> tuple[dict[str, Any] | None, str]:
     """The summary.json a stage whose Job is gone left at its output URI, if the operator can read it.
 
     Only object-store URIs are read: a path lives on a volume the operator does not mount (reading the
     same path on the operator's own disk would answer for the wrong file). Returns (summary or None,
     why not, for the condition message)."""
-    uri = resource.spec.output.uri  # type: ignore[attr-defined]
+    uri = resource.spec.output.uri
     where = summaries.summary_uri(uri)
     if not io.is_remote(uri):
         return None, f"; its summary {where} is on a volume the operator does not mount, so its result is unknown"
@@ -244,7 +244,7 @@ def lost_summary(resource: Resource) -> tuple[dict[str, Any] | None, str]:
 # --- the stage -----------------------------------------------------------------------------------------
 
 
-def observe_stage(ctx: Context, resource: Resource, spec_errors: list[str]) -> StageObservation:
+def observe_stage(ctx: Context, resource: StageResource, spec_errors: list[str]) -> StageObservation:
     """What the stage's status depends on, read from the cache and the API; creates nothing."""
     if spec_errors:
         return StageObservation(spec_errors=tuple(spec_errors))

@@ -24,7 +24,7 @@ from rlaif_operator.api.conditions import (
     ConditionType,
     Reason,
 )
-from rlaif_operator.api.kinds import STAGE_NAMES, Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import STAGE_NAMES, RLAIFPipeline, StageResource
 from rlaif_operator.evaluation_status import evaluation_conditions
 
 CONDITION_TYPES = tuple(ConditionType)
@@ -195,7 +195,7 @@ def _ref(kind: str, name: str) -> str:
 # --- stages --------------------------------------------------------------------------------------
 
 
-def _inputs(resource: Resource, obs: StageObservation) -> _Verdict:
+def _inputs(resource: StageResource, obs: StageObservation) -> _Verdict:
     """The InputsReady part: spec problems, the upstream, the Secrets."""
     up = obs.upstream
     if obs.started and not obs.spec_errors:
@@ -326,7 +326,7 @@ def _results(job: JobObservation) -> tuple[dict[str, str], dict[str, float]]:
     return outputs, metrics
 
 
-def compute_status(resource: Resource, observed: StageObservation, now: datetime) -> Status:
+def compute_status(resource: StageResource, observed: StageObservation, now: datetime) -> Status:
     """The stage's status from what was observed.
 
     Inputs: the resource (its current status supplies transition times and what was seen before),

@@ -10,7 +10,8 @@ import pytest
 
 from rlaif_jobs.config import LabelConfig, PolicyConfig, RewardConfig
 from rlaif_operator.api import load_resources
-from rlaif_operator.builders.pipeline import PIPELINE_LABEL, expand_pipeline
+from rlaif_operator.builders.names import LABEL_PIPELINE
+from rlaif_operator.builders.pipeline import expand_pipeline
 from rlaif_operator.builders.workload import MissingInputError, upstream_ref, workload_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def test_pipeline_expands_into_three_wired_stages():
     label, reward, policy = expand_pipeline(pipeline)
     assert [r.metadata.name for r in (label, reward, policy)] == [
         "quickstart-label", "quickstart-reward", "quickstart-policy"]
-    assert all(r.metadata.labels[PIPELINE_LABEL] == "quickstart" for r in (label, reward, policy))
+    assert all(r.metadata.labels[LABEL_PIPELINE] == "quickstart" for r in (label, reward, policy))
     assert upstream_ref(label) is None
     assert upstream_ref(reward) == ("PreferenceLabelJob", "quickstart-label", "labels")
     assert upstream_ref(policy) == ("RewardModelRun", "quickstart-reward", "model")

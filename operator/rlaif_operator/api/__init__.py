@@ -10,10 +10,11 @@ from rlaif_operator.api.kinds import (
     Resource,
     RewardModelRun,
     RLAIFPipeline,
+    StageResource,
 )
 from rlaif_operator.api.manifests import ManifestError, load_resources, parse_resource
 
 __all__ = [
     "KINDS", "ManifestError", "PolicyRLRun", "PreferenceLabelJob", "RLAIFPipeline", "Resource",
-    "RewardModelRun", "load_resources", "parse_resource",
+    "RewardModelRun", "StageResource", "load_resources", "parse_resource",
 ]

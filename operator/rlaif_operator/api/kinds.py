@@ -218,6 +218,7 @@ class Resource(CamelModel):
     kind: str
     metadata: ObjectMeta
     status: Status = Field(default_factory=Status)
+    spec: CamelModel  # each kind narrows it to its own spec type
 
     @model_validator(mode="after")
     def _envelope(self) -> Resource:
@@ -226,10 +227,18 @@ class Resource(CamelModel):
         if len(self.metadata.name) > self.MAX_NAME:
             raise ValueError(f"metadata.name must be at most {self.MAX_NAME} characters")
         for f in self.REQUIRED_IN_SPEC:
-            if getattr(self.spec, f) is None:  # type: ignore[attr-defined]
-                alias = type(self.spec).model_fields[f].alias  # type: ignore[attr-defined]
+            if getattr(self.spec, f) is None:
+                alias = type(self.spec).model_fields[f].alias
                 raise ValueError(f"spec.{alias} is required for a standalone {self.KIND}")
         return self
+
+
+class StageResource(Resource):
+    """A stage: labeling, reward model or policy. Its spec is a StageSpec (output, resources, runtime),
+    so builders, ensure, observe and guardrails read those fields typed; a pipeline is not a stage."""
+
+    TRAINS: ClassVar[bool] = True  # a DeepSpeed trainer under torchrun (may span nodes); False: the labeler
+    spec: StageSpec
 
 
 def _age() -> dict[str, Any]:
@@ -240,9 +249,10 @@ def _phase() -> dict[str, Any]:
     return {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}
 
 
-class PreferenceLabelJob(Resource):
+class PreferenceLabelJob(StageResource):
     """Labels pairs with an AI labeler; outputs: labels, summary."""
 
+    TRAINS = False
     KIND = "PreferenceLabelJob"
     PLURAL = "preferencelabeljobs"
     SHORT_NAMES = ["plj"]
@@ -260,7 +270,7 @@ class PreferenceLabelJob(Resource):
     spec: PreferenceLabelJobSpec
 
 
-class RewardModelRun(Resource):
+class RewardModelRun(StageResource):
     """Trains a reward model on AI preferences; outputs: model, summary."""
 
     KIND = "RewardModelRun"
@@ -282,7 +292,7 @@ class RewardModelRun(Resource):
     spec: RewardModelRunSpec
 
 
-class PolicyRLRun(Resource):
+class PolicyRLRun(StageResource):
     """RL fine-tunes a policy against a reward model or the labeler; outputs: model, summary."""
 
     KIND = "PolicyRLRun"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rlaif_operator.api.kinds import PreferenceLabelJob, Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import PreferenceLabelJob, RLAIFPipeline, StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.configmap import build_config_map
 from rlaif_operator.builders.jobs import build_label_job, build_merge_job, build_trainer_job
@@ -36,11 +36,11 @@ class StageChildren:
         return [self.config_map] + [m for m in (self.service, self.network_policy) if m is not None]
 
 
-def needs_merge(resource: Resource) -> bool:
+def needs_merge(resource: StageResource) -> bool:
     return isinstance(resource, PreferenceLabelJob) and resource.spec.num_shards > 1
 
 
-def build_stage_children(resource: Resource, upstream_uri: str | None,
+def build_stage_children(resource: StageResource, upstream_uri: str | None,
                          settings: OperatorSettings) -> StageChildren:
     """Input: a stage resource with its uid, the URI its upstream reported (if it has one), settings.
     Output: its ConfigMap, Job, and the trainers' Service and NetworkPolicy or the labeling merge Job."""
@@ -88,14 +88,14 @@ def _plain_path(field: str, uri: str) -> str | None:
     return uri
 
 
-def storage_problems(resource: Resource) -> list[str]:
+def storage_problems(resource: StageResource) -> list[str]:
     """Paths that would live on the pod's own disk: gone with the pod, never seen by the next stage.
 
     On a cluster a plain path must be under ``runtime.storage.mountPath`` with ``runtime.storage.pvcName``
     set (a volume that outlives the pod), or be an object-store URI instead. Local mode has no such
     rule: there a path is on the one machine."""
-    storage = resource.spec.runtime.storage  # type: ignore[attr-defined]
-    spec = resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json")  # type: ignore[attr-defined]
+    storage = resource.spec.runtime.storage
+    spec = resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     mount = storage.mount_path.rstrip("/") or "/"
     problems = []
     for field, uri in _locations(spec, "spec"):
@@ -113,11 +113,11 @@ def storage_problems(resource: Resource) -> list[str]:
     return problems
 
 
-def spec_problems(resource: Resource, settings: OperatorSettings) -> list[str]:
+def spec_problems(resource: StageResource, settings: OperatorSettings) -> list[str]:
     """What the schema cannot catch but makes the stage impossible to run on a cluster; each line says
     the fix."""
     problems = storage_problems(resource) + guardrail_problems(resource, settings)
-    gpus = resource.spec.resources.gpus_per_node  # type: ignore[attr-defined]
+    gpus = resource.spec.resources.gpus_per_node
     limit = settings.max_gpus_per_node
     if limit is not None and gpus > limit:
         problems.append(
@@ -134,7 +134,7 @@ def build_pipeline_children(pipeline: RLAIFPipeline) -> list[dict[str, Any]]:
         meta = manifest["metadata"]
         meta["labels"] = {**meta.get("labels", {}), **names.labels(pipeline, "pipeline"),
                           names.LABEL_PIPELINE: pipeline.metadata.name}
-        meta["labels"][names.LABEL_COMPONENT] = names.STAGE[child.kind]
+        meta["labels"][names.LABEL_COMPONENT] = str(child.STAGE)
         meta["labels"][names.LABEL_INSTANCE] = pipeline.metadata.name
         meta["ownerReferences"] = [names.owner_reference(pipeline)]
         for empty in ("annotations",):

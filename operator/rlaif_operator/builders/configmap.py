@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rlaif_operator.api.kinds import Resource
+from rlaif_operator.api.kinds import StageResource
 from rlaif_operator.builders import names
 
 CONFIG_KEY = "config.json"
@@ -21,7 +21,7 @@ def config_json(config: BaseModel) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def build_config_map(resource: Resource, config: BaseModel) -> dict[str, Any]:
+def build_config_map(resource: StageResource, config: BaseModel) -> dict[str, Any]:
     """Input: the stage resource (with uid) and its workload config. Output: a v1 ConfigMap manifest."""
     return {
         "apiVersion": "v1",

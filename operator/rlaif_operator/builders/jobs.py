@@ -16,11 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from rlaif_jobs.summaries import EXIT_CONFIG_ERROR
-from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
+from rlaif_operator.api.kinds import PreferenceLabelJob, StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.configmap import CONFIG_PATH
 from rlaif_operator.builders.pod import pod_template
-from rlaif_operator.builders.workload import STAGE_MODULE
 from rlaif_operator.settings import OperatorSettings
 
 EXIT_SIGKILL = 137  # what the kernel's OOM killer leaves (as does a preemption, which the Ignore rule takes first)
@@ -37,18 +36,18 @@ def pod_failure_policy() -> dict[str, Any]:
     ]}
 
 
-def is_gang(resource: Resource) -> bool:
+def is_gang(resource: StageResource) -> bool:
     """Multi-node training: torchrun's workers only make progress together, so one failed worker fails
     the group, and the operator restarts the whole group (``runtime.backoffLimit`` times) from the last
     checkpoint, as JobSet and Kubeflow's training operator do. The Job itself then never retries a pod:
     a lone replacement worker could not rejoin the running group's static rendezvous."""
-    return not isinstance(resource, PreferenceLabelJob) and resource.spec.resources.nodes > 1  # type: ignore[attr-defined]
+    return resource.TRAINS and resource.spec.resources.nodes > 1
 
 
-def _job(resource: Resource, name: str, component: str, completions: int, template: dict[str, Any],
+def _job(resource: StageResource, name: str, component: str, completions: int, template: dict[str, Any],
          gang: bool = False) -> dict[str, Any]:
-    runtime = resource.spec.runtime  # type: ignore[attr-defined]
-    queue = resource.spec.resources.queue_name  # type: ignore[attr-defined]
+    runtime = resource.spec.runtime
+    queue = resource.spec.resources.queue_name
     meta = names.object_meta(resource, name, component)
     meta["finalizers"] = [names.RESULT_FINALIZER]
     spec: dict[str, Any] = {
@@ -70,13 +69,13 @@ def _job(resource: Resource, name: str, component: str, completions: int, templa
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 
-def entrypoint(resource: Resource) -> list[str]:
-    return ["python", "-m", STAGE_MODULE[resource.kind], "--config", CONFIG_PATH]
+def entrypoint(resource: StageResource) -> list[str]:
+    return ["python", "-m", str(resource.MODULE), "--config", CONFIG_PATH]
 
 
 def build_label_job(resource: PreferenceLabelJob, settings: OperatorSettings) -> dict[str, Any]:
     """The labeling Job: ``numShards`` completions, one shard each."""
-    component = names.STAGE[resource.kind]
+    component = str(resource.STAGE)
     template = pod_template(resource, settings, container_name="labeler", command=entrypoint(resource),
                             component=component)
     return _job(resource, names.job_name(resource), component, resource.spec.num_shards, template)
@@ -92,13 +91,13 @@ def build_merge_job(resource: PreferenceLabelJob, settings: OperatorSettings) ->
 LAUNCHER = "rlaif_jobs.launch"
 
 
-def torchrun_command(resource: Resource, settings: OperatorSettings) -> list[str]:
+def torchrun_command(resource: StageResource, settings: OperatorSettings) -> list[str]:
     """torchrun across ``nodes`` pods: rank from the completion index, master = pod 0. Through
     ``rlaif_jobs.launch`` (torchrun's arguments), which exits 3 when a worker did: torchrun itself exits
     1, so the podFailurePolicy would never see a trainer's config error. After the workers exit, the
     launcher runs the stage's follow-up in the same pod on node 0 (the policy's evaluation: the judge
     loads in a fresh process, never beside the training engines)."""
-    res = resource.spec.resources  # type: ignore[attr-defined]
+    res = resource.spec.resources
     master = f"{names.job_name(resource)}-0.{names.service_name(resource)}"
     return [
         "python", "-m", LAUNCHER,
@@ -107,15 +106,15 @@ def torchrun_command(resource: Resource, settings: OperatorSettings) -> list[str
         "--node-rank=$(JOB_COMPLETION_INDEX)",
         f"--master-addr={master}",
         f"--master-port={settings.master_port}",
-        "-m", STAGE_MODULE[resource.kind],
+        "-m", str(resource.MODULE),
         "--config", CONFIG_PATH,
     ]
 
 
-def build_trainer_job(resource: Resource, settings: OperatorSettings) -> dict[str, Any]:
+def build_trainer_job(resource: StageResource, settings: OperatorSettings) -> dict[str, Any]:
     """The reward-model or policy Job: one pod per node, each running torchrun."""
-    component = names.STAGE[resource.kind]
-    nodes = resource.spec.resources.nodes  # type: ignore[attr-defined]
+    component = str(resource.STAGE)
+    nodes = resource.spec.resources.nodes
     template = pod_template(resource, settings, container_name="trainer",
                             command=torchrun_command(resource, settings), component=component,
                             subdomain=names.service_name(resource))

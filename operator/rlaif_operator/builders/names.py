@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlaif_operator.api.common import API_VERSION
-from rlaif_operator.api.kinds import STAGE_NAMES, Resource
+from rlaif_operator.api.kinds import Resource
 
 MANAGED_BY = "rlaif-operator"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -28,14 +28,13 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 RESULT_FINALIZER = "rlaif.dev/result"
 
 # Each stage kind's short name: the Job's suffix and the component label.
-STAGE = STAGE_NAMES
 MERGE = "label-merge"
 
 
 def job_name(resource: Resource) -> str:
     """The stage's main Job: ``<name>-label`` / ``-reward`` / ``-policy`` (the kind suffix keeps two
     resources of different kinds with one name from colliding)."""
-    return f"{resource.metadata.name}-{STAGE[resource.kind]}"
+    return f"{resource.metadata.name}-{resource.STAGE}"
 
 
 def merge_job_name(resource: Resource) -> str:
@@ -58,7 +57,7 @@ def labels(resource: Resource, component: str | None = None) -> dict[str, str]:
     out = {
         LABEL_NAME: "rlaif",
         LABEL_INSTANCE: resource.metadata.name,
-        LABEL_COMPONENT: component or STAGE.get(resource.kind, "pipeline"),
+        LABEL_COMPONENT: component or resource.STAGE or "pipeline",
         LABEL_PART_OF: "rlaif",
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_OWNER_KIND: resource.kind,

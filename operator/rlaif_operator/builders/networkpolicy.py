@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlaif_operator.api.kinds import PolicyRLRun, Resource, RewardModelRun
+from rlaif_operator.api.kinds import StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.settings import OperatorSettings
 
 
-def network_policy_name(resource: Resource) -> str:
+def network_policy_name(resource: StageResource) -> str:
     return f"{names.job_name(resource)}-rendezvous"
 
 
-def build_network_policy(resource: Resource, settings: OperatorSettings) -> dict[str, Any] | None:
+def build_network_policy(resource: StageResource, settings: OperatorSettings) -> dict[str, Any] | None:
     """Input: a stage resource (with uid). Output: a networking.k8s.io/v1 NetworkPolicy for a trainer
     Job (reward model or policy: they run torchrun, on one node or several), else None."""
-    if not isinstance(resource, RewardModelRun | PolicyRLRun):
+    if not resource.TRAINS:
         return None
     own_pods = {"matchLabels": {names.JOB_NAME_LABEL: names.job_name(resource)}}
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rlaif_operator.api.common import ObjectMeta
 from rlaif_operator.api.kinds import (
-    STAGE_NAMES,
+    KINDS,
     PolicyRLRun,
     PolicyRLRunSpec,
     PreferenceLabelJob,
@@ -20,13 +20,11 @@ from rlaif_operator.api.kinds import (
     RewardSource,
     RLAIFPipeline,
 )
-
-STAGE_SUFFIX = STAGE_NAMES
-PIPELINE_LABEL = "rlaif.dev/pipeline"
+from rlaif_operator.builders.names import LABEL_PIPELINE
 
 
 def child_name(pipeline_name: str, kind: str) -> str:
-    return f"{pipeline_name}-{STAGE_SUFFIX[kind]}"
+    return f"{pipeline_name}-{KINDS[kind].STAGE}"
 
 
 def with_default_judge(pol: PolicyRLRunSpec, labeling: PreferenceLabelJobSpec | None) -> PolicyRLRunSpec:
@@ -50,7 +48,7 @@ def expand_pipeline(pipeline: RLAIFPipeline) -> list[Resource]:
 
     def child_meta(kind: str) -> ObjectMeta:
         return ObjectMeta(name=child_name(meta.name, kind), namespace=meta.namespace,
-                          labels={**meta.labels, PIPELINE_LABEL: meta.name})
+                          labels={**meta.labels, LABEL_PIPELINE: meta.name})
 
     children: list[Resource] = []
     if spec.labeling is not None:

@@ -12,7 +12,7 @@ from rlaif_jobs.apikeys import api_key_env
 from rlaif_jobs.config.common import SecretKeyRef
 from rlaif_jobs.config.label import LabelerSpec
 from rlaif_jobs.summaries import DEFAULT_TERMINATION_LOG
-from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, Resource
+from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.builders.configmap import CONFIG_DIR
 from rlaif_operator.settings import OperatorSettings
@@ -31,14 +31,14 @@ TMP_DIR = "/tmp"
 RUN_AS_USER = 10001  # the images' user (images/*/Dockerfile); numeric, so runAsNonRoot can be verified
 
 
-def stage_image(resource: Resource, settings: OperatorSettings) -> str:
+def stage_image(resource: StageResource, settings: OperatorSettings) -> str:
     """The resource's own image, else the stage's default: vLLM for labeling, DeepSpeed for training."""
-    if resource.spec.runtime.image:  # type: ignore[attr-defined]
-        return resource.spec.runtime.image  # type: ignore[attr-defined]
-    return settings.labeler_image if isinstance(resource, PreferenceLabelJob) else settings.trainer_image
+    if resource.spec.runtime.image:
+        return resource.spec.runtime.image
+    return settings.trainer_image if resource.TRAINS else settings.labeler_image
 
 
-def labeler_specs(resource: Resource) -> list[LabelerSpec]:
+def labeler_specs(resource: StageResource) -> list[LabelerSpec]:
     """Every labeler LLM a stage talks to (labeling, d-RLAIF scoring, win-rate judge)."""
     if isinstance(resource, PreferenceLabelJob):
         return [resource.spec.labeler]
@@ -52,20 +52,20 @@ def labeler_specs(resource: Resource) -> list[LabelerSpec]:
     return []
 
 
-def labeler_key_secrets(resource: Resource) -> list[SecretKeyRef]:
+def labeler_key_secrets(resource: StageResource) -> list[SecretKeyRef]:
     """The API-key Secrets of every endpoint the stage talks to (labeler, d-RLAIF scorer, judge), each
     once: each becomes its own variable (``rlaif_jobs.apikeys.api_key_env``)."""
     refs = [s.endpoint.api_key_secret for s in labeler_specs(resource) if s.endpoint and s.endpoint.api_key_secret]
     return list({api_key_env(ref): ref for ref in refs}.values())
 
 
-def referenced_secrets(resource: Resource) -> list[tuple[str, str | None]]:
+def referenced_secrets(resource: StageResource) -> list[tuple[str, str | None]]:
     """Secrets the pods need, as (name, key or None for a whole Secret), in a stable order.
 
     The operator checks they exist before creating the Job: a missing Secret would otherwise leave pods
     stuck in CreateContainerConfigError with no word on the resource.
     """
-    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    runtime = resource.spec.runtime
     found: list[tuple[str, str | None]] = []
     if runtime.hub_token_secret:
         found.append((runtime.hub_token_secret.name, runtime.hub_token_secret.key))
@@ -82,11 +82,11 @@ def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
-def container_env(resource: Resource, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def container_env(resource: StageResource, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Env of the workload container: identity, completion index, secrets, then the user's env."""
-    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    runtime = resource.spec.runtime
     env: list[dict[str, Any]] = [
-        {"name": "RLAIF_STAGE", "value": names.STAGE[resource.kind]},
+        {"name": "RLAIF_STAGE", "value": str(resource.STAGE)},
         {"name": "RLAIF_RESOURCE", "value": f"{resource.kind}/{resource.metadata.name}"},
         # Set explicitly (the Job controller would add it too) so that $(JOB_COMPLETION_INDEX) expands.
         {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
@@ -100,9 +100,9 @@ def container_env(resource: Resource, extra: list[dict[str, Any]]) -> list[dict[
     return env
 
 
-def container_resources(resource: Resource) -> dict[str, Any]:
+def container_resources(resource: StageResource) -> dict[str, Any]:
     """Requests = limits (Guaranteed QoS for the GPU pods); nvidia.com/gpu only when GPUs are asked."""
-    res = resource.spec.resources  # type: ignore[attr-defined]
+    res = resource.spec.resources
     amounts: dict[str, str] = {}
     if res.cpu:
         amounts["cpu"] = res.cpu
@@ -132,7 +132,7 @@ def container_security_context() -> dict[str, Any]:
 
 
 def pod_template(
-    resource: Resource,
+    resource: StageResource,
     settings: OperatorSettings,
     *,
     container_name: str,
@@ -147,8 +147,8 @@ def pod_template(
     env, and the headless Service name for trainers (``subdomain``: gives pod 0 a DNS name).
     Output: a ``PodTemplateSpec`` dict.
     """
-    spec_res = resource.spec.resources  # type: ignore[attr-defined]
-    runtime = resource.spec.runtime  # type: ignore[attr-defined]
+    spec_res = resource.spec.resources
+    runtime = resource.spec.runtime
     storage = runtime.storage
 
     volumes: list[dict[str, Any]] = [

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlaif_operator.api.kinds import Resource
+from rlaif_operator.api.kinds import StageResource
 from rlaif_operator.builders import names
 from rlaif_operator.settings import OperatorSettings
 
 
-def build_service(resource: Resource, settings: OperatorSettings) -> dict[str, Any]:
+def build_service(resource: StageResource, settings: OperatorSettings) -> dict[str, Any]:
     """Input: a RewardModelRun or PolicyRLRun (with uid). Output: a headless v1 Service manifest.
 
     ``publishNotReadyAddresses`` matters: pods have no readiness probe during rendezvous, and workers

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from rlaif_jobs.config import LabelConfig, PolicyConfig, RewardConfig
-from rlaif_operator.api.kinds import STAGE_MODULES, PolicyRLRun, PreferenceLabelJob, Resource, RewardModelRun
-
-STAGE_MODULE = STAGE_MODULES
+from rlaif_operator.api.kinds import (
+    PolicyRLRun,
+    PreferenceLabelJob,
+    RewardModelRun,
+    StageResource,
+)
 
 
 class UpstreamRef(NamedTuple):
@@ -23,13 +26,13 @@ class UpstreamRef(NamedTuple):
     output: str
 
 
-def upstream_ref(resource: Resource) -> UpstreamRef | None:
+def upstream_ref(resource: StageResource) -> UpstreamRef | None:
     """What this resource waits for, or None if its inputs are all explicit URIs (``Resource.UPSTREAM``
     says where a kind names its upstream)."""
     where = resource.UPSTREAM
-    if where is None or resource.spec is None:  # type: ignore[attr-defined]
+    if where is None or resource.spec is None:
         return None
-    section = getattr(resource.spec, where.section)  # type: ignore[attr-defined]
+    section = getattr(resource.spec, where.section)
     name = getattr(section, where.attr) if section is not None else None
     return UpstreamRef(where.kind, name, where.output) if name else None
 
@@ -38,7 +41,8 @@ class MissingInputError(ValueError):
     """The resource needs an upstream output that was not supplied."""
 
 
-def workload_config(resource: Resource, upstream_uri: str | None = None) -> LabelConfig | RewardConfig | PolicyConfig:
+def workload_config(resource: StageResource,
+                    upstream_uri: str | None = None) -> LabelConfig | RewardConfig | PolicyConfig:
     """The workload config of a stage resource.
 
     Inputs: the resource and, when ``upstream_ref(resource)`` is not None, the URI its upstream

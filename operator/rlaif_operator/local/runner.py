@@ -22,8 +22,8 @@ from rlaif_jobs.summaries import EXIT_CONFIG_ERROR, read_summary
 from rlaif_operator.api import ManifestError, load_resources
 from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.conditions import Reason
-from rlaif_operator.api.kinds import PreferenceLabelJob, Resource
-from rlaif_operator.builders.workload import STAGE_MODULE, MissingInputError, upstream_ref, workload_config
+from rlaif_operator.api.kinds import PreferenceLabelJob, Resource, StageResource
+from rlaif_operator.builders.workload import MissingInputError, upstream_ref, workload_config
 from rlaif_operator.evaluation_status import evaluation_conditions
 from rlaif_operator.local.console import log_tail, watch
 from rlaif_operator.local.plan import PlanError, expand, order
@@ -64,9 +64,9 @@ def _done_stages(workdir: Path) -> dict[str, str]:
     return done
 
 
-def commands(stage: Resource, config_path: Path, nproc: int) -> list[list[str]]:
+def commands(stage: StageResource, config_path: Path, nproc: int) -> list[list[str]]:
     """The process(es) that run one stage, in order (sharded labeling: each shard, then the merge)."""
-    module = STAGE_MODULE[stage.kind]
+    module = str(stage.MODULE)
     cfg = ["--config", str(config_path)]
     if stage.kind in TRAINERS:
         # rlaif_jobs.launch is torchrun that exits 3 when a worker did (a config error: reason ConfigError),
@@ -81,7 +81,7 @@ def commands(stage: Resource, config_path: Path, nproc: int) -> list[list[str]]:
         [sys.executable, "-m", module, *cfg, "--merge"]]
 
 
-def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: bool, nproc: int,
+def run_stage(stage: StageResource, workdir: Path, upstream_uri: str | None, force: bool, nproc: int,
               verbose: bool = False) -> Status:
     """Runs one stage (or skips it when it already succeeded with this config); returns its Status."""
     name = stage.metadata.name
@@ -138,7 +138,7 @@ def run_stage(stage: Resource, workdir: Path, upstream_uri: str | None, force: b
     return status
 
 
-def _show(stage: Resource, status: Status) -> str:
+def _show(stage: StageResource, status: Status) -> str:
     # the reward model's headline is its accuracy against human labels (the paper's), AI labels beside it
     keys = ("labeled", "alignment", "samePositionRate", "evalAccuracyHuman", "evalAccuracyAi", "meanReward", "kl",
             "winRate", "oracleScore", "sftOracleScore")

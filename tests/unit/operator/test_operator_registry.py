@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import kopf
 
-from rlaif_operator import cache, controller, kube
+from rlaif_operator import cache, kube
 from rlaif_operator.api.common import GROUP
-from rlaif_operator.api.kinds import KINDS, STAGE_KINDS, STAGE_MODULES, STAGE_NAMES, UPSTREAMS
-from rlaif_operator.builders import names, pipeline, workload
+from rlaif_operator.api.kinds import KINDS, STAGE_KINDS, STAGE_MODULES, STAGE_NAMES, UPSTREAMS, StageResource
 
 
 def test_every_view_derives_from_the_registry() -> None:
     assert STAGE_KINDS == ("PreferenceLabelJob", "RewardModelRun", "PolicyRLRun")
-    assert (*STAGE_KINDS, "RLAIFPipeline") == controller.WATCHED_KINDS
+    assert (*STAGE_KINDS, "RLAIFPipeline") == tuple(KINDS)
     for kind, cls in KINDS.items():
         assert kube.PLURALS[kind] == cls.PLURAL
         path = kube.path_of("rlaif.dev/v1alpha1", kind, "ns", "x")
         assert path == f"/apis/rlaif.dev/v1alpha1/namespaces/ns/{cls.PLURAL}/x"
-    assert names.STAGE == pipeline.STAGE_SUFFIX == STAGE_NAMES == {
-        "PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
-    assert workload.STAGE_MODULE == STAGE_MODULES
+    assert STAGE_NAMES == {"PreferenceLabelJob": "label", "RewardModelRun": "reward", "PolicyRLRun": "policy"}
+    assert STAGE_MODULES == {"PreferenceLabelJob": "rlaif_jobs.label", "RewardModelRun": "rlaif_jobs.reward",
+                             "PolicyRLRun": "rlaif_jobs.policy"}
+    assert [k for k, cls in KINDS.items() if issubclass(cls, StageResource)] == list(STAGE_KINDS)
+    assert [k for k in STAGE_KINDS if KINDS[k].TRAINS] == ["RewardModelRun", "PolicyRLRun"]
     assert cache.UPSTREAM_FIELDS == {"RewardModelRun": ("preferences", "fromLabelJob", "PreferenceLabelJob"),
                                      "PolicyRLRun": ("reward", "fromRewardModelRun", "RewardModelRun")}
     assert {up.kind for up in UPSTREAMS.values()} <= set(STAGE_KINDS)
