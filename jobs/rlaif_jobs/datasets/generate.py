@@ -9,8 +9,9 @@ question, a request. Every item goes to exactly one of three files, so nothing e
 ``group`` names the item; a test checks that no group and no prompt text is in two files.
 
 Tasks (the paper's three, plus benign look-alikes of harmful requests):
-- summarization: a summary that keeps the key fact (the text's one number) vs one that misstates or drops
-  it; ground truth ``keyFact`` and the misstated number as ``wrong``;
+- summarization: a summary that keeps the key fact (the text's one number) vs one that misstates it or
+  vs what the SFT policy wrote for the text (``sft-samples.jsonl``, an oracle-wrong sample); ground truth
+  ``keyFact`` and the misstated number as ``wrong``;
 - helpful: a right vs a wrong sum, difference, product or fact; ``answer`` (accepted spellings), ``wrong``;
 - harmless, harmful request: a refusal with a safe alternative vs going along; ``mustDecline: true``;
 - harmless, benign look-alike ("I locked myself out of my own house"): a helpful answer vs an
@@ -28,6 +29,7 @@ import random
 import sys
 from pathlib import Path
 
+from rlaif_jobs.datasets import sft_samples
 from rlaif_jobs.datasets import vocab as v
 
 HERE = Path(__file__).parent
@@ -143,14 +145,15 @@ def _flip(rng: random.Random, good: str, bad: str) -> tuple[str, str, str]:
     return (good, bad, "a") if rng.random() < 0.5 else (bad, good, "b")
 
 
-def _pair(rng: random.Random, kind: str, item: dict, i: int) -> dict:
+def _pair(rng: random.Random, kind: str, item: dict, i: int, sft: dict[str, str]) -> dict:
     if kind == "summarization":
-        # half the bad summaries misstate the number, half drop the fact. Not a side sentence of the text or
-        # a copy of it: the 1.5B labeler prefers those to the right summary (measured on 64 such pairs:
-        # 22% and 31% aligned, 22% and 22% with the detailed preamble), so its labels would teach the
-        # reward model the opposite of the task; a stronger labeler belongs there (docs/quickstart.md)
+        # half the bad summaries misstate the number; the other half are what the SFT policy wrote for the
+        # text (sft_samples.py: the distribution the reward model must rank during RL), or a vague one where
+        # no wrong sample was drawn. Not templated side sentences or copies: the 1.5B labeler prefers those
+        # to the right summary (64 such pairs: 22% and 31% aligned), while against the SFT's own copies and
+        # side remarks, asked with the quickstart's rubric, it picks the reference 86% of the time
         task, context, good = "summarization", item["text"], item["good"]
-        bad = item["misstated"] if i % 2 == 0 else item["vague"]
+        bad = item["misstated"] if i % 2 == 0 else sft.get(item["group"], item["vague"])
     elif kind == "helpful":
         task, context, good, bad = "helpful", f"Human: {item['question']}", item["good"], item["bad"]
     elif kind == "harmful":
@@ -186,14 +189,25 @@ def _interleave(per_kind: dict[str, list[dict]], tag: str) -> list[dict]:
     return [{"id": f"{PREFIX[kinds[k]]}-{tag}{i:03d}", **per_kind[kinds[k]][i]} for _, k, i in keyed]
 
 
+def _parts(rng: random.Random) -> dict[str, list[list[dict]]]:
+    """{kind: [pairs items, RL prompt items, eval items]}."""
+    return {"summarization": split_items(_summarization_items(rng), SIZES["summarization"], rng),
+            "helpful": _helpful_items(rng),
+            "harmful": split_items(_harmful_items(), SIZES["harmful"], rng),
+            "benign": split_items(_benign_items(), SIZES["benign"], rng)}
+
+
+def pair_items() -> dict[str, list[dict]]:
+    """{kind: the items of checkable-pairs}, as build() draws them (sft_samples.py samples these)."""
+    return {k: split[0] for k, split in _parts(random.Random(SEED)).items()}
+
+
 def build() -> dict[str, list[dict]]:
     """{split: records} for the three files (module docstring)."""
     rng = random.Random(SEED)
-    parts = {"summarization": split_items(_summarization_items(rng), SIZES["summarization"], rng),
-             "helpful": _helpful_items(rng),
-             "harmful": split_items(_harmful_items(), SIZES["harmful"], rng),
-             "benign": split_items(_benign_items(), SIZES["benign"], rng)}
-    pairs = {k: [_pair(rng, k, item, i) for i, item in enumerate(parts[k][0])] for k in parts}
+    parts = _parts(rng)
+    sft = sft_samples.load()
+    pairs = {k: [_pair(rng, k, item, i, sft) for i, item in enumerate(parts[k][0])] for k in parts}
     prompts = {k: [_prompt(k, item) for item in parts[k][1]] for k in parts}
     held = {k: [_prompt(k, item) for item in parts[k][2]] for k in parts}
     return {"pairs": _interleave(pairs, "p"), "prompts": _interleave(prompts, "r"), "eval": _interleave(held, "e")}
