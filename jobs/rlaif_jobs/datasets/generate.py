@@ -148,8 +148,8 @@ def _flip(rng: random.Random, good: str, bad: str) -> tuple[str, str, str]:
 def _pair(rng: random.Random, kind: str, item: dict, i: int, sft: dict[str, str]) -> dict:
     if kind == "summarization":
         # half the bad summaries misstate the number; the other half are what the SFT policy wrote for the
-        # text (sft_samples.py: the distribution the reward model must rank during RL), or a vague one where
-        # no wrong sample was drawn. Not templated side sentences or copies: the 1.5B labeler prefers those
+        # text (sft-samples.jsonl, from scripts/sample_sft.py: the distribution the reward model must rank
+        # during RL), or a vague one where no wrong sample was drawn. Not templated side sentences or copies: the 1.5B labeler prefers those
         # to the right summary (64 such pairs: 22% and 31% aligned), while against the SFT's own copies and
         # side remarks, asked with the quickstart's rubric, it picks the reference 86% of the time
         task, context, good = "summarization", item["text"], item["good"]
@@ -198,7 +198,7 @@ def _parts(rng: random.Random) -> dict[str, list[list[dict]]]:
 
 
 def pair_items() -> dict[str, list[dict]]:
-    """{kind: the items of checkable-pairs}, as build() draws them (sft_samples.py samples these)."""
+    """{kind: the items of checkable-pairs}, as build() draws them (scripts/sample_sft.py samples these)."""
     return {k: split[0] for k, split in _parts(random.Random(SEED)).items()}
 
 
