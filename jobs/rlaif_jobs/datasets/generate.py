@@ -149,9 +149,10 @@ def _pair(rng: random.Random, kind: str, item: dict, i: int, sft: dict[str, str]
     if kind == "summarization":
         # half the bad summaries misstate the number; the other half are what the SFT policy wrote for the
         # text (sft-samples.jsonl, from scripts/sample_sft.py: the distribution the reward model must rank
-        # during RL), or a vague one where no wrong sample was drawn. Not templated side sentences or copies: the 1.5B labeler prefers those
-        # to the right summary (64 such pairs: 22% and 31% aligned), while against the SFT's own copies and
-        # side remarks, asked with the quickstart's rubric, it picks the reference 86% of the time
+        # during RL), or a vague one where no wrong sample was drawn. Not templated side sentences or copies:
+        # the 1.5B labeler prefers those to the right summary (64 such pairs: 22% and 31% aligned), while
+        # against the SFT's own copies and side remarks, asked with the quickstart's rubric, it picks the
+        # reference 86% of the time
         task, context, good = "summarization", item["text"], item["good"]
         bad = item["misstated"] if i % 2 == 0 else sft.get(item["group"], item["vague"])
     elif kind == "helpful":
