@@ -32,4 +32,4 @@ crds: setup
 	$(PY) -m rlaif_operator.api.crdgen
 
 lint: setup
-	$(PY) -m ruff check operator jobs tests bench
+	$(PY) -m ruff check operator jobs tests bench scripts
