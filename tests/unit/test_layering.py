@@ -1,6 +1,6 @@
 """The layering contracts in pyproject.toml ([tool.importlinter]) hold: ``lint-imports`` on this checkout.
 
-api/, builders/ and status.py import neither kopf nor the Kubernetes client (they run in the CLI and
+api/, builders/ and status/ import neither kopf nor the Kubernetes client (they run in the CLI and
 in unit tests without a cluster); rlaif_jobs never imports rlaif_operator (the workload images carry
 no operator); each package is layered and no module imports one of a layer above it (e.g. evaluation
 never imports policy: the trainer's half of the evaluation lives in policy.heldout).

@@ -20,6 +20,13 @@ class ConditionType(StrEnum):
     FAILED = "Failed"
 
 
+class ExtraConditionType(StrEnum):
+    """Conditions some resources carry beside the four: a finished PolicyRLRun with evaluation figures
+    says whether its judge is independent of its reward (status/evaluation.py)."""
+
+    JUDGE_INDEPENDENT = "JudgeIndependent"
+
+
 class Reason(StrEnum):
     """CamelCase reasons of conditions and Events."""
 
@@ -68,6 +75,9 @@ class Reason(StrEnum):
     OOM_KILLED = "OOMKilled"
     JOB_FAILED = "JobFailed"
     JOB_DELETED = "JobDeleted"
+    # JudgeIndependent
+    JUDGE_IS_REWARD_SOURCE = "JudgeIsRewardSource"
+    INDEPENDENT_JUDGE = "IndependentJudge"
     # pipelines
     STAGES_CREATED = "StagesCreated"
     CREATING_STAGES = "CreatingStages"

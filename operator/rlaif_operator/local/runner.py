@@ -24,9 +24,9 @@ from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.conditions import Reason
 from rlaif_operator.api.kinds import PreferenceLabelJob, Resource, StageResource
 from rlaif_operator.builders.workload import MissingInputError, upstream_ref, workload_config
-from rlaif_operator.evaluation_status import evaluation_conditions
 from rlaif_operator.local.console import log_tail, watch
 from rlaif_operator.local.plan import PlanError, expand, order
+from rlaif_operator.status import evaluation_conditions
 
 TRAINERS = ("RewardModelRun", "PolicyRLRun")
 

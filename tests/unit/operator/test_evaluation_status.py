@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from rlaif_operator.api.conditions import ExtraConditionType
 from rlaif_operator.api.kinds import PolicyRLRun
-from rlaif_operator.evaluation_status import JUDGE_CONDITION, evaluation_conditions
-from rlaif_operator.status import JobObservation, StageObservation, compute_status
+from rlaif_operator.status import JobObservation, StageObservation, compute_status, evaluation_conditions
+
+JUDGE_CONDITION = ExtraConditionType.JUDGE_INDEPENDENT
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -1,18 +1,18 @@
-"""Pure rule: the conditions a finished PolicyRLRun gets from its evaluation figures (issue 9).
+"""Pure rule: the condition a finished PolicyRLRun gets from its evaluation figures.
 
 ``evaluation_conditions(kind, metrics, now, generation)`` returns, for a PolicyRLRun whose summary
-reported ``judgeIsRewardSource``, one condition of type ``JudgeIndependent``: False with reason
-``JudgeIsRewardSource`` (a warning: the judge is the model whose judgments trained the policy's reward, so
-its win rate is not independent evidence) or True with reason ``IndependentJudge``. No evaluation
-figures (evaluation disabled): no condition. Used by the operator's status logic and by ``rlaif run``.
+reported ``judgeIsRewardSource``, one condition of type ``JudgeIndependent`` (beside the four every
+resource carries): False with reason ``JudgeIsRewardSource`` (a warning: the judge is the model whose
+judgments trained the policy's reward, so its win rate is not independent evidence) or True with reason
+``IndependentJudge``. No evaluation figures (evaluation disabled): no condition. Used by the operator's
+status logic and by ``rlaif run``.
 """
 
 from __future__ import annotations
 
 from rlaif_operator.api.common import Condition
+from rlaif_operator.api.conditions import ExtraConditionType, Reason
 
-JUDGE_CONDITION = "JudgeIndependent"
-JUDGE_IS_REWARD_SOURCE = "JudgeIsRewardSource"
 WARNING = ("the evaluation judge is the model whose judgments trained this policy's reward (the d-RLAIF labeler,"
            " or the labeler of the reward model's labels): its win rate is not independent evidence; set"
            " evaluation.judge to an LLM of another model family, and see oracleScore for judge-free evidence")
@@ -24,8 +24,9 @@ def evaluation_conditions(kind: str, metrics: dict[str, float], now: str, genera
     if kind != "PolicyRLRun" or "judgeIsRewardSource" not in metrics:
         return []
     if metrics["judgeIsRewardSource"] >= 0.5:
-        return [Condition(type=JUDGE_CONDITION, status="False", reason=JUDGE_IS_REWARD_SOURCE, message=WARNING,
+        return [Condition(type=ExtraConditionType.JUDGE_INDEPENDENT, status="False",
+                          reason=Reason.JUDGE_IS_REWARD_SOURCE, message=WARNING,
                           last_transition_time=now, observed_generation=generation)]
-    return [Condition(type=JUDGE_CONDITION, status="True", reason="IndependentJudge",
+    return [Condition(type=ExtraConditionType.JUDGE_INDEPENDENT, status="True", reason=Reason.INDEPENDENT_JUDGE,
                       message="the evaluation judge is not the source of the policy's reward",
                       last_transition_time=now, observed_generation=generation)]
