@@ -1,7 +1,8 @@
 """One RL step of the policy trainer: roll out, score, reference log-probs, targets, update.
 
-``train_step(...)`` runs on every rank with that rank's prompts and returns the step's metrics,
-averaged over all ranks. Its phases (timed into ``times``: rollout, reward, prepare, update):
+``train_step(ctx, step, prompts)`` runs on every rank with that rank's prompts and returns the step's
+metrics, averaged over all ranks; ``ctx`` (a ``StepContext``) holds what every step of the run uses.
+Its phases (timed into ``ctx.times``: rollout, reward, prepare, update):
 
 1. rollout: ``samplesPerPrompt`` responses per prompt from the rollout engine;
 2. reward: the reward source scores them (unscored ones get the batch mean);
@@ -28,6 +29,8 @@ Both give the same loss and gradient (tests/unit/test_policy_step.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -93,99 +96,170 @@ def reference_logprobs(reference: Any, batch: SequenceBatch, micro_batch: int, t
     return out.clone()  # an ordinary tensor again: inference tensors may not meet autograd later
 
 
-def train_step(config: Any, algo: Any, step: int, env: DistEnv, mine: list[Prompt], rollout: RolloutEngine,
-               reward: RewardSource, policy: Any, value: Any, reference: Any, tokenizer: Any, plan: BatchPlan,
-               times: dict[str, float], fused: bool, doing: Any = lambda phase: None) -> dict[str, float]:
-    """One RL step on this rank's prompts; returns the step's metrics (averaged over all ranks).
+PHASES = ("rollout", "reward", "prepare", "update", "sync")  # the seconds a run accumulates, by phase
+
+
+@dataclass
+class StepContext:
+    """What every step of a run uses: the config, the algorithm, this rank, the engines, the batch plan.
 
     ``fused``: take log pi_old from the update's forward (``fused_old_logprobs`` says when that is
-    exact). ``doing(phase)`` is told each phase as it starts (the console's progress line shows it).
+    exact). ``times`` accumulates the seconds of each phase; ``doing(phase)`` is told each phase as it
+    starts (the console's progress line shows it).
     """
-    spec = config.rl
-    k = spec.samples_per_prompt
-    device = env.device
 
+    config: Any
+    algo: Any
+    env: DistEnv
+    rollout: RolloutEngine
+    reward: RewardSource
+    policy: Any
+    value: Any
+    reference: Any
+    tokenizer: Any
+    plan: BatchPlan
+    fused: bool
+    times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    doing: Callable[[str], Any] = lambda phase: None
+
+
+@dataclass
+class _Targets:
+    """The prepare phase's output: what the update needs besides the batch and the scores."""
+
+    ref_lp: torch.Tensor
+    values_old: torch.Tensor | None
+    old_lp: torch.Tensor | None = None  # the separate path only (the fused one takes it from the update)
+    kl_tokens: torch.Tensor | None = None
+    adv: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+
+
+def train_step(ctx: StepContext, step: int, mine: list[Prompt]) -> dict[str, float]:
+    """One RL step on this rank's prompts (the module docstring's four phases); returns the step's
+    metrics, averaged over all ranks."""
+    t0 = time.perf_counter()
+    flat, scores, unscored, t1 = _rollout_and_score(ctx, step, mine)
+    t2 = time.perf_counter()
+    batch = make_batch([p.ids for p, _ in flat], [g.token_ids for _, g in flat],
+                       ctx.tokenizer.pad_token_id).to(ctx.env.device)
+    ctx.doing("log-probs")
+    targets = _prepare(ctx, batch, scores)
+    ctx.times["prepare"] += (t3 := time.perf_counter()) - t2
+    ctx.doing("update")
+    losses = _update(ctx, batch, scores, targets)
+    ctx.times["update"] += time.perf_counter() - t3
+    row = _metrics(ctx, flat, scores, unscored, batch.mask, targets, losses)
+    row.update(rolloutSeconds=t1 - t0, rewardSeconds=t2 - t1, prepareSeconds=t3 - t2,
+               updateSeconds=time.perf_counter() - t3)
+    return row
+
+
+def _rollout_and_score(ctx: StepContext, step: int, mine: list[Prompt]
+                       ) -> tuple[list[tuple[Prompt, Any]], torch.Tensor, torch.Tensor, float]:
+    """Phases 1-2: (prompt, generation) pairs prompt-major (RLOO's groups), their scores on the
+    device (unscored ones set to the batch mean, so their advantage is about zero), the unscored mask,
+    and when the rollout ended. RewardError when nothing could be scored."""
+    spec = ctx.config.rl
     t = time.perf_counter()
-    doing("rollout")
-    gens = rollout.generate([p.ids for p in mine], k, spec.max_new_tokens, spec.temperature, spec.top_p,
-                            rollout_seed(spec.seed, step, env.rank))
-    times["rollout"] += (t1 := time.perf_counter()) - t
-    flat = [(p, g) for p, group in zip(mine, gens, strict=True) for g in group]  # prompt-major: RLOO's groups
-    doing("reward")
-    raw = reward.score([p.text for p, _ in flat], [g.text for _, g in flat], [p.task for p, _ in flat])
-    times["reward"] += (t2 := time.perf_counter()) - t1
+    ctx.doing("rollout")
+    gens = ctx.rollout.generate([p.ids for p in mine], spec.samples_per_prompt, spec.max_new_tokens,
+                                spec.temperature, spec.top_p, rollout_seed(spec.seed, step, ctx.env.rank))
+    ctx.times["rollout"] += (t1 := time.perf_counter()) - t
+    flat = [(p, g) for p, group in zip(mine, gens, strict=True) for g in group]
+    ctx.doing("reward")
+    raw = ctx.reward.score([p.text for p, _ in flat], [g.text for _, g in flat], [p.task for p, _ in flat])
+    ctx.times["reward"] += time.perf_counter() - t1
     scores = torch.tensor(raw, dtype=torch.float32)
     unscored = torch.isnan(scores)
     if bool(unscored.all()):
         raise RewardError(f"step {step}: the reward source could not score any of {len(raw)} responses")
-    if bool(unscored.any()):  # no signal from these: the batch mean, so their advantage is about zero
+    if bool(unscored.any()):
         scores[unscored] = scores[~unscored].mean()
-    scores = scores.to(device)
+    return flat, scores.to(ctx.env.device), unscored, t1
 
-    batch = make_batch([p.ids for p, _ in flat], [g.token_ids for _, g in flat],
-                       tokenizer.pad_token_id).to(device)
-    mask = batch.mask
-    n = len(flat)
-    micro = _chunks(n, plan.micro_batch)
-    doing("log-probs")
-    ref_lp = reference_logprobs(reference, batch, plan.micro_batch, spec.temperature)
-    values_old = None
-    if value is not None:
-        with torch.no_grad():
-            values_old = torch.cat([value_forward(value, batch.slice(rows)) for rows in micro])
-    if not fused:  # the separate path: log pi_old of the whole batch before any update
-        policy.eval()
-        with torch.no_grad():
-            parts = [policy_forward(policy, batch.slice(rows), spec.temperature, with_entropy=True) for rows in micro]
-        policy.train()
-        old_lp = torch.cat([lp for lp, _ in parts])
-        entropy = torch.cat([ent for _, ent in parts])
-        kl_tokens = kl_per_token(old_lp, ref_lp, mask)
-        adv, returns = algo.targets(scores, kl_tokens, mask, values_old, spec.kl_coef, k)
-    times["prepare"] += (t3 := time.perf_counter()) - t2
 
-    policy_losses, value_losses, extra = [], [], {}
+def _prepare(ctx: StepContext, batch: SequenceBatch, scores: torch.Tensor) -> _Targets:
+    """Phase 3: log pi_SFT, V_old and, on the separate path, log pi_old, entropy and the targets."""
+    spec, micro = ctx.config.rl, _chunks(len(scores), ctx.plan.micro_batch)
+    targets = _Targets(reference_logprobs(ctx.reference, batch, ctx.plan.micro_batch, spec.temperature), None)
+    if ctx.value is not None:
+        with torch.no_grad():
+            targets.values_old = torch.cat([value_forward(ctx.value, batch.slice(rows)) for rows in micro])
+    if not ctx.fused:  # the separate path: log pi_old of the whole batch before any update
+        ctx.policy.eval()
+        with torch.no_grad():
+            parts = [policy_forward(ctx.policy, batch.slice(rows), spec.temperature, with_entropy=True)
+                     for rows in micro]
+        ctx.policy.train()
+        targets.old_lp = torch.cat([lp for lp, _ in parts])
+        targets.entropy = torch.cat([ent for _, ent in parts])
+        targets.kl_tokens = kl_per_token(targets.old_lp, targets.ref_lp, batch.mask)
+        targets.adv, targets.returns = ctx.algo.targets(scores, targets.kl_tokens, batch.mask, targets.values_old,
+                                                        spec.kl_coef, spec.samples_per_prompt)
+    return targets
+
+
+def _update(ctx: StepContext, batch: SequenceBatch, scores: torch.Tensor, t: _Targets
+            ) -> tuple[list[float], list[float], dict[str, list[float]]]:
+    """Phase 4: the policy (and value) loss per micro-batch, backward, step. Returns (policy losses,
+    value losses, the algorithm's stats); on the fused path it also fills ``t``'s KL, advantages and
+    entropy from the update's own forwards."""
+    spec, algo = ctx.config.rl, ctx.algo
+    policy_losses: list[float] = []
+    value_losses: list[float] = []
+    extra: dict[str, list[float]] = {}
     got: dict[str, list[torch.Tensor]] = {"old": [], "kl": [], "advantages": [], "returns": [], "entropy": []}
-    doing("update")
     for _ in range(spec.ppo_epochs if algo.multi_epoch else 1):
-        for rows in micro:
+        for rows in _chunks(len(scores), ctx.plan.micro_batch):
             mb = batch.slice(rows)
-            if fused:
-                lp, ent = policy_forward(policy, mb, spec.temperature, with_entropy=True)
-                loss, stats, parts_mb = fused_loss(
-                    algo, lp, ref_lp[rows], scores[rows], None if values_old is None else values_old[rows],
-                    mb.mask, spec.kl_coef, spec.clip_range, k)
+            values_mb = None if t.values_old is None else t.values_old[rows]
+            if ctx.fused:
+                lp, ent = policy_forward(ctx.policy, mb, spec.temperature, with_entropy=True)
+                loss, stats, parts_mb = fused_loss(algo, lp, t.ref_lp[rows], scores[rows], values_mb, mb.mask,
+                                                   spec.kl_coef, spec.clip_range, spec.samples_per_prompt)
                 for key, v in (*parts_mb.items(), ("entropy", ent)):
                     if v is not None:
                         got[key].append(v)
                 returns_mb = parts_mb["returns"]
             else:
-                lp, _ = policy_forward(policy, mb, spec.temperature)
-                loss, stats = algo.policy_loss(lp, old_lp[rows], adv[rows], mb.mask, spec.clip_range)
-                returns_mb = None if returns is None else returns[rows]
-            backward(policy, loss)
-            policy.step()
+                assert t.old_lp is not None and t.adv is not None
+                lp, _ = policy_forward(ctx.policy, mb, spec.temperature)
+                loss, stats = algo.policy_loss(lp, t.old_lp[rows], t.adv[rows], mb.mask, spec.clip_range)
+                returns_mb = None if t.returns is None else t.returns[rows]
+            backward(ctx.policy, loss)
+            ctx.policy.step()
             policy_losses.append(loss.item())
             for key, v in stats.items():
                 extra.setdefault(key, []).append(v)
-            if value is not None:
-                v = value_forward(value, mb)
-                vloss = algo.value_loss(v, values_old[rows], returns_mb, mb.mask, spec.clip_range)
-                backward(value, vloss)
-                value.step()
+            if ctx.value is not None:
+                v = value_forward(ctx.value, mb)
+                vloss = algo.value_loss(v, values_mb, returns_mb, mb.mask, spec.clip_range)
+                backward(ctx.value, vloss)
+                ctx.value.step()
                 value_losses.append(vloss.item())
-    if fused:
-        kl_tokens, adv, entropy = (torch.cat(got[key]) for key in ("kl", "advantages", "entropy"))
-    times["update"] += time.perf_counter() - t3
+    if ctx.fused:
+        t.kl_tokens, t.adv, t.entropy = (torch.cat(got[key]) for key in ("kl", "advantages", "entropy"))
+    return policy_losses, value_losses, extra
 
-    seq_kl = sequence_kl(kl_tokens, mask)
+
+def _metrics(ctx: StepContext, flat: list[tuple[Prompt, Any]], scores: torch.Tensor, unscored: torch.Tensor,
+             mask: torch.Tensor, t: _Targets, losses: tuple[list[float], list[float], dict[str, list[float]]]
+             ) -> dict[str, float]:
+    """The step's metrics, summed over all ranks and averaged."""
+    spec, env = ctx.config.rl, ctx.env
+    policy_losses, value_losses, extra = losses
+    assert t.kl_tokens is not None and t.adv is not None and t.entropy is not None
+    n = len(flat)
+    seq_kl = sequence_kl(t.kl_tokens, mask)
     lengths = mask.sum(-1)
     local = [
-        float(scores.sum()), float(n), float(seq_kl.sum()), float((entropy * mask).sum()),
+        float(scores.sum()), float(n), float(seq_kl.sum()), float((t.entropy * mask).sum()),
         float(mask.sum()), float(sum(g.finished for _, g in flat)), float(unscored.sum()),
         float(((1 - spec.kl_coef) * scores - spec.kl_coef * seq_kl).sum()),
         sum(policy_losses) / len(policy_losses), sum(value_losses) / len(value_losses) if value_losses else 0.0,
-        float((adv.sum(-1) / lengths.clamp(min=1)).abs().mean()),
+        float((t.adv.sum(-1) / lengths.clamp(min=1)).abs().mean()),
     ]
     s = all_reduce_sum(local, env)
     w = env.world_size
@@ -195,11 +269,9 @@ def train_step(config: Any, algo: Any, step: int, env: DistEnv, mine: list[Promp
         "objective": s[7] / s[1], "policyLoss": s[8] / w, "meanAbsAdvantage": s[10] / w,
         "rewardStd": float(scores.std()) if n > 1 else 0.0,
     }
-    if value is not None:
+    if ctx.value is not None:
         row["valueLoss"] = s[9] / w
     for key, vals in extra.items():
         row[key] = sum(vals) / len(vals)
-    row["tokenKl"] = float(masked_mean(kl_tokens, mask))
-    row.update(rolloutSeconds=t1 - t, rewardSeconds=t2 - t1, prepareSeconds=t3 - t2,
-               updateSeconds=time.perf_counter() - t3)
+    row["tokenKl"] = float(masked_mean(t.kl_tokens, mask))
     return row

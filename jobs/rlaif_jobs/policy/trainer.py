@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -33,13 +34,14 @@ import torch
 from rlaif_jobs.config.common import dtype_name
 from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.errors import ConfigError
+from rlaif_jobs.evaluation.run import Plan
 from rlaif_jobs.policy import heldout
 from rlaif_jobs.policy.algorithms import get_algorithm
 from rlaif_jobs.policy.models import load_policy, load_reference, load_value_model
 from rlaif_jobs.policy.prompts import load_prompt_records, to_prompts
 from rlaif_jobs.policy.rewards import RewardError, RewardSource
 from rlaif_jobs.policy.rollout import RolloutEngine, TransformersRollout
-from rlaif_jobs.policy.step import fused_old_logprobs, train_step
+from rlaif_jobs.policy.step import StepContext, fused_old_logprobs, train_step
 from rlaif_jobs.policy.step import rollout_seed as _rollout_seed
 from rlaif_jobs.train import (
     BatchPlan,
@@ -130,8 +132,39 @@ def _device_from_env() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
 
 
+@dataclass
+class _Inputs:
+    """Step 1's checked inputs: the batch arithmetic, the DeepSpeed config, the training prompt records
+    and the evaluation plan (None when evaluation is disabled)."""
+
+    plan: BatchPlan
+    prompts_per_rank: int
+    ds_config: dict[str, Any]
+    records: list[dict]
+    eval_plan: Plan | None
+
+    @property
+    def prompts_per_step(self) -> int:
+        return self.prompts_per_rank * self.plan.world_size
+
+    @property
+    def scored(self) -> list[dict]:
+        """Every record the reward may score: training and held out (the oracle reward needs them all)."""
+        return self.records + (self.eval_plan.records if self.eval_plan else [])
+
+
+@dataclass
+class _Progress:
+    """What the training loop carries across steps (and across a resume, through the checkpoint)."""
+
+    recent: list[dict[str, float]]
+    first: dict[str, float] | None
+    samples_done: int = 0
+    sync_seconds: list[float] = field(default_factory=list)
+
+
 def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> dict[str, Any]:
-    """Trains, exports, evaluates and reports (see the module docstring).
+    """Trains, exports, evaluates and reports (the module docstring's five steps).
 
     ``reward`` replaces the config's reward source (tests and experiments: a ProgrammaticReward, or a
     labeler engine built once for several runs); the config must still name one. Returns the summary.
@@ -142,17 +175,91 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     spec = config.rl
     algo = get_algorithm(spec.algorithm)
     out = output_dir(config.output.uri, "the policy trainer")
+    inputs = _check_inputs(config)
 
-    # 1. Input checks, cheapest first, before any process group exists.
+    # Reward sources load before the process group exists, so a bad one fails fast (exit 3, or 1 for
+    # an endpoint that is down) and cannot leave other ranks waiting; except an in-process vLLM
+    # labeler, which must join the trainer's group rather than create its own.
+    own_reward = reward is None
+    if reward is None and (config.direct_reward is None or config.direct_reward.labeler.engine != "vllm"):
+        reward = build_reward(config, _device_from_env(), inputs.scored)
+    created_group = not torch.distributed.is_initialized()
+    env = init_distributed()
+    if reward is None:
+        reward = build_reward(config, env.device, inputs.scored)
+    torch.manual_seed(spec.seed)
+    policy_path, tokenizer, policy_model = load_policy(config.policy)
+    prompts, held = (to_prompts(r, tokenizer, spec.max_length - spec.max_new_tokens)
+                     for r in (inputs.records, inputs.eval_plan.records if inputs.eval_plan else []))
+
+    # 2. Engines.
+    plan = inputs.plan
+    prompt_plan = BatchPlan(global_batch=inputs.prompts_per_step, micro_batch=inputs.prompts_per_rank,
+                            grad_accum=1, world_size=plan.world_size)
+    sampler = ShardedSampler(len(prompts), prompt_plan, env.rank, seed=spec.seed)
+    total_steps = spec.max_steps or max(1, math.floor(spec.epochs * sampler.steps_per_epoch))
+    engines = _engines(config, algo, inputs.ds_config, policy_model, policy_path, total_steps)
+    policy, value = engines["policy"], engines.get("value")
+    reference = load_reference(policy_path, config.policy, spec.precision, env.device)
+
+    # 3. Resume.
+    run = TrainingRun(out, spec, env, engines, total_steps, desc="policy")
+    rollout = _make_rollout(config, policy_path, policy.module, tokenizer, env, spec.precision)
+    progress = _Progress(list(run.saved.get("recent", [])), run.saved.get("first"))
+    if run.resumed and rollout.needs_sync:
+        progress.sync_seconds.append(rollout.load_weights(policy_weights(policy)))
+    ctx = StepContext(config, algo, env, rollout, reward, policy, value, reference, tokenizer, plan,
+                      fused_old_logprobs(algo, spec, plan, policy.module), doing=run.bar.phase)
+    if env.is_main:
+        log.info("%s: %d prompts (%d held out), %d steps of %d prompts x %d samples; rollouts by %s; reward %s;"
+                 " old-policy log-probs %s", algo.name, len(prompts), len(held), total_steps,
+                 inputs.prompts_per_step, spec.samples_per_prompt, rollout.name, reward.name,
+                 "from the update's forward" if ctx.fused else "from a separate pass")
+    try:
+        try:  # 4. Train; 5. export, evaluate
+            _train(ctx, run, sampler, prompts, total_steps, progress)
+            run.export(policy, tokenizer)
+            results = _results(ctx, run, total_steps, progress)
+            eval_record = _evaluate(ctx, inputs.eval_plan, held)
+        finally:
+            rollout.close()
+            if own_reward:
+                reward.close()
+        results["elapsedSeconds"] = time.time() - t_start
+        return run.report(
+            config.output.uri, "policy", results,
+            extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
+                   "policy": config.policy.uri, "evaluation": eval_record,
+                   "deepspeed": {**zero_stage_note(spec, inputs.ds_config),
+                                 "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
+    finally:
+        if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
+            shutdown()
+
+
+def _engines(config: PolicyConfig, algo: Any, ds_config: dict[str, Any], policy_model: Any, policy_path: str,
+             total_steps: int) -> dict[str, Any]:
+    """Step 2: DeepSpeed engines for the policy and (REINFORCE, PPO) the value model, by name."""
+    spec = config.rl
+    updates = total_steps * (spec.ppo_epochs if algo.multi_epoch else 1)
+    engines = {"policy": build_engine(policy_model, spec, ds_config, updates)}
+    if algo.uses_value:
+        engines["value"] = build_engine(load_value_model(policy_path, config.policy), spec, ds_config, updates,
+                                        lr=spec.value_learning_rate)
+    return engines
+
+
+def _check_inputs(config: PolicyConfig) -> _Inputs:
+    """Step 1, cheapest first, before any process group exists: batch arithmetic, lengths, the prompts,
+    the evaluation plan (held-out prompts and judge), the oracle's ground truth. ConfigError on each."""
+    spec = config.rl
     plan = plan_batches(spec, world_size_from_env(), "rl")
     n_prompts_rank = prompts_per_rank(config, plan)
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    ds_config = build_ds_config(spec, plan, device_type, "rl")
+    ds_config = build_ds_config(spec, plan, "cuda" if torch.cuda.is_available() else "cpu", "rl")
     if spec.max_new_tokens >= spec.max_length:
         raise ConfigError(f"rl.maxNewTokens: {spec.max_new_tokens} leaves no room for the prompt within"
                           f" rl.maxLength {spec.max_length}")
     records = load_prompt_records(config.prompts)
-    # --- evaluation plan (policy.heldout): held-out prompts and judge; ConfigError if it cannot run
     records, eval_plan = heldout.plan(config, records, load_prompt_records)
     if config.oracle_reward is not None:
         from rlaif_jobs.evaluation.oracle import score as oracle_score
@@ -161,137 +268,77 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
             raise ConfigError(f"reward.oracle: no training prompt in {config.prompts.uri} carries ground truth"
                               " (answer, keyFact or mustDecline), so every reward would be empty; use prompts"
                               " that do, or another reward")
-    scored = records + (eval_plan.records if eval_plan else [])
-    prompts_per_step = n_prompts_rank * plan.world_size
-    if len(records) < prompts_per_step:
+    inputs = _Inputs(plan, n_prompts_rank, ds_config, records, eval_plan)
+    if len(records) < inputs.prompts_per_step:
         raise ConfigError(f"prompts: {config.prompts.uri} has {len(records)} training prompts, fewer than one"
-                          f" step's {prompts_per_step} (rl.batchSize {spec.batch_size} / samplesPerPrompt"
+                          f" step's {inputs.prompts_per_step} (rl.batchSize {spec.batch_size} / samplesPerPrompt"
                           f" {spec.samples_per_prompt}); add prompts or lower rl.batchSize")
+    return inputs
 
-    # Reward sources load before the process group exists, so a bad one fails fast (exit 3, or 1 for
-    # an endpoint that is down) and cannot leave other ranks waiting; except an in-process vLLM
-    # labeler, which must join the trainer's group rather than create its own.
-    own_reward = reward is None
-    if reward is None and (config.direct_reward is None or config.direct_reward.labeler.engine != "vllm"):
-        reward = build_reward(config, _device_from_env(), scored)
-    created_group = not torch.distributed.is_initialized()
-    env = init_distributed()
-    device = env.device
-    if reward is None:
-        reward = build_reward(config, device, scored)
-    torch.manual_seed(spec.seed)
-    policy_path, tokenizer, policy_model = load_policy(config.policy)
-    prompts = to_prompts(records, tokenizer, spec.max_length - spec.max_new_tokens)
-    held = to_prompts(eval_plan.records if eval_plan else [], tokenizer, spec.max_length - spec.max_new_tokens)
 
-    # 2. Engines.
-    prompt_plan = BatchPlan(global_batch=prompts_per_step, micro_batch=n_prompts_rank, grad_accum=1,
-                            world_size=plan.world_size)
-    sampler = ShardedSampler(len(prompts), prompt_plan, env.rank, seed=spec.seed)
-    total_steps = spec.max_steps or max(1, math.floor(spec.epochs * sampler.steps_per_epoch))
-    epochs = spec.ppo_epochs if algo.multi_epoch else 1
-    policy = build_engine(policy_model, spec, ds_config, total_steps * epochs)
-    engines: dict[str, Any] = {"policy": policy}
-    value = None
-    if algo.uses_value:
-        value = build_engine(load_value_model(policy_path, config.policy), spec, ds_config, total_steps * epochs,
-                             lr=spec.value_learning_rate)
-        engines["value"] = value
-    reference = load_reference(policy_path, config.policy, spec.precision, device)
-
-    # 3. Resume.
-    run = TrainingRun(out, spec, env, engines, total_steps, desc="policy")
-    start, saved, metrics = run.start, run.saved, run.metrics
-    rollout = _make_rollout(config, policy_path, policy.module, tokenizer, env, spec.precision)
-    sync_seconds: list[float] = []
-    if run.resumed and rollout.needs_sync:
-        sync_seconds.append(rollout.load_weights(policy_weights(policy)))
-    fused = fused_old_logprobs(algo, spec, plan, policy.module)
-    if env.is_main:
-        log.info("%s: %d prompts (%d held out), %d steps of %d prompts x %d samples; rollouts by %s; reward %s;"
-                 " old-policy log-probs %s", algo.name, len(prompts), len(held), total_steps, prompts_per_step,
-                 spec.samples_per_prompt, rollout.name, reward.name,
-                 "from the update's forward" if fused else "from a separate pass")
-
-    # 4. Train.
-    recent: list[dict[str, float]] = list(saved.get("recent", []))
-    first: dict[str, float] | None = saved.get("first")
-    times = {"rollout": 0.0, "reward": 0.0, "prepare": 0.0, "update": 0.0, "sync": 0.0}
-    samples_done = 0
+def _train(ctx: StepContext, run: TrainingRun, sampler: ShardedSampler, prompts: list[Any], total_steps: int,
+           progress: _Progress) -> None:
+    """Step 4: every step from the resume point on: train, push the weights to the rollout engine, log,
+    checkpoint. A RewardError is re-raised naming the step and the checkpoint a rerun resumes from."""
+    spec, policy = ctx.config.rl, ctx.policy
+    step = run.start
     try:
-        for sb in sampler.steps(start, total_steps):
+        for sb in sampler.steps(run.start, total_steps):
             step = sb.global_step
-            mine = [prompts[i] for mb in sb.micro_batches for i in mb]
-            row = train_step(config, algo, step, env, mine, rollout, reward, policy, value, reference,
-                             tokenizer, plan, times, fused, doing=run.bar.phase)
-            samples_done += plan.global_batch
-            if rollout.needs_sync:
-                t = rollout.load_weights(policy_weights(policy))
-                times["sync"] += t
-                sync_seconds.append(t)
+            row = train_step(ctx, step, [prompts[i] for mb in sb.micro_batches for i in mb])
+            progress.samples_done += ctx.plan.global_batch
+            if ctx.rollout.needs_sync:
+                t = ctx.rollout.load_weights(policy_weights(policy))
+                ctx.times["sync"] += t
+                progress.sync_seconds.append(t)
                 row["syncSeconds"] = t
             row["learningRate"] = current_lr(policy)
-            first = first or {k: row[k] for k in ("meanReward", "kl")}
-            recent = (recent + [{k: row[k] for k in ("meanReward", "kl", "objective")}])[-RECENT:]
+            progress.first = progress.first or {k: row[k] for k in ("meanReward", "kl")}
+            progress.recent = (progress.recent + [{k: row[k] for k in ("meanReward", "kl", "objective")}])[-RECENT:]
             if step % spec.log_every_steps == 0 or step == total_steps:
-                metrics.log(step, **row)
+                run.metrics.log(step, **row)
             run.bar.set_postfix(reward=f"{row['meanReward']:.3f}", kl=f"{row['kl']:.3f}")
-            run.step_done(step, {"recent": recent, "first": first})
+            run.step_done(step, {"recent": progress.recent, "first": progress.first})
     except RewardError as err:
         run.bar.close()
         kept = run.ckpt.latest()
         where = f"the last checkpoint ({kept.path.name}) is kept; rerun to resume from it" if kept else \
             "no checkpoint was written yet"
-        metrics.log(step, event="failed", error=str(err)[:500])
-        metrics.close()
-        rollout.close()
-        if own_reward:
-            reward.close()
-        if created_group:
-            shutdown()
+        run.metrics.log(step, event="failed", error=str(err)[:500])
+        run.metrics.close()
         raise RewardError(f"{err} (at step {step}; {where})") from err
-    run.finish({"recent": recent, "first": first})
+    run.finish({"recent": progress.recent, "first": progress.first})
 
-    # 5. Export, evaluate, report.
-    run.export(policy, tokenizer)
-    steps_done = run.steps_done
+
+def _results(ctx: StepContext, run: TrainingRun, total_steps: int, progress: _Progress) -> dict[str, Any]:
+    """The summary's training metrics: the last steps' reward, KL and objective, the first step's, rates."""
     results: dict[str, Any] = {}
-    if recent:
+    if progress.recent:
         for k in ("meanReward", "kl", "objective"):
-            results[k] = sum(r[k] for r in recent) / len(recent)
-    if first:
-        results["initialMeanReward"] = first["meanReward"]
-        results["initialKl"] = first["kl"]
-    train_seconds = sum(times.values())
+            results[k] = sum(r[k] for r in progress.recent) / len(progress.recent)
+    if progress.first:
+        results["initialMeanReward"] = progress.first["meanReward"]
+        results["initialKl"] = progress.first["kl"]
+    train_seconds = sum(ctx.times.values())
+    sync = progress.sync_seconds
     results.update({
-        "steps": total_steps, "stepsThisRun": steps_done, "resumedFromStep": start,
-        "samplesPerSecond": samples_done / train_seconds if train_seconds > 0 else float("nan"),
-        **{f"{k}Seconds": v for k, v in times.items()},
-        "meanSyncSeconds": sum(sync_seconds) / len(sync_seconds) if sync_seconds else 0.0,
-        "worldSize": env.world_size,
+        "steps": total_steps, "stepsThisRun": run.steps_done, "resumedFromStep": run.start,
+        "samplesPerSecond": progress.samples_done / train_seconds if train_seconds > 0 else float("nan"),
+        **{f"{k}Seconds": v for k, v in ctx.times.items()},
+        "meanSyncSeconds": sum(sync) / len(sync) if sync else 0.0,
+        "worldSize": ctx.env.world_size,
     })
-    # --- evaluation (policy.heldout): responses of both policies with the same decoding, written
-    # with a summary marked pending; the judge loads in a fresh process after this one exits
-    # (python -m rlaif_jobs.evaluation, run by rlaif_jobs.launch), so memory never holds both.
-    eval_record: dict[str, Any] | None = None
-    if eval_plan is not None:
-        eval_plan.prompts = held
-        samples = heldout.generate(eval_plan, rollout, reference, tokenizer, env, config,
-                                   _rollout_seed(spec.seed, heldout.EVAL_SEED_STEP, 0))
-        heldout.score_rewards(eval_plan, samples, reward)  # the reward's agreement with the oracle
-        if env.is_main:
-            eval_record = heldout.write_pending(eval_plan, samples, config)
-    rollout.close()
-    if own_reward:
-        reward.close()
-    # --- end of evaluation
-    results["elapsedSeconds"] = time.time() - t_start
-    summary = run.report(
-        config.output.uri, "policy", results,
-        extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
-               "policy": config.policy.uri, "evaluation": eval_record,
-               "deepspeed": {**zero_stage_note(spec, ds_config),
-                             "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
-    if created_group:  # leave a process group this call did not create (a caller's, or vLLM's) alone
-        shutdown()
-    return summary
+    return results
+
+
+def _evaluate(ctx: StepContext, eval_plan: Plan | None, held: list[Any]) -> dict[str, Any] | None:
+    """The trainer's half of the evaluation (policy.heldout): both policies' responses with the same
+    decoding, scored by the run's reward, written with a summary marked pending; the judge loads in a
+    fresh process after this one exits, so memory never holds both. Returns the summary's record."""
+    if eval_plan is None:
+        return None
+    eval_plan.prompts = held
+    samples = heldout.generate(eval_plan, ctx.rollout, ctx.reference, ctx.tokenizer, ctx.env, ctx.config,
+                               _rollout_seed(ctx.config.rl.seed, heldout.EVAL_SEED_STEP, 0))
+    heldout.score_rewards(eval_plan, samples, ctx.reward)  # the reward's agreement with the oracle
+    return heldout.write_pending(eval_plan, samples, ctx.config) if ctx.env.is_main else None

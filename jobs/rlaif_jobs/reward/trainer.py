@@ -32,6 +32,7 @@ from rlaif_jobs.reward.loss import loss_floor, preferred_a, soft_label_loss, wil
 from rlaif_jobs.reward.model import load_reward_model
 from rlaif_jobs.reward.packing import pack_pairs, packed_scores, supports_packing
 from rlaif_jobs.train import (
+    BatchPlan,
     DistEnv,
     ShardedSampler,
     all_reduce_sum,
@@ -147,6 +148,114 @@ def evaluate(engine: Any, tokenizer: Any, pairs: list[PreferencePair], texts: _T
     return out
 
 
+def _check_inputs(config: RewardConfig) -> tuple[BatchPlan, dict[str, Any], list[PreferencePair],
+                                                  list[PreferencePair], list[PreferencePair]]:
+    """Step 1: (batch plan, DeepSpeed config, all pairs, training pairs, held-out pairs); ConfigError
+    when the preferences are unusable or fewer than one batch remains for training."""
+    import torch
+
+    spec = config.training
+    plan = plan_batches(spec, world_size_from_env(), "training")
+    ds_config = build_ds_config(spec, plan, "cuda" if torch.cuda.is_available() else "cpu", "training")
+    pairs = load_preferences(config.preferences_uri)
+    train, held = split_holdout(pairs, spec.eval_fraction, spec.seed)
+    if len(train) < plan.global_batch:
+        raise ConfigError(f"training.batchSize: {plan.global_batch} is more than the {len(train)} training pairs"
+                          f" in {config.preferences_uri} (after holding out {len(held)}); lower it")
+    return plan, ds_config, pairs, train, held
+
+
+def _train_micro_batch(engine: Any, tokenizer: Any, texts: _Texts, train: list[PreferencePair], idx: list[int],
+                       max_length: int, device: Any, packed: bool, window: list[float]) -> None:
+    """Forward, soft-label loss, backward and step on the pairs ``idx``; adds to ``window`` (loss x n,
+    n, right, judged: the running figures of the next log line)."""
+    import torch
+
+    r_a, r_b = _scores(engine, tokenizer, texts, idx, max_length, device, packed)
+    loss = soft_label_loss(r_a, r_b, torch.tensor([train[i].p for i in idx], device=r_a.device))
+    engine.backward(loss)
+    engine.step()
+    with torch.no_grad():
+        window[0] += float(loss) * len(idx)
+        window[1] += len(idx)
+        for a_wins, i in zip((r_a > r_b).tolist(), idx, strict=True):
+            ref = preferred_a(train[i].p)
+            if ref is not None:
+                window[2] += float(a_wins == ref)
+                window[3] += 1
+
+
+class _HeldOutEval:
+    """Evaluates on the held-out pairs when called with a step, logs it, and remembers the last result
+    (kept in the checkpoint, so a resumed run reports it)."""
+
+    def __init__(self, engine: Any, tokenizer: Any, held: list[PreferencePair], env: DistEnv, batch: int,
+                 max_length: int, packed: bool, run: TrainingRun):
+        self.engine, self.tokenizer, self.held, self.env, self.run = engine, tokenizer, held, env, run
+        self.batch, self.max_length, self.packed = batch, max_length, packed
+        self.texts = _Texts(tokenizer, held, max_length)
+        self.last: dict[str, float] = run.saved.get("lastEval", {})
+        self.step: int = run.saved.get("lastEvalStep", -1)
+
+    def __call__(self, step: int) -> None:
+        if not self.held:
+            return
+        self.last = evaluate(self.engine, self.tokenizer, self.held, self.texts, self.env, self.batch,
+                             self.max_length, self.packed)
+        self.step = step
+        self.run.metrics.log(step, **self.last)
+        if self.env.is_main:
+            log.info("step %d: eval loss %.4f accuracy %.3f", step, self.last["evalLoss"], self.last["evalAccuracy"])
+
+    def state(self) -> dict[str, Any]:
+        return {"lastEval": self.last, "lastEvalStep": self.step}
+
+
+def _train(run: TrainingRun, spec: Any, sampler: ShardedSampler, total_steps: int, engine: Any, tokenizer: Any,
+           texts: _Texts, train: list[PreferencePair], packed: bool, held_eval: _HeldOutEval
+           ) -> tuple[list[float], float]:
+    """Step 4: every step from the resume point on, with a log line every ``logEverySteps``, an eval every
+    ``evalEverySteps`` and a checkpoint every ``checkpointEverySteps``. Returns (the last training losses
+    logged, seconds spent training)."""
+    env = run.env
+    eval_every = spec.eval_every_steps or spec.checkpoint_every_steps
+    recent: list[float] = list(run.saved.get("recentTrainLoss", []))
+    window = [0.0, 0.0, 0.0, 0.0]  # loss*n, n, correct, n_acc since the last log line
+    train_seconds, window_t = 0.0, time.time()
+    for batch in sampler.steps(run.start, total_steps):
+        t_step = time.time()
+        for idx in regroup_by_length(batch.micro_batches, texts.length):
+            _train_micro_batch(engine, tokenizer, texts, train, idx, spec.max_length, env.device, packed, window)
+        train_seconds += time.time() - t_step
+        step = batch.global_step
+        if step % spec.log_every_steps == 0 or step == total_steps:
+            s = all_reduce_sum(window, env)
+            now = time.time()
+            train_loss = s[0] / max(s[1], 1)
+            recent = (recent + [train_loss])[-10:]
+            run.metrics.log(step, trainLoss=train_loss, trainAccuracy=s[2] / s[3] if s[3] else None,
+                            learningRate=current_lr(engine), epoch=round(step / sampler.steps_per_epoch, 4),
+                            samplesPerSecond=s[1] / max(now - window_t, 1e-9))
+            run.bar.set_postfix(loss=f"{train_loss:.4f}")
+            window, window_t = [0.0, 0.0, 0.0, 0.0], now
+        t_pause = time.time()
+        if step % eval_every == 0 or step == total_steps:
+            held_eval(step)
+        run.step_done(step, {"epoch": batch.epoch, "stepInEpoch": batch.step_in_epoch + 1,
+                             "recentTrainLoss": recent, **held_eval.state()})
+        window_t += time.time() - t_pause  # the logged samples/s counts training time only
+    return recent, train_seconds
+
+
+def _label_figures(pairs: list[PreferencePair], train: list[PreferencePair], held: list[PreferencePair]
+                   ) -> dict[str, float]:
+    """What the labels allow: their counts and entropy, the floor under the soft-label loss (ln 2 = 0.693
+    is a model that learned nothing), and their mean confidence."""
+    return {"trainPairs": len(train), "heldOutPairs": len(held),
+            "trainLossFloor": loss_floor([x.p for x in train]), "evalLossFloor": loss_floor([x.p for x in held]),
+            "meanLabelConfidence": sum(max(x.p, 1 - x.p) for x in pairs) / len(pairs)}
+
+
 def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     """Trains, exports and reports (see the module docstring). Returns the summary on rank 0, the
     metrics dict elsewhere. Raises ConfigError subclasses (exit code 3) for bad input, before training."""
@@ -155,15 +264,9 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     out = output_dir(config.output.uri, "the reward trainer")
 
     # 1. Input checks, cheapest first, before any process group exists (a bad input must not hang).
-    plan = plan_batches(spec, world_size_from_env(), "training")
+    plan, ds_config, pairs, train, held = _check_inputs(config)
     import torch
 
-    ds_config = build_ds_config(spec, plan, "cuda" if torch.cuda.is_available() else "cpu", "training")
-    pairs = load_preferences(config.preferences_uri)
-    train, held = split_holdout(pairs, spec.eval_fraction, spec.seed)
-    if len(train) < plan.global_batch:
-        raise ConfigError(f"training.batchSize: {plan.global_batch} is more than the {len(train)} training pairs"
-                          f" in {config.preferences_uri} (after holding out {len(held)}); lower it")
     torch.manual_seed(spec.seed)  # the new score head starts identical on every rank
     tokenizer, model = load_reward_model(config.base_model, spec.score_head_init)
     tokenizer.model_max_length = spec.max_length  # saved with the model: the scorer truncates alike
@@ -178,92 +281,33 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
 
     # 3. Resume.
     run = TrainingRun(out, spec, env, {ENGINE: engine}, total_steps, desc="reward")
-    start, saved, metrics = run.start, run.saved, run.metrics
+    start = run.start
     if not run.resumed and env.is_main:
         log.info("%d training pairs, %d held out; %d steps of %d pairs (%d ranks x %d micro x %d accumulation)",
                  len(train), len(held), total_steps, plan.global_batch, env.world_size, plan.micro_batch,
                  plan.grad_accum)
 
-    train_texts, held_texts = _Texts(tokenizer, train, spec.max_length), _Texts(tokenizer, held, spec.max_length)
-    eval_every = spec.eval_every_steps or spec.checkpoint_every_steps
-    last_eval: dict[str, float] = saved.get("lastEval", {})
-    last_eval_step = saved.get("lastEvalStep", -1)
-
-    def run_eval(step: int) -> None:
-        nonlocal last_eval, last_eval_step
-        if not held:
-            return
-        last_eval = evaluate(engine, tokenizer, held, held_texts, env, plan.micro_batch * 2, spec.max_length, packed)
-        last_eval_step = step
-        metrics.log(step, **last_eval)
-        if env.is_main:
-            log.info("step %d: eval loss %.4f accuracy %.3f", step, last_eval["evalLoss"], last_eval["evalAccuracy"])
-
+    train_texts = _Texts(tokenizer, train, spec.max_length)
+    held_eval = _HeldOutEval(engine, tokenizer, held, env, plan.micro_batch * 2, spec.max_length, packed, run)
     if start == 0:
-        run_eval(0)  # the starting point, to compare the trained model against
+        held_eval(0)  # the starting point, to compare the trained model against
 
     # 4. Train.
-    recent: list[float] = list(saved.get("recentTrainLoss", []))
-    window = [0.0, 0.0, 0.0, 0.0]  # loss*n, n, correct, n_acc since the last log line
-    train_seconds, window_t = 0.0, time.time()
-    for batch in sampler.steps(start, total_steps):
-        t_step = time.time()
-        for idx in regroup_by_length(batch.micro_batches, train_texts.length):
-            r_a, r_b = _scores(engine, tokenizer, train_texts, idx, spec.max_length, env.device, packed)
-            p = torch.tensor([train[i].p for i in idx], device=r_a.device)
-            loss = soft_label_loss(r_a, r_b, p)
-            engine.backward(loss)
-            engine.step()
-            with torch.no_grad():
-                window[0] += float(loss) * len(idx)
-                window[1] += len(idx)
-                a_wins = (r_a > r_b).tolist()
-                for j, i in enumerate(idx):
-                    ref = preferred_a(train[i].p)
-                    if ref is not None:
-                        window[2] += float(a_wins[j] == ref)
-                        window[3] += 1
-        train_seconds += time.time() - t_step
-        step = batch.global_step
-        if step % spec.log_every_steps == 0 or step == total_steps:
-            s = all_reduce_sum(window, env)
-            now = time.time()
-            train_loss = s[0] / max(s[1], 1)
-            recent = (recent + [train_loss])[-10:]
-            metrics.log(step, trainLoss=train_loss, trainAccuracy=s[2] / s[3] if s[3] else None,
-                        learningRate=current_lr(engine), epoch=round(step / sampler.steps_per_epoch, 4),
-                        samplesPerSecond=s[1] / max(now - window_t, 1e-9))
-            run.bar.set_postfix(loss=f"{train_loss:.4f}")
-            window, window_t = [0.0, 0.0, 0.0, 0.0], now
-        t_pause = time.time()
-        if step % eval_every == 0 or step == total_steps:
-            run_eval(step)
-        run.step_done(step, {"epoch": batch.epoch, "stepInEpoch": batch.step_in_epoch + 1,
-                             "recentTrainLoss": recent, "lastEval": last_eval, "lastEvalStep": last_eval_step})
-        window_t += time.time() - t_pause  # the logged samples/s counts training time only
-    if last_eval_step != total_steps:
-        run_eval(total_steps)  # e.g. a restart after the final checkpoint: report the final model
-    run.finish({"recentTrainLoss": recent, "lastEval": last_eval, "lastEvalStep": last_eval_step})
+    recent, train_seconds = _train(run, spec, sampler, total_steps, engine, tokenizer, train_texts, train, packed,
+                                   held_eval)
+    if held_eval.step != total_steps:
+        held_eval(total_steps)  # e.g. a restart after the final checkpoint: report the final model
+    run.finish({"recentTrainLoss": recent, **held_eval.state()})
+    last_eval = held_eval.last
 
     # 5. Export and report.
     run.export(engine, tokenizer)
-    steps_done = run.steps_done
-    trained_pairs = steps_done * plan.global_batch
     results: dict[str, Any] = {
         **{k: v for k, v in last_eval.items() if isinstance(v, float) and v == v},
         "trainLoss": sum(recent) / len(recent) if recent else float("nan"),
-        "samplesPerSecond": trained_pairs / train_seconds if train_seconds > 0 else float("nan"),
-        "steps": total_steps,
-        "stepsThisRun": steps_done,
-        "resumedFromStep": start,
-        "trainPairs": len(train),
-        "heldOutPairs": len(held),
-        # the labels' entropy: the floor under the soft-label loss (ln 2 = 0.693 is a model that learned nothing)
-        "trainLossFloor": loss_floor([x.p for x in train]),
-        "evalLossFloor": loss_floor([x.p for x in held]),
-        "meanLabelConfidence": sum(max(x.p, 1 - x.p) for x in pairs) / len(pairs),
-        "worldSize": env.world_size,
-        "elapsedSeconds": time.time() - t0,
+        "samplesPerSecond": run.steps_done * plan.global_batch / train_seconds if train_seconds > 0 else float("nan"),
+        "steps": total_steps, "stepsThisRun": run.steps_done, "resumedFromStep": start,
+        **_label_figures(pairs, train, held), "worldSize": env.world_size, "elapsedSeconds": time.time() - t0,
     }
     summary = run.report(
         config.output.uri, "reward", results,
