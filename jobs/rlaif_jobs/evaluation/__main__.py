@@ -10,6 +10,7 @@ run in output.uri), naming the field; 1 a failure a retry may fix (a judge endpo
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
@@ -17,16 +18,21 @@ from rlaif_jobs.config.policy import PolicyConfig
 from rlaif_jobs.entry import base_parser, run_main
 
 
+def parser() -> argparse.ArgumentParser:
+    return base_parser("Judges a policy run's held-out samples against the SFT policy's (the policy stage's"
+                       " evaluation, in its own process).")
+
+
 def main(config: PolicyConfig) -> dict[str, Any]:
+    """Judges the pending samples of the run in ``config.output.uri``; returns the completed summary."""
     from rlaif_jobs.evaluation.handoff import complete
 
     return complete(config)
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = base_parser("Judges a policy run's held-out samples against the SFT policy's (the policy stage's"
-                         " evaluation, in its own process).")
-    return run_main(main, PolicyConfig, parser.parse_args(argv))
+    """Parses ``argv``, runs main, and returns the exit code (3 for bad input, 1 for a judge endpoint down)."""
+    return run_main(main, PolicyConfig, parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -24,16 +24,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run(config: LabelConfig, args: argparse.Namespace) -> object:
+    """Labels this shard (or only merges, with --merge); returns the summary or the shard's figures."""
+    if args.num_shards is not None:
+        config = LabelConfig.model_validate({**config.model_dump(), "num_shards": args.num_shards})
+    return merge(config) if args.merge else main(config, shard_index=args.shard_index)
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """Parses arguments and runs the job; returns the exit code."""
+    """Parses ``argv``, runs the stage, and returns the exit code (3 for bad input, 1 for an endpoint down)."""
     args = parser().parse_args(argv)
-
-    def run(config: LabelConfig) -> object:
-        if args.num_shards is not None:
-            config = LabelConfig.model_validate({**config.model_dump(), "num_shards": args.num_shards})
-        return merge(config) if args.merge else main(config, shard_index=args.shard_index)
-
-    return run_main(run, LabelConfig, args)
+    return run_main(lambda config: run(config, args), LabelConfig, args)
 
 
 if __name__ == "__main__":

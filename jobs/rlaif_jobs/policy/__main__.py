@@ -19,7 +19,7 @@ from rlaif_jobs.entry import base_parser, run_main
 log = logging.getLogger("rlaif_jobs.policy")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     return base_parser("RL fine-tuning of the SFT policy against AI feedback (RLAIF stage 3) with DeepSpeed.")
 
 
@@ -32,7 +32,7 @@ def main(config: PolicyConfig) -> dict[str, Any]:
 
 def cli(argv: list[str] | None = None) -> int:
     """Parses ``argv``, runs main, and returns the exit code (3 for bad input, 1 for a retryable failure)."""
-    return run_main(main, PolicyConfig, build_parser().parse_args(argv))
+    return run_main(main, PolicyConfig, parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from rlaif_jobs.config.reward import RewardConfig
 from rlaif_jobs.entry import base_parser, run_main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     return base_parser("Train a reward model on AI preference labels (RLAIF stage 2) with DeepSpeed.")
 
 
@@ -27,7 +27,7 @@ def main(config: RewardConfig) -> dict[str, Any]:
 
 def cli(argv: list[str] | None = None) -> int:
     """Parses ``argv``, runs main, and returns the exit code (3 for bad input)."""
-    return run_main(main, RewardConfig, build_parser().parse_args(argv))
+    return run_main(main, RewardConfig, parser().parse_args(argv))
 
 
 if __name__ == "__main__":
