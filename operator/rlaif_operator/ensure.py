@@ -30,7 +30,7 @@ from rlaif_operator.builders.jobs import is_gang
 from rlaif_operator.context import Context, owned_by, seconds
 from rlaif_operator.kube import KubeError
 from rlaif_operator.observe import job_body, observe_job
-from rlaif_operator.status import StageObservation, compute_status
+from rlaif_operator.status import StageObservation, inputs_ready
 
 log = logging.getLogger(__name__)
 REFUSED = (400, 403, 422)  # the API's "no" to a create: bad request, forbidden (RBAC, quota, admission), invalid
@@ -88,9 +88,7 @@ def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -
         return obs
     if obs.job is not None and obs.job.exists:
         return obs  # a Job of that name that is not ours: compute_status reports it
-    provisional = compute_status(resource, obs, ctx.now())
-    inputs = next(c for c in provisional.conditions if c.type == "InputsReady")
-    if inputs.status != "True" or provisional.phase == "Failed":
+    if not inputs_ready(resource, obs):
         return obs
     up = obs.upstream
     uri = up.outputs.get(up.output) if up is not None else None

@@ -25,19 +25,22 @@ Pieces, each in its own module, each usable alone:
   (+TensorBoard when installed) and drops lines past the resumed step.
 - ``progress``: ``progress_bar(total, initial, enabled=env.is_main)``.
 
+- ``run``: ``TrainingRun(out, spec, env, engines, total_steps, desc)`` puts these together for a
+  trainer: resumes on construction (``.start``, ``.saved``), ``.step_done(step, state)`` checkpoints on
+  the spec's cadence, ``.finish``, ``.export``, ``.report`` (summary.json and the termination message).
+
 A trainer's outline (what ``rlaif_jobs.reward.trainer`` does)::
 
     plan = plan_batches(spec, world_size_from_env(), "training")      # check inputs before anything slow
+    cfg = build_ds_config(spec, plan, device_type, "training")
     env = init_distributed()
-    cfg = build_ds_config(spec, plan, env.device.type, "training")
     engine = build_engine(model, spec, cfg, total_steps)
-    ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
-    info = ckpt.load({"model": engine}); start = info.step if info else 0
-    for batch in ShardedSampler(n, plan, env.rank, spec.seed).steps(start, total_steps):
+    run = TrainingRun(out, spec, env, {"model": engine}, total_steps, desc="reward")
+    for batch in ShardedSampler(n, plan, env.rank, spec.seed).steps(run.start, total_steps):
         for micro in batch.micro_batches:
             loss = ...; engine.backward(loss); engine.step()
-        if batch.global_step % spec.checkpoint_every_steps == 0:
-            ckpt.save({"model": engine}, batch.global_step, {...})
+        run.step_done(batch.global_step, {...})                        # checkpoints every N steps
+    run.finish({...}); run.export(engine, tokenizer); run.report(uri, "reward", metrics)
 """
 
 from rlaif_jobs.train.checkpoint import CheckpointError, CheckpointInfo, CheckpointManager

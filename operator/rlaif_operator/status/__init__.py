@@ -22,11 +22,11 @@ from rlaif_operator.status.observations import (
     parse_report,
 )
 from rlaif_operator.status.pipeline import compute_pipeline_status
-from rlaif_operator.status.stage import compute_status, is_final, names_job
+from rlaif_operator.status.stage import compute_status, inputs_ready, is_final, names_job
 from rlaif_operator.status.verdict import TERMINAL
 
 __all__ = [
     "TERMINAL", "ChildObservation", "EventSpec", "JobObservation", "StageObservation", "UpstreamObservation",
-    "compute_pipeline_status", "compute_status", "evaluation_conditions", "is_final", "names_job", "parse_report",
-    "status_for_patch", "transition_events",
+    "compute_pipeline_status", "compute_status", "evaluation_conditions", "inputs_ready", "is_final", "names_job",
+    "parse_report", "status_for_patch", "transition_events",
 ]

@@ -178,6 +178,12 @@ class _Result:
     end: str | None
 
 
+def inputs_ready(resource: StageResource, observed: StageObservation) -> bool:
+    """Whether the stage may start: InputsReady would be True and nothing has failed (ensure asks this
+    before it creates the Job)."""
+    return _inputs(resource, observed).open
+
+
 def compute_status(resource: StageResource, observed: StageObservation, now: datetime) -> Status:
     """The stage's status from what was observed.
 
