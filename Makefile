@@ -33,3 +33,5 @@ crds: setup
 
 lint: setup
 	$(PY) -m ruff check operator jobs tests bench scripts
+	$(PY) -m mypy operator/rlaif_operator jobs/rlaif_jobs
+	PYTHONPATH=operator:jobs .venv/bin/lint-imports --no-cache

@@ -15,7 +15,8 @@ def main() -> None:
     settings = load_settings()
     # kopf.configure installs the one root handler (its own, which kopf run also uses): a basicConfig
     # handler next to it printed every line twice.
-    kopf.configure(verbose=settings.log_level == "DEBUG", log_format=LOG_FORMAT)
+    kopf.configure(verbose=settings.log_level == "DEBUG",
+                   log_format=LOG_FORMAT)  # type: ignore[arg-type]  # any logging format works; kopf types its enum
     logging.getLogger().setLevel(settings.log_level)
     import rlaif_operator.handlers  # noqa: F401 - registers the handlers
 

@@ -97,14 +97,14 @@ def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -
         child, problem = create_child(ctx, resource, manifest)
         if child is None:
             return replace(obs, **problem)
-    job, problem = create_child(ctx, resource, children.job)
-    if job is None:
+    created, problem = create_child(ctx, resource, children.job)
+    if created is None:
         return replace(obs, **problem)
-    ctx.cache.put(job)
+    ctx.cache.put(created)
     if up is not None and up.completion_time:
         # upstream finished -> downstream Job created (1 s timestamp resolution)
         metrics.HANDOFF_SECONDS.observe(max(0.0, ctx.now().timestamp() - seconds(up.completion_time)))
-    return replace(obs, job=observe_job(ctx, resource, job, names.job_name(resource)), started=True)
+    return replace(obs, job=observe_job(ctx, resource, created, names.job_name(resource)), started=True)
 
 
 def restart_gang(ctx: Context, resource: StageResource, obs: StageObservation) -> StageObservation:

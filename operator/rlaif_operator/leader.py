@@ -179,7 +179,10 @@ async def _standby_health(endpoint: str | None) -> Any:
 
     url = urlparse(endpoint)
     app = aiohttp.web.Application()
-    app.router.add_get(url.path or "/", lambda _: aiohttp.web.json_response({"standby": True}))
+    async def standby(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.json_response({"standby": True})
+
+    app.router.add_get(url.path or "/", standby)
     runner = aiohttp.web.AppRunner(app)
     await runner.setup()
     await aiohttp.web.TCPSite(runner, url.hostname, url.port or 80, reuse_address=True).start()

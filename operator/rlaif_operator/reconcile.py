@@ -28,7 +28,7 @@ from rlaif_jobs.config.base import describe_errors
 from rlaif_operator import metrics
 from rlaif_operator.api.common import API_VERSION, ObjectMeta, Status
 from rlaif_operator.api.conditions import Reason
-from rlaif_operator.api.kinds import KINDS, STAGE_KINDS, Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import KINDS, STAGE_KINDS, Resource, RLAIFPipeline, StageResource
 from rlaif_operator.builders.children import build_pipeline_children, spec_problems
 from rlaif_operator.context import Context, owned_by, seconds
 from rlaif_operator.ensure import REFUSED, ensure_stage, release_jobs, restart_request, restart_stage
@@ -75,9 +75,17 @@ def parse(body: dict[str, Any]) -> tuple[Resource, list[str]]:
         status = Status.model_validate(body.get("status") or {})
     except ValidationError:
         status = Status()
-    shell = cls.model_construct(api_version=API_VERSION, kind=body["kind"],
-                                metadata=ObjectMeta.model_validate(body["metadata"]), status=status, spec=None)
+    shell = cls.model_construct(api_version=API_VERSION, kind=body["kind"],  # type: ignore[arg-type]
+                                metadata=ObjectMeta.model_validate(body["metadata"]), status=status,
+                                spec=None)  # type: ignore[arg-type]  # a shell: nothing reads a refused spec
     return shell, problems
+
+
+def parse_stage(body: dict[str, Any]) -> tuple[StageResource, list[str]]:
+    """``parse`` for the stage kinds (reconcile_stage is registered for those only)."""
+    resource, problems = parse(body)
+    assert isinstance(resource, StageResource), resource.kind
+    return resource, problems
 
 
 # --- stages ----------------------------------------------------------------------------------------
@@ -120,7 +128,7 @@ def write_status(ctx: Context, body: dict[str, Any], old: Status, new: Status) -
 
 def reconcile_stage(ctx: Context, body: dict[str, Any]) -> Outcome:
     """Reconciles a PreferenceLabelJob, RewardModelRun or PolicyRLRun body."""
-    resource, problems = parse(body)
+    resource, problems = parse_stage(body)
     if body["metadata"].get("deletionTimestamp"):
         release_jobs(ctx, resource)  # nothing to record any more; the garbage collector takes the Jobs
         return Outcome()
@@ -131,7 +139,7 @@ def reconcile_stage(ctx: Context, body: dict[str, Any]) -> Outcome:
         body, changed = write_status(ctx, body, resource.status, fresh)
         for event_type, reason, message in events:
             ctx.event(body, event_type, reason, message)
-        resource, problems = parse(body)
+        resource, problems = parse_stage(body)
     if is_final(resource.status):
         release_jobs(ctx, resource)  # the result is recorded: the Jobs may go (TTL, a delete)
         return Outcome(body=body, changed=changed)  # finished for good: nothing to observe or create

@@ -42,8 +42,8 @@ def pairwise(engine: Any, contexts: list[str], policy: list[str], sft: list[str]
             p = 0.5 if bool(a.strip()) == bool(b.strip()) else float(bool(a.strip()))
             out.append(PairVerdict(p, (None, None)))
             continue
-        p = j.p_a_scored
-        out.append(PairVerdict(0.5 if p is None else p, (j.p_a_ab, j.p_a_ba)))
+        scored = j.p_a_scored
+        out.append(PairVerdict(0.5 if scored is None else scored, (j.p_a_ab, j.p_a_ba)))
     return out
 
 

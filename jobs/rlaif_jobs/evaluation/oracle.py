@@ -177,7 +177,8 @@ def _negating(words: list[str]) -> bool:
 def _find(text: str, spellings: Sequence[str] = ()) -> list[_Mention]:
     """Every number of the normalised ``text`` and every whole-word occurrence of the non-numeric
     ``spellings``, in order, each marked negated or not (module docstring)."""
-    found = [(m.start(), m.end(), _number_value(m.group()), m.group()) for m in _NUMBER.finditer(text)]
+    found: list[tuple[int, int, float | None, str]] = [
+        (m.start(), m.end(), _number_value(m.group()), m.group()) for m in _NUMBER.finditer(text)]
     for s in {_norm(x) for x in spellings if _as_number(x) is None}:
         if s:
             found += [(m.start(), m.end(), None, s) for m in _text_pattern(s).finditer(text)]

@@ -133,7 +133,7 @@ def figures(p: Plan, s: Samples, verdicts: list[judging.PairVerdict], harm_polic
                        [outcomes[i] for i in idx], [ratios[i] for i in idx]), resamples=500, seed=seed))
     # the win rate with the policy shown first / second: a judge with position bias shows it here
     for k, name in ((0, "winRatePolicyFirst"), (1, "winRatePolicySecond")):
-        known = [metrics.outcome(v.p_orders[k]) for v in verdicts if v.p_orders[k] is not None]
+        known = [metrics.outcome(x) for v in verdicts if (x := v.p_orders[k]) is not None]
         if known:
             out[name] = metrics.win_rate(known)
     both = [v for v in verdicts if None not in v.p_orders]
@@ -164,7 +164,7 @@ def figures(p: Plan, s: Samples, verdicts: list[judging.PairVerdict], harm_polic
     po, so = oracle.scores(p.records, s.policy), oracle.scores(p.records, s.sft)
     _oracle_figures(out, "", [i for i in range(n) if po[i] is not None], po, so, seed)
     # per task, so a mixed prompt set shows where the policy moved
-    for task in sorted({r.get("task") for r in p.records if r.get("task")}):
+    for task in sorted({str(r["task"]) for r in p.records if r.get("task")}):
         idx = [i for i in range(n) if p.records[i].get("task") == task]
         key = task[0].upper() + task[1:]
         out[f"winRate{key}"] = metrics.win_rate([outcomes[i] for i in idx])

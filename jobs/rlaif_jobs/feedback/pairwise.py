@@ -16,6 +16,7 @@ cache shares the preamble and exemplars. Used by labeling (label/) and by evalua
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from rlaif_jobs.config.label import PromptSpec
 from rlaif_jobs.feedback import prompts as P
@@ -190,7 +191,9 @@ class PairJudge:
             items = self._rationales(items, records, usage)
 
         scorable = [it for it in items if it.problem is None]
-        scorable, texts = self._fits(scorable, [self._render(it.parts) for it in scorable], 2, usage)
+        # a sample without a problem has its parts
+        scorable, texts = self._fits(scorable, [self._render(cast(P.PromptParts, it.parts)) for it in scorable], 2,
+                                     usage)
         if scorable:
             logprobs = self.engine.continuation_logprobs(texts, S.CONTINUATIONS)
             for it, lps in zip(scorable, logprobs, strict=True):

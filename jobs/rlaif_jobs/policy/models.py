@@ -71,7 +71,7 @@ class ValueModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, hidden_size: int):
         super().__init__()
-        self.backbone = backbone
+        self.backbone: Any = backbone  # a transformers base model (gradient_checkpointing_enable, ...)
         self.value_head = nn.Linear(hidden_size, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)

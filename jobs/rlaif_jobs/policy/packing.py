@@ -51,8 +51,8 @@ def pack_rows(batch: Any) -> PackedRows | None:
     responses: list[list[int]] = []
     p_width = batch.prompt_width
     for i in range(batch.input_ids.shape[0]):
-        ids = batch.input_ids[i, :p_width][batch.attention_mask[i, :p_width].bool()]
-        prompts.append(tuple(ids.tolist()))
+        prompt_ids = batch.input_ids[i, :p_width][batch.attention_mask[i, :p_width].bool()]
+        prompts.append(tuple(prompt_ids.tolist()))
         responses.append(batch.response_ids[i][batch.mask[i].bool()].tolist())
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, p in enumerate(prompts):

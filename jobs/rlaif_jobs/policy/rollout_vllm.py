@@ -85,7 +85,7 @@ class VLLMRollout:
         if world_size > 1:
             kwargs["distributed_executor_backend"] = "external_launcher"
         try:
-            self.llm = LLM(**kwargs)
+            self.llm: Any = LLM(**kwargs)
         except Exception as err:
             first = str(err).splitlines()[0] if str(err) else ""
             raise RolloutEngineError(f"vLLM cannot load the policy ({type(err).__name__}: {first})") from err

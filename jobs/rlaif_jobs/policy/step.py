@@ -55,7 +55,7 @@ def has_dropout(module: torch.nn.Module) -> bool:
     implementations apply ``attention_dropout`` themselves, without a Dropout module)."""
     if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in module.modules()):
         return True
-    config = getattr(module, "config", None)
+    config: Any = getattr(module, "config", None)
     settings = config.to_dict() if hasattr(config, "to_dict") else {}
     return any((key.endswith("dropout") or key.endswith("pdrop")) and isinstance(v, (int, float)) and v > 0
                for key, v in settings.items())
@@ -194,7 +194,7 @@ def _prepare(ctx: StepContext, batch: SequenceBatch, scores: torch.Tensor) -> _T
                      for rows in micro]
         ctx.policy.train()
         targets.old_lp = torch.cat([lp for lp, _ in parts])
-        targets.entropy = torch.cat([ent for _, ent in parts])
+        targets.entropy = torch.cat([ent for _, ent in parts if ent is not None])  # asked for: never None
         targets.kl_tokens = kl_per_token(targets.old_lp, targets.ref_lp, batch.mask)
         targets.adv, targets.returns = ctx.algo.targets(scores, targets.kl_tokens, batch.mask, targets.values_old,
                                                         spec.kl_coef, spec.samples_per_prompt)
@@ -219,9 +219,9 @@ def _update(ctx: StepContext, batch: SequenceBatch, scores: torch.Tensor, t: _Ta
                 lp, ent = policy_forward(ctx.policy, mb, spec.temperature, with_entropy=True)
                 loss, stats, parts_mb = fused_loss(algo, lp, t.ref_lp[rows], scores[rows], values_mb, mb.mask,
                                                    spec.kl_coef, spec.clip_range, spec.samples_per_prompt)
-                for key, v in (*parts_mb.items(), ("entropy", ent)):
-                    if v is not None:
-                        got[key].append(v)
+                for key, part in (*parts_mb.items(), ("entropy", ent)):
+                    if part is not None:
+                        got[key].append(part)
                 returns_mb = parts_mb["returns"]
             else:
                 assert t.old_lp is not None and t.adv is not None
@@ -231,11 +231,11 @@ def _update(ctx: StepContext, batch: SequenceBatch, scores: torch.Tensor, t: _Ta
             backward(ctx.policy, loss)
             ctx.policy.step()
             policy_losses.append(loss.item())
-            for key, v in stats.items():
-                extra.setdefault(key, []).append(v)
+            for key, stat in stats.items():
+                extra.setdefault(key, []).append(stat)
             if ctx.value is not None:
-                v = value_forward(ctx.value, mb)
-                vloss = algo.value_loss(v, values_mb, returns_mb, mb.mask, spec.clip_range)
+                predicted = value_forward(ctx.value, mb)
+                vloss = algo.value_loss(predicted, values_mb, returns_mb, mb.mask, spec.clip_range)
                 backward(ctx.value, vloss)
                 ctx.value.step()
                 value_losses.append(vloss.item())

@@ -58,7 +58,9 @@ class _Texts:
     is not free)."""
 
     def __init__(self, tokenizer: Any, pairs: list[PreferencePair], max_length: int):
-        self.tok, self.pairs, self.max_length, self.cache, self.id_cache = tokenizer, pairs, max_length, {}, {}
+        self.tok, self.pairs, self.max_length = tokenizer, pairs, max_length
+        self.cache: dict[int, Any] = {}
+        self.id_cache: dict[int, Any] = {}
 
     def length(self, i: int) -> int:
         """Characters of the longer of the two texts: a cheap proxy for the padded token length."""

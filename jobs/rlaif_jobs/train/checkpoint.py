@@ -71,7 +71,7 @@ class CheckpointManager:
     # --- what is on disk (any rank may call these) ------------------------------------------------
     def complete(self) -> list[CheckpointInfo]:
         """Complete checkpoints, oldest first."""
-        out = []
+        out: list[CheckpointInfo] = []
         if not self.root.is_dir():
             return out
         for d in self.root.iterdir():

@@ -89,7 +89,8 @@ def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> D
         # DeepSpeed's CPU backend compiles a shared-memory all-reduce kernel (~40 s, per fresh pod) that
         # only its tensor-parallel *inference* path uses; training's collectives go through gloo.
         # (importlib: the package attribute deepspeed.comm.torch is the torch module, not the submodule)
-        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+        module: Any = importlib.import_module("deepspeed.comm.torch")
+        module.build_shm_op = lambda: None
     if not tdist.is_initialized():
         forget_deepspeed_groups()  # groups cached from an earlier, destroyed process group are stale
         deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(seconds=timeout_s), verbose=False)

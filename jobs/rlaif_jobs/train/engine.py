@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW parameter groups: weight decay on matrices, none on biases and norm weights (1-D)."""
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)

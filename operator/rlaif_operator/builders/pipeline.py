@@ -7,6 +7,8 @@ The operator creates them as owned children; the local runner runs them in order
 
 from __future__ import annotations
 
+from typing import Any
+
 from rlaif_operator.api.common import ObjectMeta
 from rlaif_operator.api.kinds import (
     KINDS,
@@ -15,10 +17,10 @@ from rlaif_operator.api.kinds import (
     PreferenceLabelJob,
     PreferenceLabelJobSpec,
     PreferenceSource,
-    Resource,
     RewardModelRun,
     RewardSource,
     RLAIFPipeline,
+    StageResource,
 )
 from rlaif_operator.builders.names import LABEL_PIPELINE
 
@@ -33,7 +35,7 @@ def with_default_judge(pol: PolicyRLRunSpec, labeling: PreferenceLabelJobSpec | 
     ev = pol.evaluation
     if labeling is None or not ev.enabled:
         return pol
-    update = {}
+    update: dict[str, Any] = {}
     if ev.judge is None:
         update["judge"] = labeling.labeler
     if ev.task is None and labeling.prompt.task != "custom":
@@ -41,7 +43,7 @@ def with_default_judge(pol: PolicyRLRunSpec, labeling: PreferenceLabelJobSpec | 
     return pol.model_copy(update={"evaluation": ev.model_copy(update=update)}) if update else pol
 
 
-def expand_pipeline(pipeline: RLAIFPipeline) -> list[Resource]:
+def expand_pipeline(pipeline: RLAIFPipeline) -> list[StageResource]:
     """The pipeline's stages in run order, each with its upstream reference filled in."""
     meta = pipeline.metadata
     spec = pipeline.spec
@@ -50,7 +52,7 @@ def expand_pipeline(pipeline: RLAIFPipeline) -> list[Resource]:
         return ObjectMeta(name=child_name(meta.name, kind), namespace=meta.namespace,
                           labels={**meta.labels, LABEL_PIPELINE: meta.name})
 
-    children: list[Resource] = []
+    children: list[StageResource] = []
     if spec.labeling is not None:
         children.append(PreferenceLabelJob(metadata=child_meta("PreferenceLabelJob"), spec=spec.labeling))
     if spec.reward_model is not None:

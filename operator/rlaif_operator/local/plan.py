@@ -7,7 +7,7 @@ stage that is neither in the file nor done, or to a resource of the wrong kind, 
 
 from __future__ import annotations
 
-from rlaif_operator.api.kinds import Resource, RLAIFPipeline
+from rlaif_operator.api.kinds import Resource, RLAIFPipeline, StageResource
 from rlaif_operator.builders.pipeline import expand_pipeline
 from rlaif_operator.builders.workload import upstream_ref
 
@@ -16,11 +16,15 @@ class PlanError(ValueError):
     """The manifests do not form a runnable chain; the message names the resource and the fix."""
 
 
-def expand(resources: list[Resource]) -> list[Resource]:
+def expand(resources: list[Resource]) -> list[StageResource]:
     """Replaces every pipeline by its stages; rejects two resources with the same name."""
-    stages: list[Resource] = []
+    stages: list[StageResource] = []
     for resource in resources:
-        stages += expand_pipeline(resource) if isinstance(resource, RLAIFPipeline) else [resource]
+        if isinstance(resource, RLAIFPipeline):
+            stages += expand_pipeline(resource)
+        else:
+            assert isinstance(resource, StageResource), resource.kind  # every other kind is a stage
+            stages.append(resource)
     seen: dict[str, str] = {}
     for stage in stages:
         name = stage.metadata.name
@@ -31,7 +35,7 @@ def expand(resources: list[Resource]) -> list[Resource]:
     return stages
 
 
-def order(stages: list[Resource], done: dict[str, str]) -> list[Resource]:
+def order(stages: list[StageResource], done: dict[str, str]) -> list[StageResource]:
     """Run order of ``stages``; ``done`` maps already-succeeded stage names to their kinds."""
     by_name = {s.metadata.name: s for s in stages}
     for stage in stages:
@@ -47,7 +51,7 @@ def order(stages: list[Resource], done: dict[str, str]) -> list[Resource]:
         if upstream_kind != ref.kind:
             raise PlanError(f"{stage.kind}/{stage.metadata.name}: spec.{field} names {ref.name!r}, which is a"
                             f" {upstream_kind}, not a {ref.kind}")
-    ordered: list[Resource] = []
+    ordered: list[StageResource] = []
     placed: set[str] = set(done)
     pending = list(stages)
     while pending:

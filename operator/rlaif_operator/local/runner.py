@@ -22,7 +22,7 @@ from rlaif_jobs.summaries import EXIT_CONFIG_ERROR, read_summary
 from rlaif_operator.api import ManifestError, load_resources
 from rlaif_operator.api.common import Condition, Status
 from rlaif_operator.api.conditions import Reason
-from rlaif_operator.api.kinds import PreferenceLabelJob, Resource, StageResource
+from rlaif_operator.api.kinds import PreferenceLabelJob, StageResource
 from rlaif_operator.builders.workload import MissingInputError, upstream_ref, workload_config
 from rlaif_operator.local.console import log_tail, watch
 from rlaif_operator.local.plan import PlanError, expand, order
@@ -161,7 +161,7 @@ def run_file(path: str, workdir: Path, only: str | None = None, force: bool = Fa
             print(f"error: --only {only}: no such stage; stages: {', '.join(s.metadata.name for s in stages)}",
                   file=sys.stderr)
             return EXIT_CONFIG_ERROR
-    results: list[tuple[Resource, Status]] = []
+    results: list[tuple[StageResource, Status]] = []
     outputs: dict[str, dict[str, str]] = {}
     failed = False
     for stage in plan:

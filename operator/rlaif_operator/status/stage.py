@@ -13,7 +13,7 @@ from datetime import datetime
 
 from rlaif_operator.api.common import Status
 from rlaif_operator.api.conditions import FINAL_FAILURES, RESTART_ANNOTATION, ConditionType, Reason
-from rlaif_operator.api.kinds import StageResource
+from rlaif_operator.api.kinds import Resource
 from rlaif_operator.status.evaluation import evaluation_conditions
 from rlaif_operator.status.observations import JobObservation, StageObservation, report_fields
 from rlaif_operator.status.verdict import (
@@ -41,7 +41,7 @@ def is_final(status: Status) -> bool:
     return status.phase == "Failed" and reason in FINAL_FAILURES
 
 
-def _inputs(resource: StageResource, obs: StageObservation) -> Verdict:
+def _inputs(resource: Resource, obs: StageObservation) -> Verdict:
     """The InputsReady part: spec problems, the upstream, the Secrets."""
     up = obs.upstream
     if obs.started and not obs.spec_errors:
@@ -178,14 +178,15 @@ class _Result:
     end: str | None
 
 
-def inputs_ready(resource: StageResource, observed: StageObservation) -> bool:
+def inputs_ready(resource: Resource, observed: StageObservation) -> bool:
     """Whether the stage may start: InputsReady would be True and nothing has failed (ensure asks this
     before it creates the Job)."""
     return _inputs(resource, observed).open
 
 
-def compute_status(resource: StageResource, observed: StageObservation, now: datetime) -> Status:
-    """The stage's status from what was observed.
+def compute_status(resource: Resource, observed: StageObservation, now: datetime) -> Status:
+    """The stage's status from what was observed (a pipeline whose spec is refused gets its status here
+    too: only the resource's kind, metadata and status are read).
 
     Inputs: the resource (its current status supplies transition times and what was seen before),
     the observation, and the current time. Output: the new ``Status``.
@@ -220,7 +221,7 @@ def compute_status(resource: StageResource, observed: StageObservation, now: dat
                   restart_handled=previous.restart_handled)
 
 
-def _children(verdict: Verdict, resource: StageResource, obs: StageObservation, result: _Result,
+def _children(verdict: Verdict, resource: Resource, obs: StageObservation, result: _Result,
               now: datetime) -> None:
     """The verdict once the inputs are ready: what the stage's children say, in order of precedence."""
     kind, job = resource.kind, obs.job
@@ -244,7 +245,7 @@ def _children(verdict: Verdict, resource: StageResource, obs: StageObservation, 
         _job(verdict, resource, obs, job, result, now)
 
 
-def _lost(verdict: Verdict, resource: StageResource, obs: StageObservation, result: _Result, now: datetime) -> None:
+def _lost(verdict: Verdict, resource: Resource, obs: StageObservation, result: _Result, now: datetime) -> None:
     """The Job recorded in the status is gone: its summary.json, if the operator could read it, says
     how it ended; else the stage failed (it is not re-run on its own)."""
     kind, name = resource.kind, resource.metadata.name
@@ -257,7 +258,7 @@ def _lost(verdict: Verdict, resource: StageResource, obs: StageObservation, resu
                     f" summary.json): {metrics_line(result.metrics)}")
 
 
-def _job(verdict: Verdict, resource: StageResource, obs: StageObservation, job: JobObservation, result: _Result,
+def _job(verdict: Verdict, resource: Resource, obs: StageObservation, job: JobObservation, result: _Result,
          now: datetime) -> None:
     """The verdict from the stage's Job, and for sharded labeling its merge Job, once they exist."""
     kind, name = resource.kind, resource.metadata.name

@@ -132,7 +132,9 @@ class _Planner:
         for i in node.ends:
             tail = self.trail[-self.last:]
             for slot, (op, idx) in enumerate(tail):
-                self.ops[op].reads.append((i, slot, idx))
+                target = self.ops[op]
+                assert not isinstance(target, Pop)  # the trail holds only ops that compute logits
+                target.reads.append((i, slot, idx))
 
     def extend(self, node: _Node, depth: int) -> None:
         op = Extend(input_ids=list(node.tokens), position_ids=list(range(depth, depth + len(node.tokens))))
