@@ -20,7 +20,7 @@ if [ -n "${RLAIF_VENV:-}" ] && [ ! -e "$VENV" ]; then
   echo "==> reusing the venv at $RLAIF_VENV"
   ln -s "$RLAIF_VENV" "$VENV"
 fi
-EXTRAS="operator,cpu,test,dev"
+EXTRAS="operator,cpu,builtin,test,dev"
 [ "${1:-}" = "bench" ] && EXTRAS="$EXTRAS,bench"
 
 if [ ! -x "$VENV/bin/python" ]; then

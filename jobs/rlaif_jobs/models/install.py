@@ -201,6 +201,11 @@ def _part_number(path: str) -> int:
 def _build_from_gguf(spec: BuiltinModel, pkgs: Path, work: Path, out: Path) -> None:
     # transformers refuses save_pretrained on a GGUF-loaded model, so rebuild a plain model from the
     # config and copy the (dequantised) weights into it before saving.
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelInstallError(f"{spec.name}: building a builtin model from its GGUF file needs the gguf package:"
+                                " pip install 'rlaif[builtin]' (make setup installs it)")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
