@@ -96,7 +96,10 @@ def test_pipeline_runs_stage_by_stage(cluster: Cluster, operator: Operator, ns: 
     assert status["outputs"]["policy.model"] == "/data/run/policy/model"
     assert status["observedGeneration"] == 1
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
-        "InputsReady": "True", "Running": "False", "Succeeded": "True", "Failed": "False"}
+        "InputsReady": "True", "Running": "False", "Succeeded": "True", "Failed": "False",
+        "Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    # the kstatus convention, as a user waits on it: kubectl wait --for=condition=Ready
+    cluster.wait("rlaifpipeline/demo", ns, "condition=Ready")
     # kubectl get shows the printer columns; Events record each transition.
     table = cluster.kubectl("get", "rlp", "demo", "-n", ns).stdout
     assert "Succeeded" in table and "0.66" in table

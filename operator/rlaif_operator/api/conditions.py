@@ -20,6 +20,17 @@ class ConditionType(StrEnum):
     FAILED = "Failed"
 
 
+class KstatusConditionType(StrEnum):
+    """The conditions of Kubernetes' kstatus convention, on every resource beside the four, so that
+    ``kubectl wait --for=condition=Ready``, kstatus (kpt, cli-utils), Flux and Argo CD tell a finished run
+    from a failed one: Ready True once Succeeded; Reconciling True while the run is not finished; Stalled
+    True once Failed (Ready == not Reconciling and not Stalled)."""
+
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
 class ExtraConditionType(StrEnum):
     """Conditions some resources carry beside the four: a finished PolicyRLRun with evaluation figures
     says whether its judge is independent of its reward (status/evaluation.py)."""

@@ -26,7 +26,7 @@ from rlaif_operator.api.kinds import PreferenceLabelJob, StageResource
 from rlaif_operator.builders.workload import MissingInputError, upstream_ref, workload_config
 from rlaif_operator.local.console import log_tail, watch
 from rlaif_operator.local.plan import PlanError, expand, order
-from rlaif_operator.status import evaluation_conditions
+from rlaif_operator.status import evaluation_conditions, kstatus_conditions
 
 TRAINERS = ("RewardModelRun", "PolicyRLRun")
 
@@ -101,7 +101,8 @@ def run_stage(stage: StageResource, workdir: Path, upstream_uri: str | None, for
     config_path.write_text(config_text)
     (folder / "resource.json").write_text(json.dumps({"kind": stage.kind, "name": name}) + "\n")
     status = Status(phase="Running", start_time=_now(), conditions=[
-        Condition(type="Running", status="True", reason="ProcessStarted", last_transition_time=_now())])
+        Condition(type="Running", status="True", reason="ProcessStarted", last_transition_time=_now()),
+        *kstatus_conditions("Running", "ProcessStarted", "the stage's process is running", _now())])
     _save_status(workdir, name, status)
     print(f"==> {stage.kind}/{name}: running (log: {folder / 'log.txt'})", flush=True)
     started = time.monotonic()
@@ -124,6 +125,7 @@ def run_stage(stage: StageResource, workdir: Path, upstream_uri: str | None, for
             "metrics": summary.get("metrics", {}), "message": f"succeeded in {elapsed:.0f}s",
             "conditions": [Condition(type="Succeeded", status="True", reason=Reason.COMPLETED,
                                      message=f"finished in {elapsed:.0f}s", last_transition_time=_now()),
+                           *kstatus_conditions("Succeeded", Reason.COMPLETED, f"finished in {elapsed:.0f}s", _now()),
                            *evaluation_conditions(stage.kind, summary.get("metrics", {}), _now())]})
     else:
         # the operator's reasons, so a run reads the same in `kubectl get` and `rlaif run`
@@ -133,7 +135,8 @@ def run_stage(stage: StageResource, workdir: Path, upstream_uri: str | None, for
         status = status.model_copy(update={
             "phase": "Failed", "completion_time": _now(), "message": message,
             "conditions": [Condition(type="Failed", status="True", reason=reason, message=message,
-                                     last_transition_time=_now())]})
+                                     last_transition_time=_now()),
+                           *kstatus_conditions("Failed", reason, message, _now())]})
     _save_status(workdir, name, status)
     return status
 

@@ -23,10 +23,10 @@ from rlaif_operator.status.observations import (
 )
 from rlaif_operator.status.pipeline import compute_pipeline_status
 from rlaif_operator.status.stage import compute_status, inputs_ready, is_final, names_job
-from rlaif_operator.status.verdict import TERMINAL
+from rlaif_operator.status.verdict import TERMINAL, kstatus_conditions
 
 __all__ = [
     "TERMINAL", "ChildObservation", "EventSpec", "JobObservation", "StageObservation", "UpstreamObservation",
     "compute_pipeline_status", "compute_status", "evaluation_conditions", "inputs_ready", "is_final", "names_job",
-    "parse_report", "status_for_patch", "transition_events",
+    "kstatus_conditions", "parse_report", "status_for_patch", "transition_events",
 ]

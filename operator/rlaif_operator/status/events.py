@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlaif_operator.api.common import Status
-from rlaif_operator.api.conditions import POD_WAITING_PROBLEMS, ConditionType, Reason
+from rlaif_operator.api.conditions import POD_WAITING_PROBLEMS, ConditionType, KstatusConditionType, Reason
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ def transition_events(old: Status, new: Status) -> list[EventSpec]:
     before = {c.type: (c.status, c.reason) for c in old.conditions}
     events = []
     for c in new.conditions:
-        if before.get(c.type) == (c.status, c.reason):
-            continue
+        if before.get(c.type) == (c.status, c.reason) or c.type in tuple(KstatusConditionType):
+            continue  # unchanged, or a kstatus summary of the four (their Events already say it)
         if c.status == "True":
             kind = "Warning" if c.type == ConditionType.FAILED else "Normal"
             events.append(EventSpec(kind, c.reason, c.message or c.reason))

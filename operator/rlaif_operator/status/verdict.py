@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rlaif_operator.api.common import Condition, Status
-from rlaif_operator.api.conditions import ConditionType, Reason
+from rlaif_operator.api.conditions import ConditionType, KstatusConditionType, Reason
 
 CONDITION_TYPES = tuple(ConditionType)  # the four every resource carries, always all four
 TERMINAL = ("Succeeded", "Failed")
@@ -81,14 +81,39 @@ def rfc3339(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def kstatus_parts(phase: str, reason: str, message: str) -> dict[str, Part]:
+    """Ready, Reconciling and Stalled (KstatusConditionType) for a resource in ``phase``, each with the
+    reason and message that explain the phase."""
+    return {KstatusConditionType.READY: (phase == "Succeeded", reason, message),
+            KstatusConditionType.RECONCILING: (phase not in TERMINAL, reason, message),
+            KstatusConditionType.STALLED: (phase == "Failed", reason, message)}
+
+
+def kstatus_conditions(phase: str, reason: str, message: str, now: str) -> list[Condition]:
+    """Ready, Reconciling and Stalled as Condition objects (``rlaif run``'s statuses, which have no
+    previous transition times to keep)."""
+    return [Condition(type=ctype, status="True" if value else "False", reason=why, message=text,
+                      last_transition_time=now) for ctype, (value, why, text) in kstatus_parts(phase, reason,
+                                                                                                 message).items()]
+
+
+def _why(verdict: Verdict) -> str:
+    """The reason that explains the verdict's phase."""
+    for value, reason, _ in (verdict.failed, verdict.succeeded):
+        if value:
+            return reason
+    return verdict.running[1] if verdict.inputs[0] else verdict.inputs[1]
+
+
 def conditions(previous: Status, now: datetime, generation: int | None, verdict: Verdict) -> list[Condition]:
-    """The four conditions of ``verdict``, keeping lastTransitionTime where a condition did not change."""
+    """The four conditions of ``verdict`` and the kstatus three, keeping lastTransitionTime where a
+    condition did not change."""
     wanted = {ConditionType.INPUTS_READY: verdict.inputs, ConditionType.RUNNING: verdict.running,
-              ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed}
+              ConditionType.SUCCEEDED: verdict.succeeded, ConditionType.FAILED: verdict.failed,
+              **kstatus_parts(verdict.phase, _why(verdict), verdict.message)}
     before = {c.type: c for c in previous.conditions}
     out = []
-    for ctype in CONDITION_TYPES:
-        value, reason, message = wanted[ctype]
+    for ctype, (value, reason, message) in wanted.items():
         status = "True" if value else "False"
         old = before.get(ctype)
         since = old.last_transition_time if old is not None and old.status == status else rfc3339(now)

@@ -100,3 +100,33 @@ def test_examples_point_at_what_exists() -> None:
     for name in runs:
         (resource,) = load_resources(GITOPS / "runs" / name)  # a valid run, named as the file
         assert f"{resource.metadata.name}.yaml" == name
+
+
+def test_argocd_agrees_with_kstatus_on_statuses_the_operator_computes(health: Any) -> None:
+    """The operator's own statuses (running, failed, succeeded), read by the Argo CD check and by the
+    kstatus rules Flux and kubectl wait apply (Stalled True: failed; Ready True: done; else in progress):
+    both say the same thing."""
+    from datetime import UTC, datetime
+
+    from rlaif_operator.api.kinds import RewardModelRun
+    from rlaif_operator.status import JobObservation, StageObservation, compute_status, status_for_patch
+
+    now = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    body = {"apiVersion": "rlaif.dev/v1alpha1", "kind": "RewardModelRun",
+            "metadata": {"name": "rm", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"baseModel": {"uri": "/sft"}, "preferences": {"uri": "/l.jsonl"}, "output": {"uri": "/o"}}}
+    job = {"name": "rm-reward", "exists": True, "active": 1, "start_time": "2025-03-01T11:00:00Z"}
+    observations = {
+        "Progressing": JobObservation(**job),
+        "Degraded": JobObservation(**job, failed_reason="BackoffLimitExceeded", failed_message="pods failed"),
+        "Healthy": JobObservation(**job, complete=True, reports=({"outputs": {"model": "/o/model"}, "metrics": {}},)),
+    }
+    kstatus_says = {"Progressing": "InProgress", "Degraded": "Failed", "Healthy": "Current"}
+    for argo, job_obs in observations.items():
+        status = compute_status(RewardModelRun.model_validate(body), StageObservation(job=job_obs, started=True), now)
+        wire = status_for_patch(status)
+        assert health({**body, "status": wire})["status"] == argo
+        by_type = {c["type"]: c["status"] for c in wire["conditions"]}
+        kstatus = ("Failed" if by_type["Stalled"] == "True" else "InProgress" if by_type["Reconciling"] == "True"
+                   else "Current" if by_type["Ready"] == "True" else "Unknown")
+        assert kstatus == kstatus_says[argo]

@@ -198,11 +198,16 @@ def test_compute_status(name: str) -> None:
     status = compute_status(reward(case.previous), case.obs, NOW)
     assert status.phase == case.phase
     conditions = {c.type: c for c in status.conditions}
-    assert list(conditions) == ["InputsReady", "Running", "Succeeded", "Failed"]
+    assert list(conditions) == ["InputsReady", "Running", "Succeeded", "Failed", "Ready", "Reconciling", "Stalled"]
     for ctype, reason in case.reasons.items():
         assert conditions[ctype].reason == reason, ctype
+    # kstatus (kubectl wait --for=condition=Ready, Flux, kpt): Ready once Succeeded, Stalled once Failed,
+    # Reconciling until then; each with the reason of the phase
+    true = {*case.true, *(("Ready",) if case.phase == "Succeeded" else ()), *(("Stalled",) if case.phase == "Failed"
+                                                                             else ("Reconciling",)
+                                                                             if case.phase != "Succeeded" else ())}
     for ctype, cond in conditions.items():
-        assert cond.status == ("True" if ctype in case.true else "False"), ctype
+        assert cond.status == ("True" if ctype in true else "False"), ctype
         assert cond.observed_generation == 1
         assert cond.reason and cond.reason[0].isupper() and " " not in cond.reason
     assert case.message in (status.message or "")
@@ -333,3 +338,26 @@ def test_events_on_transitions_only() -> None:
 ], ids=["report", "log-tail", "empty", "json-not-a-report"])
 def test_parse_report(message: str, expected: dict[str, Any] | None) -> None:
     assert parse_report(message) == expected
+
+
+def test_kstatus_conditions_carry_the_reason_of_the_phase_and_post_no_events() -> None:
+    """Ready/Reconciling/Stalled say what the four say, in the words kstatus, Flux and kubectl wait read;
+    they post no Events of their own (the four's Events already say it)."""
+    running = compute_status(reward(), StageObservation(job=running_job(), started=True), NOW)
+    failed = compute_status(reward(running), StageObservation(
+        job=running_job(failed_reason="PodFailurePolicy", failed_message="exit code 3"), started=True), NOW)
+    done = compute_status(reward(running), StageObservation(
+        job=running_job(complete=True, reports=(REPORT,)), started=True), NOW)
+    kstatus = {name: {c.type: (c.status, c.reason) for c in s.conditions if c.type in ("Ready", "Reconciling",
+                                                                                        "Stalled")}
+               for name, s in (("running", running), ("failed", failed), ("done", done))}
+    assert kstatus["running"] == {"Ready": ("False", "JobRunning"), "Reconciling": ("True", "JobRunning"),
+                                  "Stalled": ("False", "JobRunning")}
+    assert kstatus["failed"] == {"Ready": ("False", "ConfigError"), "Reconciling": ("False", "ConfigError"),
+                                 "Stalled": ("True", "ConfigError")}
+    assert kstatus["done"] == {"Ready": ("True", "JobSucceeded"), "Reconciling": ("False", "JobSucceeded"),
+                               "Stalled": ("False", "JobSucceeded")}
+    for old, new in ((running, failed), (running, done)):
+        assert not [e for e in transition_events(old, new) if e.reason not in ("ConfigError", "JobSucceeded",
+                                                                                 "Completed")]
+        assert len([e for e in transition_events(old, new) if e.type == "Warning"]) == (new is failed)
