@@ -30,7 +30,9 @@ def chart_rules(values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for path, text in rendered.items():
         for doc in ([] if path.endswith("NOTES.txt") else yaml.safe_load_all(text)):
-            if doc and doc["kind"] in ("ClusterRole", "Role"):
+            tenant = any(k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+                         for k in ((doc or {}).get("metadata") or {}).get("labels", {}))
+            if doc and doc["kind"] in ("ClusterRole", "Role") and not tenant:  # the operator's own rules
                 found.setdefault(doc["kind"], []).extend(doc["rules"])
     return found
 

@@ -57,8 +57,10 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_rendered_object_is_valid_kubernetes(name: str) -> None:
     docs = render(VALUE_SETS[name])
-    kinds = {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service", "Role", "RoleBinding"}
-    kinds |= {"ClusterRole", "ClusterRoleBinding"} if name == "default" else {"ServiceMonitor", "NetworkPolicy"}
+    # ClusterRole: the tenants' aggregated roles, in every mode (rbac.tenantRoles)
+    kinds = {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service", "Role", "RoleBinding",
+             "ClusterRole"}
+    kinds |= {"ClusterRoleBinding"} if name == "default" else {"ServiceMonitor", "NetworkPolicy"}
     assert {d["kind"] for d in docs} == kinds
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":  # prometheus-operator's kind: not in the Kubernetes schemas
@@ -208,8 +210,10 @@ def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
 
 
 def rbac(values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The workload RBAC objects by kind (the leader-election Lease Role is tested on its own)."""
-    docs = [d for d in render(values) if not d["metadata"]["name"].endswith("-leader-election")]
+    """The operator's RBAC objects by kind (the leader-election Lease Role and the tenants' aggregated
+    roles are tested on their own)."""
+    docs = [d for d in render(values) if not d["metadata"]["name"].endswith("-leader-election")
+            and not any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in d["metadata"]["labels"])]
     return {kind: by_kind(docs, kind) for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")}
 
 
@@ -256,3 +260,28 @@ def test_rbac_least_privilege() -> None:
     assert not any("*" in r["resources"] or "*" in r["apiGroups"] for r in rules)
 
 
+
+
+def test_tenants_get_runs_through_the_built_in_roles() -> None:
+    """Namespace editors (admin/edit) may create and change every rlaif.dev kind, viewers may read them:
+    two ClusterRoles aggregated into Kubernetes' own roles, covering exactly the registry's kinds."""
+    from rlaif_operator.api.kinds import KINDS
+
+    plurals = {cls.PLURAL for cls in KINDS.values()}
+    roles = {d["metadata"]["name"]: d for d in render() if d["kind"] == "ClusterRole"
+             and any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in d["metadata"]["labels"])}
+    edit, view = roles["rlaif-rlaif-operator-edit"], roles["rlaif-rlaif-operator-view"]
+    assert {k for k, v in edit["metadata"]["labels"].items() if v == "true"} >= {
+        "rbac.authorization.k8s.io/aggregate-to-admin", "rbac.authorization.k8s.io/aggregate-to-edit"}
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    writes = next(r for r in edit["rules"] if "create" in r["verbs"])
+    assert set(writes["resources"]) == plurals and writes["apiGroups"] == ["rlaif.dev"]
+    assert {"create", "update", "patch", "delete"} <= set(writes["verbs"])
+    for role in (edit, view):  # status is read by both, written by neither (the operator owns it)
+        status_rules = [r for r in role["rules"] if any(x.endswith("/status") for x in r["resources"])]
+        assert {x for r in status_rules for x in r["resources"] if x.endswith("/status")} == {
+            f"{p}/status" for p in plurals}
+        assert all(set(r["verbs"]) == {"get", "list", "watch"} for r in status_rules)
+    assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
+    assert not [d for d in render({"rbac": {"tenantRoles": False}}) if d["kind"] == "ClusterRole"
+                and d["metadata"]["name"].endswith(("-edit", "-view"))]
