@@ -263,23 +263,14 @@ def _job(verdict: Verdict, resource: Resource, obs: StageObservation, job: JobOb
     """The verdict from the stage's Job, and for sharded labeling its merge Job, once they exist."""
     kind, name = resource.kind, resource.metadata.name
     final = obs.merge_job if obs.needs_merge else job
-    if job.failed_reason:
-        fail(verdict, *_job_failure(job, kind, name))
-    elif not job.complete and job.deleting:
-        _job_deleted(verdict, job.name, kind, name)
-    elif not job.complete:
-        _running(verdict, job, "Job")
-    elif final is None or not final.exists:  # only when a merge is needed
+    if _unfinished(verdict, job, "Job", kind, name):
+        return
+    if final is None or not final.exists:  # only when a merge is needed
         verdict.phase = "Running"
         verdict.running = (True, Reason.MERGING, f"all {job.completions} shards done; merging their labels")
     elif not final.owned:
         name_conflict(verdict, f"Job/{final.name}", kind)
-    elif final.failed_reason:
-        fail(verdict, *_job_failure(final, kind, name))
-    elif not final.complete and final.deleting:
-        _job_deleted(verdict, final.name, kind, name)
-    elif not final.complete:
-        _running(verdict, final, "merge Job")
+    elif final is not job and _unfinished(verdict, final, "merge Job", kind, name):
         if verdict.phase == "Running":
             verdict.running = (True, Reason.MERGING, verdict.running[2])
     else:
@@ -288,6 +279,20 @@ def _job(verdict: Verdict, resource: Resource, obs: StageObservation, job: JobOb
             result.outputs = {**_results(job)[0], **result.outputs}
         result.end = final.completion_time or rfc3339(now)
         verdict.succeed(Reason.JOB_SUCCEEDED, f"{kind} {name} succeeded: {metrics_line(result.metrics)}")
+
+
+def _unfinished(verdict: Verdict, job: JobObservation, what: str, kind: str, name: str) -> bool:
+    """Whether ``job`` has not completed: failed, deleted before it finished, or still running (the
+    verdict then says which). False for a completed Job: the caller reads its result."""
+    if job.failed_reason:
+        fail(verdict, *_job_failure(job, kind, name))
+    elif not job.complete and job.deleting:
+        _job_deleted(verdict, job.name, kind, name)
+    elif not job.complete:
+        _running(verdict, job, what)
+    else:
+        return False
+    return True
 
 
 def names_job(observed: StageObservation, previous: Status) -> str:
