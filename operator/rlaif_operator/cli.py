@@ -6,6 +6,19 @@
   rlaif validate FILE...  check manifests against the API models and the generated CRD schemas
   rlaif models install [NAME...]   build builtin models into the cache
   rlaif crds [--check]    regenerate crds/ from the API models
+
+On a cluster, working from a kubeconfig like kubectl (KUBECONFIG, --kubeconfig, --context, -n/--namespace,
+default: the context's namespace):
+
+  rlaif submit FILE [--dry-run]   validate, then create or update (server-side apply) each rlaif.dev
+                                  resource: kind/name created|configured|unchanged
+  rlaif status [NAME]             a table of the namespace's resources (phase, progress, ETA, age), or one
+                                  (NAME or kind/NAME) in detail: conditions, stages, progress, outputs, metrics
+  rlaif logs NAME [--stage S] [--tail N] [--all-pods]
+                                  a stage's rank-0 / shard-0 pod log (a pipeline: its current or named stage);
+                                  once the pods are gone, the last lines the operator kept (status.logTail)
+  rlaif wait NAME [--for Ready|Succeeded|Failed|Finished] [--timeout 1h]
+                                  exit 0 when it holds, 1 when the run ended otherwise, 2 on timeout
 """
 
 from __future__ import annotations
@@ -137,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate manifests against the API and CRD schemas")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_validate)
+
+    from rlaif_operator.clusterctl.commands import add_parsers as add_cluster_parsers
+
+    add_cluster_parsers(sub, validate=validate_file)
 
     p = sub.add_parser("models", help="builtin models")
     msub = p.add_subparsers(dest="models_command", required=True)
