@@ -6,7 +6,12 @@ Targets: p99 < 2 s, peak memory < 200 MB. Prints the figures (and the CPU they c
 average: on a shared 2-core machine the latency follows the CPU the other tenants leave); with
 ``--strict`` exits 1 if a target is missed.
 
-    .venv/bin/python bench/bench_operator.py [--pipelines 100] [--strict]
+Running stages: the label stage's pods run for ``--run-seconds`` (ready, logging a progress line every
+5 s, as the workloads do), so the operator reads their progress every ``--progress-interval`` seconds
+(0: live progress off, the baseline); the bench prints the API calls the operator made per running stage
+per minute in that window, and how many status patches of them.
+
+    .venv/bin/python bench/bench_operator.py [--pipelines 100] [--run-seconds 65] [--progress-interval 30]
 """
 
 from __future__ import annotations
@@ -99,16 +104,45 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def run_stage(api: TestApiServer, ns: str, jobs: list[str], run_seconds: float) -> dict[str, float]:
+    """Runs the Jobs' pods for ``run_seconds``, each logging a progress line every 5 s; returns the API
+    requests the operator made meanwhile (every HTTP request then is the operator's: the driver works
+    in process) and the status patches among them."""
+    pods = {job: api.run_job(ns, job) for job in jobs}
+    log = api.handler.log
+    assert log is not None
+    began, start = len(log), time.monotonic()
+    step = 0
+    while time.monotonic() - start < run_seconds:
+        step += 1
+        line = json.dumps({"t": time.time(), "phase": "labeling", "done": step, "total": 100, "unit": "pairs",
+                           "rate": 0.2})
+        for names in pods.values():
+            for pod in names:
+                api.append_log(ns, pod, f"INFO batch {step}\nRLAIF_PROGRESS {line}\n")
+        time.sleep(max(0.0, start + 5 * step - time.monotonic()))
+    paths = [(r.split()[0], r.split()[1].split("?")[0]) for r in log[began:]]
+    per_minute = len(jobs) * (time.monotonic() - start) / 60
+    return {"requests": len(paths) / per_minute,
+            "patches": sum(m == "PATCH" and p.endswith("/status") for m, p in paths) / per_minute,
+            "logs": sum(p.endswith("/log") for _, p in paths) / per_minute}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", type=int, default=100)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--run-seconds", type=float, default=65.0,
+                        help="how long the label stage's pods run, logging progress (0: finish at once)")
+    parser.add_argument("--progress-interval", type=float, default=30.0,
+                        help="the operator's progress_interval_seconds (0: live progress off)")
     args = parser.parse_args()
     n, ns = args.pipelines, "bench"
 
     with TestApiServer(crds=REPO / "crds", node_gpus=8) as api:
         created: dict[str, float] = {}
         completed: dict[str, float] = {}
+        running: dict[str, float] = {}
 
         def hook(rt: Any, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
             if rt.kind != "Job":
@@ -125,7 +159,8 @@ def main() -> int:
         metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": str(metrics_port),
                "RLAIF_LIVENESS_ENDPOINT": "",
-               "RLAIF_LOG_LEVEL": "WARNING", "KUBECACHEDIR": str(api.workdir / "cache")}
+               "RLAIF_LOG_LEVEL": "WARNING", "KUBECACHEDIR": str(api.workdir / "cache"),
+               "RLAIF_PROGRESS_INTERVAL_SECONDS": str(args.progress_interval)}
         log = tempfile.NamedTemporaryFile(prefix="bench-operator-", suffix=".log", delete=False)  # noqa: SIM115
         pyflags = os.environ.get("BENCH_PYFLAGS", "").split()  # e.g. "-m cProfile -o op.prof"
         operator = subprocess.Popen([sys.executable, *pyflags, "-m", "kopf", "run", "-m", "rlaif_operator.handlers",
@@ -150,6 +185,8 @@ def main() -> int:
                     (store.find(store.types[("rlaif.dev", plurals[st])], ns, f"p{i:03d}-{st}") or {}).get(
                         "status", {}).get("phase") == "Running" for i in range(n))), 120, f"{stage} Running")
                 quiesce(api)  # ... and the operator has caught up (its Events, the pipelines' status)
+                if stage == "label" and args.run_seconds > 0:
+                    running = run_stage(api, ns, jobs, args.run_seconds)
                 report = REPORTS[suffix]
                 for job in jobs:  # finish them all at once, as a burst of kubelet updates
                     api.finish_job(ns, job, 0, report)
@@ -191,6 +228,10 @@ def main() -> int:
         if line.startswith("rlaif_operator_watch_events_total{"):
             outcome = line.split('outcome="')[1].split('"')[0]
             events[outcome] = events.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
+    if args.run_seconds > 0:
+        print(f"running stages: {n} label stages ran {args.run_seconds:.0f} s, progress read every"
+              f" {args.progress_interval:g} s: {running['requests']:.2f} operator API calls per running stage"
+              f" per minute ({running['logs']:.2f} log reads, {running['patches']:.2f} status patches)")
     print("operator watch events per pipeline: " + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(events.items())))
     ok = p99 < TARGET_P99 and memory < TARGET_MB
     print("targets:", "met" if ok else "MISSED")

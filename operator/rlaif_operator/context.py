@@ -23,6 +23,9 @@ class Context:
     # How Events get posted: inline by default; the controller hands them to a background thread so
     # that a reconcile (and the hand-off behind it) never waits for them.
     post_event: Callable[[dict[str, Any], str, str, str], None] | None = None
+    # Live progress: by Job uid, when the operator last read its rank-0 pod's log (monotonic seconds) and
+    # which pod that was, so that a running stage costs one log read per interval, not a pod list too.
+    progress_reads: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     def event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         (self.post_event or self.kube.post_event)(obj, event_type, reason, message)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif_operator import metrics
+from rlaif_operator.api.common import Status
 from rlaif_operator.api.kinds import STAGE_KINDS
 from rlaif_operator.builders import names
 from rlaif_operator.cache import Key, key_of
@@ -37,6 +38,14 @@ def _phase(body: dict[str, Any]) -> str | None:
 def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:
     return next((r for r in body["metadata"].get("ownerReferences", [])
                  if r.get("controller") and r.get("kind") in kinds), None)
+
+
+def _record(key: Key, body: dict[str, Any]) -> None:
+    try:
+        status = Status.model_validate(body.get("status") or {})
+    except ValueError:  # a status the operator did not write: its next status write sets the series
+        return
+    metrics.record_status(*key, status)
 
 
 class Controller:
@@ -68,10 +77,13 @@ class Controller:
             metrics.WATCH_EVENTS.labels(key[0], "deleted").inc()
             self.ctx.cache.drop(key)
             self._forget(key)
+            metrics.forget(*key)  # its per-run series
             await self._propagate(key, body)  # dependents report it gone; the pipeline recreates or reports
             return
         previous = self.ctx.cache.get(key)
         self.ctx.cache.put(body)
+        if previous is None:  # first seen (at start-up, too): its per-run series until a status write
+            _record(key, body)
         if self.written.get(key) == body["metadata"].get("resourceVersion"):
             metrics.WATCH_EVENTS.labels(key[0], "echo").inc()
             return  # the echo of our own status write: nothing new to act on
@@ -136,6 +148,8 @@ class Controller:
                 self._failed(key, err)
                 return
             self.failures.pop(key, None)
+            if self.ctx.cache.get(key) is None:
+                metrics.forget(*key)  # deleted while this reconcile wrote its status
             if outcome.changed and outcome.body is not None:
                 self.ctx.cache.put(outcome.body)
                 self.written[key] = outcome.body["metadata"].get("resourceVersion", "")
@@ -144,11 +158,14 @@ class Controller:
                 self.waits[key] = waits + 1
                 self._schedule(key, min(outcome.recheck_after * 2 ** min(waits, 10),
                                         self.ctx.settings.recheck_max_seconds))
+            elif outcome.refresh_after:  # live progress: a fixed interval, no backoff
+                self.waits.pop(key, None)
+                self._schedule(key, outcome.refresh_after)
             else:
                 self.waits.pop(key, None)
                 self._cancel(key)
         if outcome.changed and outcome.body is not None:
-            await self._propagate(key, outcome.body)
+            await self._propagate(key, outcome.body, waiters=not outcome.progress_only)
 
     def _failed(self, key: Key, err: Exception) -> None:
         count = self.failures.get(key, 0) + 1
@@ -158,11 +175,13 @@ class Controller:
                     exc_info=not isinstance(err, KubeError | OSError))
         self._schedule(key, delay)
 
-    async def _propagate(self, key: Key, body: dict[str, Any]) -> None:
+    async def _propagate(self, key: Key, body: dict[str, Any], waiters: bool = True) -> None:
+        """A stage's status changed: the stages waiting on it look again (unless only its progress moved)
+        and its pipeline sums up again."""
         kind, namespace, _ = key
         if kind not in STAGE_KINDS:
             return
-        for waiter in self.ctx.cache.waiting_on(key):
+        for waiter in self.ctx.cache.waiting_on(key) if waiters else ():
             await self.reconcile(waiter)
         owner = _controller_ref(body, ("RLAIFPipeline",))
         if owner is not None:

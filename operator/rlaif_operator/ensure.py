@@ -10,6 +10,11 @@ Every write the operator makes to objects other than its resources' status lives
   the stage's status (or its owner is gone), so TTL, a hand delete or the garbage collector can finish.
 - ``restart_gang``: a failed worker of a multi-node training group fails the group; its Job is deleted
   so that the whole group starts again from the last checkpoint (bounded by ``runtime.backoffLimit``).
+  A preempted or evicted worker does too (the Job's FailJob rule on DisruptionTarget), counted in
+  ``status.preemptions`` and not bounded: like the Job controller's Ignore rule for a single pod,
+  which replaces a disrupted pod however often, a disruption is the cluster's decision, not the
+  workload's failure, and every one is announced (a ``GangPreempted`` Event); ``activeDeadlineSeconds``
+  still bounds each attempt, and deleting the resource stops it.
 - ``restart_stage``: the ``rlaif.dev/restart`` annotation, a user's explicit request to run a failed
   stage again: its Jobs are deleted and its status starts over.
 """
@@ -29,7 +34,7 @@ from rlaif_operator.builders.children import build_stage_children
 from rlaif_operator.builders.jobs import is_gang
 from rlaif_operator.context import Context, owned_by, seconds
 from rlaif_operator.kube import KubeError
-from rlaif_operator.observe import job_body, observe_job
+from rlaif_operator.observe import job_body, job_pods, observe_job
 from rlaif_operator.status import StageObservation, inputs_ready
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -
         return obs
     if obs.started:
         job = obs.job
+        if job is not None and job.owned and job.preempted and is_gang(resource):
+            return restart_gang(ctx, resource, obs, preempted=True)  # not counted against backoffLimit
         if job is not None and job.owned and job.failed_reason == "BackoffLimitExceeded" and is_gang(resource) \
                 and (resource.status.restarts or 0) < resource.spec.runtime.backoff_limit:
             return restart_gang(ctx, resource, obs)
@@ -107,17 +114,41 @@ def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -
     return replace(obs, job=observe_job(ctx, resource, created, names.job_name(resource)), started=True)
 
 
-def restart_gang(ctx: Context, resource: StageResource, obs: StageObservation) -> StageObservation:
-    """One worker of a multi-node group failed, so the group did: deletes its Job (the next reconcile
-    creates it again, and the trainers resume from their last checkpoint) and says so."""
+def restart_gang(ctx: Context, resource: StageResource, obs: StageObservation,
+                 preempted: bool = False) -> StageObservation:
+    """One worker of a multi-node group failed, or was preempted or evicted, so the group did: deletes
+    its Job (the next reconcile creates it again, and the trainers resume from their last checkpoint)
+    and says so. A preemption is counted in ``status.preemptions``, a failure in ``status.restarts``."""
     assert obs.job is not None
-    for job in _stage_jobs(ctx, resource):
+    jobs = _stage_jobs(ctx, resource)
+    said = ""
+    if preempted:
+        main = next((j for j in jobs if j["metadata"]["name"] == obs.job.name), None)
+        said = _disruption(ctx, resource, main) if main is not None else ""
+    for job in jobs:
         _delete_job(ctx, job)
-    count, limit = (resource.status.restarts or 0) + 1, resource.spec.runtime.backoff_limit
     nodes = resource.spec.resources.nodes
+    if preempted:
+        count = (resource.status.preemptions or 0) + 1
+        return replace(obs, gang_preempted=True, gang_restart=(
+            f"a worker of Job {obs.job.name} was preempted or evicted{said}: restarting all {nodes} workers from"
+            f" the last checkpoint (preemption {count}, not counted against runtime.backoffLimit)"))
+    count, limit = (resource.status.restarts or 0) + 1, resource.spec.runtime.backoff_limit
     said = f" ({obs.job.pod_failure[1]})" if obs.job.pod_failure else ""
     return replace(obs, gang_restart=f"a worker of Job {obs.job.name} failed{said}: restarting all {nodes} workers"
                    f" from the last checkpoint (group restart {count} of runtime.backoffLimit {limit})")
+
+
+def _disruption(ctx: Context, resource: StageResource, job: dict[str, Any]) -> str:
+    """" (pod P: REASON, MESSAGE)" of the Job's pod whose DisruptionTarget condition is True (the
+    scheduler's preemption, an eviction, a taint), or "" when that pod is gone already."""
+    for pod in job_pods(ctx, resource.metadata.namespace, job):
+        cond = next((c for c in (pod.get("status") or {}).get("conditions", [])
+                     if c.get("type") == "DisruptionTarget" and c.get("status") == "True"), None)
+        if cond is not None:
+            detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
+            return f" (pod {pod['metadata']['name']}" + (f": {detail})" if detail else ")")
+    return ""
 
 
 def _delete_job(ctx: Context, job: dict[str, Any]) -> None:

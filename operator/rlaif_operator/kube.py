@@ -89,6 +89,32 @@ class Kube:
             raise KubeError(response.status, decoded.get("reason", ""), decoded)
         return decoded
 
+    def read_log(self, namespace: str, pod: str, container: str | None = None, tail_lines: int = 200,
+                 limit_bytes: int = 64 * 1024) -> str | None:
+        """The last ``tail_lines`` lines (at most ``limit_bytes``) a pod's container logged; None if the
+        pod is gone or has no log yet (404, 400: its container has not started)."""
+        from kubernetes.client.exceptions import ApiException
+
+        query = {"tailLines": str(tail_lines), "limitBytes": str(limit_bytes),
+                 **({"container": container} if container else {})}
+        _, full_url, headers, _, _ = self.api.param_serialize(
+            method="GET", resource_path=f"{path_of('v1', 'Pod', namespace, pod, 'log')}?{urlencode(query)}",
+            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+        try:
+            response = self.api.call_api("GET", full_url, header_params=headers, _request_timeout=self.timeout)
+        except ApiException as err:
+            if err.status in (400, 404):
+                return None
+            raise KubeError(err.status or 0, str(err.reason)) from None
+        except Exception as err:  # connection refused, timeouts
+            raise KubeError(0, f"{type(err).__name__}: {err}") from None
+        data = response.read()
+        if response.status in (400, 404):
+            return None
+        if not 200 <= response.status < 300:
+            raise KubeError(response.status, "", {"message": data[:200].decode(errors="replace")})
+        return data.decode(errors="replace")
+
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None if it does not exist."""
         try:

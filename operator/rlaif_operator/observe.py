@@ -9,11 +9,12 @@ pods' summaries, why pods do not run, what failed pods said). Nothing here creat
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Any
 
 from rlaif_jobs import io, summaries
-from rlaif_operator.api.common import API_VERSION
+from rlaif_operator.api.common import API_VERSION, Progress
 from rlaif_operator.api.conditions import POD_WAITING_PROBLEMS, Reason
 from rlaif_operator.api.kinds import StageResource
 from rlaif_operator.builders import names
@@ -23,6 +24,7 @@ from rlaif_operator.builders.workload import upstream_ref
 from rlaif_operator.context import Context, owned_by, seconds
 from rlaif_operator.kube import KubeError
 from rlaif_operator.status import JobObservation, StageObservation, UpstreamObservation, parse_report
+from rlaif_operator.status.progress import latest_event, log_tail, to_progress
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 400  # characters of a pod's termination message carried into a condition
@@ -142,6 +144,61 @@ def failed_create(ctx: Context, namespace: str | None, job: dict[str, Any]) -> t
     return (Reason.FAILED_CREATE, latest.get("message") or "FailedCreate")
 
 
+# --- the pods' logs: live progress, and the last lines of a finished stage ------------------------------
+
+
+def _index(pod: dict[str, Any]) -> int:
+    return int((pod["metadata"].get("annotations") or {}).get(names.COMPLETION_INDEX_ANNOTATION, 0))
+
+
+def _container(pod: dict[str, Any]) -> str:
+    return str(pod["spec"]["containers"][0]["name"])
+
+
+def _rank0(pods: list[dict[str, Any]], phases: tuple[str, ...]) -> dict[str, Any] | None:
+    """The newest pod of completion index 0 in one of ``phases`` (rank 0 of a trainer, shard 0 of labeling)."""
+    mine = [p for p in pods if _index(p) == 0 and (p.get("status") or {}).get("phase") in phases]
+    return max(mine, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+
+
+def finished_log_tail(ctx: Context, namespace: str | None, pods: list[dict[str, Any]],
+                      failed: bool) -> tuple[str, ...] | None:
+    """The last lines of the pod that says how the Job ended: the failed pod that finished last, or
+    rank 0 of a completed Job (None: no such pod, or its log is gone)."""
+    if failed:
+        done = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+        pod = max(done, key=lambda p: max((((cs.get("state") or {}).get("terminated") or {}).get("finishedAt") or ""
+                                           for cs in p["status"].get("containerStatuses", [])), default=""),
+                  default=None)
+    else:
+        pod = _rank0(pods, ("Succeeded",))
+    if pod is None:
+        return None
+    text = ctx.kube.read_log(namespace or "", pod["metadata"]["name"], _container(pod))
+    return tuple(log_tail(text)) if text else None
+
+
+def running_progress(ctx: Context, namespace: str | None, job: dict[str, Any]) -> Progress | None:
+    """Reads the latest progress of a running Job from its rank-0 pod's log tail, at most every
+    ``progress_interval_seconds`` (None: not due, off, or nothing reported yet)."""
+    interval = ctx.settings.progress_interval_seconds
+    uid = job["metadata"].get("uid") or ""
+    last, pod_name = ctx.progress_reads.get(uid, (None, ""))
+    now = time.monotonic()
+    if not interval or (last is not None and now - last < interval * 0.9):  # a timer may fire a little early
+        return None
+    text = ctx.kube.read_log(namespace or "", pod_name) if pod_name else None
+    if text is None:  # first read, or that pod is gone (replaced): find rank 0 again
+        selector = f"{names.JOB_NAME_LABEL}={job['metadata']['name']},{names.COMPLETION_INDEX_ANNOTATION}=0"
+        pods = [p for p in ctx.kube.list("v1", "Pod", namespace, selector) if owned_by(p, uid)]
+        pod = _rank0(pods, ("Running",))
+        pod_name = pod["metadata"]["name"] if pod is not None else ""
+        text = ctx.kube.read_log(namespace or "", pod_name, _container(pod)) if pod is not None else None
+    ctx.progress_reads[uid] = (now, pod_name)
+    event = latest_event(text or "")
+    return None if event is None else to_progress(event, ctx.now())
+
+
 # --- the Job -------------------------------------------------------------------------------------------
 
 
@@ -166,10 +223,13 @@ def observe_job(ctx: Context, resource: StageResource, job: dict[str, Any] | Non
     if not obs.owned:
         return obs
     namespace = resource.metadata.namespace
-    if complete:
-        return replace(obs, reports=reports(job_pods(ctx, namespace, job)))
-    if failed:
-        return replace(obs, pod_failure=pod_failure(job_pods(ctx, namespace, job)))
+    if complete or failed:
+        ctx.progress_reads.pop(obs.uid or "", None)
+        pods = job_pods(ctx, namespace, job)
+        tail = finished_log_tail(ctx, namespace, pods, failed=not complete)
+        if complete:
+            return replace(obs, reports=reports(pods), log_tail=tail)
+        return replace(obs, pod_failure=pod_failure(pods), log_tail=tail)
     stuck_for = None if obs.start_time is None else ctx.now().timestamp() - seconds(obs.start_time)
     too_soon = stuck_for is not None and stuck_for < ctx.settings.unschedulable_after_seconds
     if obs.suspended or obs.deleting or too_soon:
@@ -178,6 +238,10 @@ def observe_job(ctx: Context, resource: StageResource, job: dict[str, Any] | Non
         return replace(obs, pod_problem=pod_problem(ctx, namespace, job_pods(ctx, namespace, job)))
     if not obs.active and not obs.succeeded and stuck_for is not None:
         return replace(obs, pod_problem=failed_create(ctx, namespace, job))
+    if obs.ready:
+        progress = running_progress(ctx, namespace, job)
+        if progress is not None:
+            return replace(obs, progress=progress)
     return obs
 
 

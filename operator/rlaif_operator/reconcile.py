@@ -58,7 +58,10 @@ class Outcome:
 
     body: dict[str, Any] | None = None
     changed: bool = False
-    recheck_after: float | None = None
+    recheck_after: float | None = None  # a wait no event ends: looked at again with backoff
+    refresh_after: float | None = None  # a running stage's progress: read again at this fixed interval
+    # Only the live fields changed (progress): the stages waiting on this one need not look again.
+    progress_only: bool = False
 
 
 # --- parsing ---------------------------------------------------------------------------------------
@@ -103,6 +106,19 @@ def _recheck(settings: OperatorSettings, status: Status, obs: StageObservation |
     return None
 
 
+def _refresh(settings: OperatorSettings, status: Status, obs: StageObservation) -> float | None:
+    """When to read a running stage's progress again (None: it does not run, or live progress is off)."""
+    job = obs.job
+    running = status.phase == "Running" and job is not None and job.exists and job.ready > 0
+    return settings.progress_interval_seconds if running and settings.progress_interval_seconds else None
+
+
+def progress_only(old: Status, new: Status) -> bool:
+    """Whether the two statuses differ in their live progress only."""
+    return status_for_patch(old.model_copy(update={"progress": None})) == \
+        status_for_patch(new.model_copy(update={"progress": None}))
+
+
 def write_status(ctx: Context, body: dict[str, Any], old: Status, new: Status) -> tuple[dict[str, Any], bool]:
     """Patches the status if it changed and posts an Event per transition; returns (body, changed)."""
     before, after = status_for_patch(old), status_for_patch(new)
@@ -114,6 +130,7 @@ def write_status(ctx: Context, body: dict[str, Any], old: Status, new: Status) -
             patch[key] = None  # a merge patch removes only what it names as null
     meta = body["metadata"]
     stored = ctx.kube.patch_status(API_VERSION, body["kind"], meta.get("namespace"), meta["name"], patch)
+    metrics.record_status(body["kind"], meta.get("namespace"), meta["name"], new)  # the per-run series
     for event in transition_events(old, new):
         ctx.event(stored, event.type, event.reason, event.message)
     if new.phase != old.phase and new.phase in ("Succeeded", "Failed"):
@@ -151,7 +168,9 @@ def reconcile_stage(ctx: Context, body: dict[str, Any]) -> Outcome:
     stored, wrote = write_status(ctx, body, resource.status, new)
     if is_final(new):
         release_jobs(ctx, resource)
-    return Outcome(body=stored, changed=changed or wrote, recheck_after=_recheck(ctx.settings, new, obs))
+    return Outcome(body=stored, changed=changed or wrote, recheck_after=_recheck(ctx.settings, new, obs),
+                   refresh_after=_refresh(ctx.settings, new, obs),
+                   progress_only=wrote and not changed and progress_only(resource.status, new))
 
 
 # --- pipelines ---------------------------------------------------------------------------------------

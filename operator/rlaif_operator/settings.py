@@ -84,6 +84,11 @@ class OperatorSettings(BaseSettings):
     )
     recheck_max_seconds: float = Field(default=300.0, gt=0,
                                        description="Longest delay between such re-checks.")
+    progress_interval_seconds: float = Field(
+        default=30.0, ge=0,
+        description="How often the operator reads a running stage's progress from its rank-0 pod's log tail"
+        " into status.progress (one log read and at most one status patch per running stage per interval);"
+        " 0 turns live progress off.")
     unschedulable_after_seconds: float = Field(
         default=10.0, ge=0,
         description="How long a Job's pods may stay unscheduled before the operator looks for the scheduler's"

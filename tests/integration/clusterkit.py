@@ -95,6 +95,14 @@ class Cluster:
     def pods_of(self, job: str, ns: str) -> list[dict[str, Any]]:
         return self.items("pods", ns, f"batch.kubernetes.io/job-name={job}")
 
+    def run_pods(self, job: str, ns: str) -> list[dict[str, Any]]:
+        """Marks the Job's pending pods running and ready (as the kubelet would); returns them."""
+        pending = [p for p in self.pods_of(job, ns) if p["status"].get("phase") == "Pending"]
+        for pod in pending:
+            self.kubectl("patch", "pod", pod["metadata"]["name"], "-n", ns, "--subresource=status",
+                         "--type=merge", "-p", json.dumps({"status": kubelet.running(pod)}))
+        return pending
+
     def finish_pods(self, job: str, ns: str, exit_code: int = 0, message: str | dict[str, Any] = "",
                     count: int | None = None, disruption: str | None = None) -> int:
         """Writes a terminated status into the Job's active pods (as the kubelet would); returns how many."""

@@ -37,7 +37,7 @@ def testapi_only(cluster: Cluster) -> None:
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     op = Operator(cluster, tmp_path_factory.mktemp("operator") / "operator.log", OPERATOR_NAMESPACES,
                   recheck_seconds="1", max_gpus_per_node="8", log_level="INFO",
-                  unschedulable_after_seconds="0")
+                  unschedulable_after_seconds="0", progress_interval_seconds="1")
     op.start()
     yield op
     op.stop()

@@ -337,6 +337,38 @@ def test_a_restarted_group_can_succeed(cluster: Cluster, operator: Operator, ns:
     assert [j["metadata"]["name"] for j in cluster.items("jobs", ns)] == ["regroup-reward"]
 
 
+def test_a_preempted_worker_restarts_the_whole_group_without_counting(
+        cluster: Cluster, operator: Operator, ns: str) -> None:
+    # backoffLimit 0: a counted restart would fail the stage, so its success proves the preemption was not counted
+    cluster.apply(rmr("bumped", backoff_limit=0), ns)
+    job = wait_job(cluster, "bumped-reward", ns)
+    assert job["spec"]["podFailurePolicy"]["rules"][1]["action"] == "FailJob"  # DisruptionTarget fails the gang
+    eventually(lambda: len(cluster.pods_of("bumped-reward", ns)) == 2, what="two workers")
+    # The scheduler preempts worker 1: DisruptionTarget=True, then killed (as the kubelet reports it).
+    victim = sorted(cluster.pods_of("bumped-reward", ns), key=lambda p: p["metadata"]["annotations"][
+        "batch.kubernetes.io/job-completion-index"])[1]
+    set_pod_status(cluster, victim, kubelet.finished(victim, 137, disruption="PreemptionByScheduler"), ns)
+    # The Job fails by its FailJob rule, in the Job controller's words; the operator starts the group again.
+    again = eventually(lambda: (j := cluster.get("job", "bumped-reward", ns)) and j["metadata"]["uid"] !=
+                       job["metadata"]["uid"] and j, what="the group's new Job")
+    status = cluster.get("rmr", "bumped", ns)["status"]
+    assert status["preemptions"] == 1 and not status.get("restarts") and status["phase"] != "Failed"
+    preempted = events(cluster, ns, "bumped", "GangPreempted")
+    assert preempted and not events(cluster, ns, "bumped", "GangRestart")
+    message = preempted[0]["message"]
+    assert f"pod {victim['metadata']['name']}: PreemptionByScheduler" in message
+    assert "restarting all 2 workers from the last checkpoint" in message and "not counted" in message
+    eventually(lambda: len([p for p in cluster.pods_of("bumped-reward", ns)
+                            if p["metadata"]["ownerReferences"][0]["uid"] == again["metadata"]["uid"]
+                            and p["status"].get("phase") in ("Pending", "Running")]) == 2, what="two new workers")
+    cluster.finish_pods("bumped-reward", ns, 0, {"outputs": {"model": "/data/bumped/model"},
+                                                 "metrics": {"evalAccuracy": 0.7}})
+    cluster.wait("rmr/bumped", ns, "condition=Succeeded")
+    status = cluster.get("rmr", "bumped", ns)["status"]
+    assert status["preemptions"] == 1 and not status.get("restarts")
+    assert status["outputs"]["model"] == "/data/bumped/model"
+
+
 def test_a_strangers_stage_keeps_the_pipeline_waiting(cluster: Cluster, operator: Operator, ns: str) -> None:
     cluster.apply(plj("conf-label"), ns)  # a stage of the pipeline's name, made by hand: not the pipeline's
     cluster.apply(pipeline("conf"), ns)

@@ -176,6 +176,14 @@ def test_metrics_and_liveness(cluster: Cluster, operator: Operator, ns: str) -> 
     assert 'rlaif_operator_reconciles_total{kind="RLAIFPipeline",result="ok"}' in text
     assert "rlaif_operator_reconcile_seconds_bucket" in text
     assert "rlaif_operator_children_created_total" in text
+    # Per run: one series per phase, 1 for the current one; gone once the run is deleted.
+    running = f'rlaif_run_phase{{kind="RLAIFPipeline",name="metered",namespace="{ns}",phase="Running"}} 1.0'
+    assert running in text
+    assert f'rlaif_run_phase{{kind="RLAIFPipeline",name="metered",namespace="{ns}",phase="Failed"}} 0.0' in text
+    assert f'rlaif_run_duration_seconds{{kind="RLAIFPipeline",name="metered",namespace="{ns}"}}' in text
+    assert f'rlaif_run_phase{{kind="PreferenceLabelJob",name="metered-label",namespace="{ns}"' in text
+    cluster.kubectl("delete", "rlp", "metered", "-n", ns)
+    eventually(lambda: 'name="metered"' not in operator.metrics(), what="the deleted run's series gone")
 
 
 def test_python_m_rlaif_operator_starts_from_settings_alone(cluster: Cluster, tmp_path: Any) -> None:

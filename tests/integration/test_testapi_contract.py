@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from clusterkit import REPO, Cluster, eventually
+from testapi import kubelet
 
 PLJ = {"apiVersion": "rlaif.dev/v1alpha1", "kind": "PreferenceLabelJob", "metadata": {"name": "plj"},
        "spec": {"labeler": {"model": {"uri": "builtin://smollm2-135m-instruct"}},
@@ -128,10 +129,12 @@ def test_lists_have_kinds_and_core_discovery_is_v1(cluster: Cluster, ns: str) ->
 def test_printer_columns_in_kubectl_get(cluster: Cluster, ns: str) -> None:
     cluster.apply(PLJ, ns)
     cluster.kubectl("patch", "plj", "plj", "-n", ns, "--subresource=status", "--type=merge",
-                    "-p", '{"status":{"phase":"Running","metrics":{"alignment":0.75}}}')
+                    "-p", '{"status":{"phase":"Running","metrics":{"alignment":0.75},'
+                    '"progress":{"phase":"labeling","done":3,"summary":"labeling 3/4","eta":"9s",'
+                    '"observedTime":"2026-01-01T00:00:00Z"}}}')
     header, row = cluster.kubectl("get", "plj", "plj", "-n", ns).stdout.splitlines()[:2]
-    assert header.split()[:4] == ["NAME", "PHASE", "LABELED", "ALIGNMENT"]
-    assert row.split()[:2] == ["plj", "Running"] and "0.75" in row
+    assert header.split()[:6] == ["NAME", "PHASE", "PROGRESS", "ETA", "LABELED", "ALIGNMENT"]
+    assert row.split()[:5] == ["plj", "Running", "labeling", "3/4", "9s"] and "0.75" in row
 
 
 def test_watch_resumes_from_a_resource_version(cluster: Cluster, ns: str) -> None:
@@ -300,6 +303,28 @@ def test_pod_failure_policy_and_backoff(cluster: Cluster, ns: str, testapi_only:
     cluster.finish_pods("preempt", ns, exit_code=137, disruption="PreemptionByScheduler")  # ignored
     eventually(lambda: len(cluster.pods_of("preempt", ns)) == 2, what="replacement after preemption")
     assert job_condition(cluster, "preempt", ns) is None
+
+
+def test_fail_job_on_a_pod_condition_in_the_job_controllers_words(cluster: Cluster, ns: str,
+                                                                   testapi_only: None) -> None:
+    """A gang's Job fails on a disruption (FailJob on DisruptionTarget); the operator recognises it by the
+    message Kubernetes writes (pkg/controller/job/pod_failure_policy.go): "Pod %s/%s has condition %v
+    matching %v rule at index %d"."""
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [3]}},
+                        {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+    cluster.apply(indexed_job("gang", podFailurePolicy=policy, backoffLimit=0), ns)
+    eventually(lambda: len(cluster.pods_of("gang", ns)) == 2, what="two pods")
+    pod = cluster.pods_of("gang", ns)[0]
+    victim = pod["metadata"]["name"]
+    status = kubelet.finished(pod, 137, disruption="PreemptionByScheduler")  # as the kubelet reports it
+    cluster.kubectl("patch", "pod", victim, "-n", ns, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": status}))
+    eventually(lambda: job_condition(cluster, "gang", ns) == "Failed", what="FailJob on DisruptionTarget")
+    failed = next(c for c in cluster.get("job", "gang", ns)["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PodFailurePolicy"
+    assert failed["message"] == f"Pod {ns}/{victim} has condition DisruptionTarget matching FailJob rule at index 1"
+    assert not [p for p in cluster.pods_of("gang", ns) if p["status"].get("phase") in ("Pending", "Running")
+                and not p["metadata"].get("deletionTimestamp")]  # the other worker is stopped too
 
 
 def test_suspended_job_has_no_pods_until_resumed(cluster: Cluster, ns: str) -> None:

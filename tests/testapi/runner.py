@@ -129,6 +129,27 @@ class TestApiServer:
 
         return self.call(find)
 
+    def run_job(self, namespace: str, job: str) -> list[str]:
+        """Marks every pending pod of a Job running and ready; returns their names."""
+        def run(store: Store) -> list[str]:
+            pods_t = store.types[("", "pods")]
+            items, _ = store.list(pods_t, namespace, f"batch.kubernetes.io/job-name={job}")
+            started = []
+            for pod in items:
+                if pod["status"].get("phase") == "Pending":
+                    store.patch(pods_t, namespace, pod["metadata"]["name"], "application/merge-patch+json",
+                                {"status": kubelet.running(pod)}, subresource="status")
+                    started.append(pod["metadata"]["name"])
+            return started
+
+        return self.call(run)
+
+    def append_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
+        """Appends to what a pod logged (served at pods/NAME/log): the kubelet's part, played by a test."""
+        assert self.handler is not None
+        handler = self.handler
+        self.call(lambda _store: handler.append_log(namespace, pod, text, container))
+
     def finish_job(self, namespace: str, job: str, exit_code: int = 0,
                    message: str | dict[str, Any] | Callable[[dict[str, Any]], Any] = "") -> int:
         """Finishes every active pod of a Job; ``message`` may depend on the pod. Returns how many."""

@@ -104,6 +104,10 @@ class ApiServer(kmock.KubernetesScaffold):
     faults: Faults | None = None  # injected faults (tests/testapi/faults.py); a test sets and clears it
     audit: Audit = attrs.field(init=False)  # verb x resource of every request, by User-Agent (RBAC tests)
     _watch_tasks: set[asyncio.Queue[Any]] = attrs.field(factory=set, init=False)
+    # What each pod's container "logged" ((namespace, pod, container) -> text): there is no kubelet, so a
+    # test writes it (``append_log``, or POST /testapi/logs/NAMESPACE/POD[?container=C]) and the API
+    # serves it at pods/NAME/log like a kubelet would.
+    pod_logs: dict[tuple[str, str, str], str] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Not the scaffold's routes: ``_handle`` serves the whole API when no test reaction matched.
@@ -230,7 +234,11 @@ class ApiServer(kmock.KubernetesScaffold):
                 return self._resource_list(parts[1], parts[2])
             if parts[0] == "openapi":
                 return self._openapi(parts[1:])
+            if parts[0] == "testapi" and parts[1:2] == ["logs"] and len(parts) == 4:
+                return self._write_log(request, parts[2], parts[3])
             parsed = _parse_path(path)
+            if parsed is not None and parsed[3] == "pods" and parsed[5] == "log" and parsed[0] == "":
+                return self._read_log(request, parsed[2] or "", parsed[4] or "")
             if parsed is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             faults = self._faults_for(request)
@@ -301,6 +309,44 @@ class ApiServer(kmock.KubernetesScaffold):
             if types:
                 return schemas.openapi_v3_doc(types)
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    # --- pod logs (the kubelet's part) -------------------------------------------------------------
+
+    def append_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
+        """Appends ``text`` to what the pod's container (default: its first) logged; 404 if no such pod."""
+        obj = self.store.get(self.store.types[("", "pods")], namespace, pod)
+        container = container or obj["spec"]["containers"][0]["name"]
+        key = (namespace, pod, container)
+        self.pod_logs[key] = self.pod_logs.get(key, "") + text
+
+    def _write_log(self, request: rendering.Request, namespace: str, pod: str) -> Any:
+        data = request.data if isinstance(request.data, (bytes, str)) else json.dumps(request.data)
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        self.append_log(namespace, pod, text, request.params.get("container"))
+        return rendering.Response(status=201, payload=b"")
+
+    def _read_log(self, request: rendering.Request, namespace: str, pod: str) -> Any:
+        """GET pods/NAME/log as the API serves it: text/plain, ``container`` (required when the pod has
+        several), ``tailLines`` and ``limitBytes``; 404 for a missing pod, 400 for an unknown container."""
+        obj = self.store.get(self.store.types[("", "pods")], namespace, pod)
+        containers = [c["name"] for c in obj["spec"]["containers"]]
+        container = request.params.get("container")
+        if container is None:
+            if len(containers) > 1:
+                raise ApiError(400, "BadRequest", f"a container name must be specified for pod {pod}, choose"
+                               f" one of: [{' '.join(containers)}]")
+            container = containers[0]
+        if container not in containers:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {pod}")
+        text = self.pod_logs.get((namespace, pod, container), "")
+        if "tailLines" in request.params:
+            keep = int(request.params["tailLines"])
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-keep:]) if keep > 0 else ""
+        body = text.encode()
+        if "limitBytes" in request.params:
+            body = body[:int(request.params["limitBytes"])]
+        return rendering.Response(status=200, payload=body)
 
     # --- resources ----------------------------------------------------------------------------------
 

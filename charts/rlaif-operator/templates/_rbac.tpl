@@ -11,7 +11,8 @@ watch: no Secret is cached). Every `create` comes with `get` of the same resourc
 answers 409 (already there, e.g. after a restart) reads the existing object. Jobs: `patch` removes
 the result finalizer once the status holds the result, `delete` restarts a stage (rlaif.dev/restart)
 or a failed multi-node group. Events: `list` reads the kubelet's FailedMount and the Job controller's
-FailedCreate Events to name why pods cannot start.
+FailedCreate Events to name why pods cannot start. pods/log: `get` reads a running stage's progress
+from its rank-0 pod's log tail (status.progress) and a finished stage's last lines (status.logTail).
 */}}
 {{- define "rlaif-operator.namespacedRules" -}}
 - {apiGroups: [rlaif.dev], resources: [preferencelabeljobs, rewardmodelruns, policyrlruns], verbs: [get, list, watch, create]}
@@ -22,6 +23,7 @@ FailedCreate Events to name why pods cannot start.
 - {apiGroups: [""], resources: [configmaps, services], verbs: [get, create]}
 - {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [get, create]}
 - {apiGroups: [""], resources: [pods], verbs: [list]}
+- {apiGroups: [""], resources: [pods/log], verbs: [get]}
 - {apiGroups: [""], resources: [secrets], verbs: [get]}
 - {apiGroups: [""], resources: [events], verbs: [create, list]}
 {{- end -}}

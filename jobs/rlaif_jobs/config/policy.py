@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.config.tracking import TrackingSpec
 from rlaif_jobs.config.training import TrainerSpec
 from rlaif_jobs.errors import ConfigError
 
@@ -105,6 +106,9 @@ class PolicyConfig(CamelModel):
     rl: RLSpec = Field(default_factory=RLSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking besides <output>/metrics.jsonl: TensorBoard"
+        " (on by default), MLflow, Weights & Biases.")
     output: OutputSpec
 
     @model_validator(mode="after")

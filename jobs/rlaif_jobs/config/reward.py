@@ -8,6 +8,7 @@ from pydantic import Field
 
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import ModelRef, OutputSpec, Uri
+from rlaif_jobs.config.tracking import TrackingSpec
 from rlaif_jobs.config.training import TrainerSpec
 
 
@@ -38,4 +39,7 @@ class RewardConfig(CamelModel):
     base_model: ModelRef = Field(description="Initialisation, usually the SFT policy (as in the paper).")
     preferences_uri: Uri = Field(description="Labels file (JSONL or Parquet) written by the labeling stage.")
     training: RewardTrainerSpec = Field(default_factory=RewardTrainerSpec)
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking besides <output>/metrics.jsonl: TensorBoard"
+        " (on by default), MLflow, Weights & Biases.")
     output: OutputSpec

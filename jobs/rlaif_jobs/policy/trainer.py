@@ -57,6 +57,7 @@ from rlaif_jobs.train import (
     zero_stage_note,
 )
 from rlaif_jobs.train.run import TrainingRun, output_dir
+from rlaif_jobs.train.trackers import check_tracking
 
 log = logging.getLogger(__name__)
 RECENT = 5  # steps averaged for the summary's final meanReward / kl
@@ -175,6 +176,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     spec = config.rl
     algo = get_algorithm(spec.algorithm)
     out = output_dir(config.output.uri, "the policy trainer")
+    check_tracking(config.tracking)  # an enabled tracker whose package is missing: exit 3 now, not after loading
     inputs = _check_inputs(config)
 
     # Reward sources load before the process group exists, so a bad one fails fast (exit 3, or 1 for
@@ -203,7 +205,8 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     reference = load_reference(policy_path, config.policy, spec.precision, env.device)
 
     # 3. Resume.
-    run = TrainingRun(out, spec, env, engines, total_steps, desc="policy")
+    run = TrainingRun(out, spec, env, engines, total_steps, desc="policy", tracking=config.tracking,
+                      params=config.to_wire())
     rollout = _make_rollout(config, policy_path, policy.module, tokenizer, env, spec.precision)
     progress = _Progress(list(run.saved.get("recent", [])), run.saved.get("first"))
     if run.resumed and rollout.needs_sync:

@@ -48,6 +48,7 @@ from rlaif_jobs.train import (
     zero_stage_note,
 )
 from rlaif_jobs.train.run import TrainingRun, output_dir
+from rlaif_jobs.train.trackers import check_tracking
 
 log = logging.getLogger(__name__)
 ENGINE = "model"  # the engine's name inside checkpoints
@@ -264,6 +265,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     t0 = time.time()
     spec = config.training
     out = output_dir(config.output.uri, "the reward trainer")
+    check_tracking(config.tracking)  # an enabled tracker whose package is missing: exit 3 now, not after loading
 
     # 1. Input checks, cheapest first, before any process group exists (a bad input must not hang).
     plan, ds_config, pairs, train, held = _check_inputs(config)
@@ -282,7 +284,8 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     engine = build_engine(model, spec, ds_config, total_steps)
 
     # 3. Resume.
-    run = TrainingRun(out, spec, env, {ENGINE: engine}, total_steps, desc="reward")
+    run = TrainingRun(out, spec, env, {ENGINE: engine}, total_steps, desc="reward", tracking=config.tracking,
+                      params=config.to_wire())
     start = run.start
     if not run.resumed and env.is_main:
         log.info("%d training pairs, %d held out; %d steps of %d pairs (%d ranks x %d micro x %d accumulation)",

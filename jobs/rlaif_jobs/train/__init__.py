@@ -21,8 +21,10 @@ Pieces, each in its own module, each usable alone:
   rank's disjoint micro-batches per optimizer step, reproducibly, so the step count is the data
   position; ``regroup_by_length`` re-cuts a step's micro-batches by length (less padding, same
   gradient); ``eval_shards`` splits an evaluation set with equal batch counts per rank.
-- ``metrics``: ``MetricsLogger(path, enabled=env.is_main, tensorboard_dir, resume_step)`` writes JSONL
-  (+TensorBoard when installed) and drops lines past the resumed step.
+- ``metrics``: ``MetricsLogger(path, enabled=env.is_main, resume_step, trackers)`` writes JSONL, drops
+  lines past the resumed step, and fans each line out to the experiment trackers.
+- ``trackers``: ``Trackers(tracking, out, resume_step, params)``: TensorBoard, MLflow, W&B (the config's
+  ``tracking``); ``check_tracking(tracking)`` refuses a missing package before anything slow.
 - ``progress``: ``progress_bar(total, initial, enabled=env.is_main)``.
 
 - ``run``: ``TrainingRun(out, spec, env, engines, total_steps, desc)`` puts these together for a

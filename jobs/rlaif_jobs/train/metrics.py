@@ -1,52 +1,48 @@
-"""Per-step metrics: JSON lines on rank 0 (and TensorBoard events when the package is installed).
+"""Per-step metrics: JSON lines on rank 0, fanned out to the experiment trackers the config enables.
 
 Each line is ``{"step": N, "time": unix seconds, "elapsed": seconds since the logger started,
 "cpuSeconds": this process's CPU time, ...}`` (CPU time tells compute from waiting on a shared machine).
 A resumed run first drops the lines of steps after the checkpoint it resumes from (they were trained
-again), so the file reads as one run. Other ranks hold a logger that writes nothing.
+again), so the file reads as one run. The JSONL is the source of truth; the trackers
+(``rlaif_jobs.train.trackers``: TensorBoard, MLflow, W&B) get the numeric values of each line. Other
+ranks hold a logger that writes nothing and starts no tracker.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 from rlaif_jobs import io
-
-log = logging.getLogger(__name__)
+from rlaif_jobs.train.trackers import Trackers
 
 
 class MetricsLogger:
-    """Appends metric records to ``path`` (JSONL) when ``enabled`` (rank 0); optional TensorBoard.
+    """Appends metric records to ``path`` (JSONL) when ``enabled`` (rank 0) and sends them to ``trackers``.
 
-    Inputs: the file, whether this rank writes, an optional TensorBoard folder (skipped with a log line
-    when ``tensorboard`` is not importable) and ``resume_step`` (keep only lines with step <= it; None
-    on a fresh start keeps nothing: the file is started anew).
+    Inputs: the file, whether this rank writes, ``resume_step`` (keep only lines with step <= it; None
+    on a fresh start keeps nothing: the file is started anew) and the stage's ``Trackers`` (None: the
+    JSONL only), which this logger starts (raising TrackingError at once when one cannot) and finishes.
     """
 
-    def __init__(self, path: str | Path, enabled: bool = True, tensorboard_dir: str | Path | None = None,
-                 resume_step: int | None = None):
+    def __init__(self, path: str | Path, enabled: bool = True, resume_step: int | None = None,
+                 trackers: Trackers | None = None):
         self.path = Path(str(path).removeprefix("file://"))
         self.enabled = enabled
         self.start = time.time()
         self._file = None
-        self._tb = None
+        self.trackers: Trackers | None = None
         if not enabled:
             return
+        if trackers is not None:
+            trackers.start()  # before the file is rewritten: a tracker that cannot start changes nothing
+            self.trackers = trackers
         kept = self._kept_lines(resume_step)
         io.write_jsonl(str(self.path), kept)  # atomic rewrite, then append
         self._file = self.path.open("a", buffering=1)
-        if tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(log_dir=str(tensorboard_dir))
-            except ImportError:
-                log.info("tensorboard is not installed: metrics go to %s only", self.path)
 
     def _kept_lines(self, resume_step: int | None) -> list[dict]:
         if resume_step is None or not self.path.exists():
@@ -70,18 +66,18 @@ class MetricsLogger:
         rec = {"step": step, "time": round(now, 3), "elapsed": round(now - self.start, 3),
                "cpuSeconds": round(time.process_time(), 3), **clean}
         self._file.write(json.dumps(rec) + "\n")
-        if self._tb is not None:
-            for k, v in clean.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None:
-                    self._tb.add_scalar(k, v, step)
+        if self.trackers is not None:
+            self.trackers.log(step, clean)
 
-    def close(self) -> None:
+    def close(self, summary: dict[str, Any] | None = None, ok: bool = True) -> None:
+        """Closes the file and finishes the trackers (``summary``: the stage's final figures, which the
+        trackers record as the runs' summary; ``ok``: whether the stage succeeded)."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        if self.trackers is not None:
+            self.trackers.finish(summary or {}, ok)
+            self.trackers = None
 
 
 def read_metrics(path: str | Path) -> list[dict]:

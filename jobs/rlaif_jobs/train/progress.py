@@ -3,6 +3,7 @@ one that does nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -28,18 +29,26 @@ class _Bar:
 
     def __init__(self, bar: Any, desc: str) -> None:
         self._bar, self._desc = bar, desc
+        self._metrics: dict[str, float] = {}
         progress.report(desc, int(bar.n), bar.total, "steps")
 
     def update(self, n: int = 1) -> None:
         self._bar.update(n)
-        progress.report(self._desc, int(self._bar.n), self._bar.total, "steps")
+        progress.report(self._desc, int(self._bar.n), self._bar.total, "steps", **self._extra())
 
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        """The bar's postfix; its numeric values also become the progress events' step metrics."""
         self._bar.set_postfix(*args, **kwargs)
+        for key, value in kwargs.items():
+            with contextlib.suppress(TypeError, ValueError):
+                self._metrics[key] = float(value)
 
     def phase(self, name: str) -> None:
         """Names what the current step is doing (rollout, update, ...): shown beside the step count."""
-        progress.report(self._desc, int(self._bar.n), self._bar.total, "steps", doing=name)
+        progress.report(self._desc, int(self._bar.n), self._bar.total, "steps", doing=name, **self._extra())
+
+    def _extra(self) -> dict[str, Any]:
+        return {"metrics": dict(self._metrics)} if self._metrics else {}
 
     def close(self) -> None:
         self._bar.close()

@@ -4,7 +4,8 @@ data, models and step; this is the rest.
 
     out = output_dir(config.output.uri, "reward trainer")            # before anything slow
     ...
-    run = TrainingRun(out, spec, env, {"model": engine}, total_steps, desc="reward")
+    run = TrainingRun(out, spec, env, {"model": engine}, total_steps, desc="reward",
+                      tracking=config.tracking, params=config.to_wire())  # trackers start here (rank 0)
     # run.start: the step to resume from; run.saved: the state saved with that checkpoint
     for batch in sampler.steps(run.start, total_steps):
         ...                                                           # the trainer's own step
@@ -14,22 +15,28 @@ data, models and step; this is the rest.
     summary = run.report(config.output.uri, "reward", results, extra)  # metrics closed, summary.json
 
 Inputs: the local output folder, the TrainerSpec (keepCheckpoints, checkpointEverySteps), the
-DistEnv, the named DeepSpeed engines to checkpoint together, the run's total optimizer steps.
+DistEnv, the named DeepSpeed engines to checkpoint together, the run's total optimizer steps, and the
+stage's ``tracking`` spec with the config to record as the tracked runs' parameters (``params``).
+Call ``check_tracking(config.tracking)`` before anything slow: a tracker whose package is missing then
+fails the stage at once (exit 3) rather than after the models loaded.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rlaif_jobs import io, summaries
+from rlaif_jobs.config.tracking import TrackingSpec
 from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.checkpoint import CheckpointManager
 from rlaif_jobs.train.dist import DistEnv
 from rlaif_jobs.train.engine import export_hf_model
 from rlaif_jobs.train.metrics import MetricsLogger
 from rlaif_jobs.train.progress import progress_bar
+from rlaif_jobs.train.trackers import Trackers
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ class TrainingRun:
     """Resumes from the newest complete checkpoint on construction; saves on the spec's cadence."""
 
     def __init__(self, out: Path, spec: Any, env: DistEnv, engines: dict[str, Any], total_steps: int,
-                 desc: str) -> None:
+                 desc: str, tracking: TrackingSpec | None = None, params: Mapping[str, Any] | None = None) -> None:
         self.out, self.env, self.engines, self.total_steps = out, env, engines, total_steps
         self.every = spec.checkpoint_every_steps
         self.ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
@@ -55,8 +62,10 @@ class TrainingRun:
         self.resumed = info is not None
         self.start = info.step if info else 0
         self.saved: dict[str, Any] = info.state if info else {}
-        self.metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main,
-                                     tensorboard_dir=out / "tensorboard", resume_step=self.start if info else None)
+        resume_step = self.start if info else None
+        trackers = Trackers(tracking, out, resume_step, params, stage=desc) if env.is_main else None
+        self.metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main, resume_step=resume_step,
+                                     trackers=trackers)
         if info:
             self.metrics.log(self.start, event="resumed", checkpoint=info.path.name)
         self.last_saved = self.start if info else -1
@@ -86,9 +95,9 @@ class TrainingRun:
         return export_hf_model(engine, self.out / "model", self.env, tokenizer)
 
     def report(self, uri: str, kind: str, results: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-        """Closes the metrics; writes ``summary.json`` with the model as output on rank 0 and returns it
-        (elsewhere returns ``results``)."""
-        self.metrics.close()
+        """Closes the metrics (the trackers record ``results`` as their runs' summary); writes
+        ``summary.json`` with the model as output on rank 0 and returns it (elsewhere returns ``results``)."""
+        self.metrics.close(summary=results)
         if not self.env.is_main:
             return results
         summary = summaries.write_summary(uri, kind, {summaries.OUTPUT_MODEL: io.join(uri, "model")}, results, extra)

@@ -101,12 +101,34 @@ class Condition(CamelModel):
     observed_generation: int | None = Field(None, ge=0, description="Spec generation this was computed from.")
 
 
+class Progress(CamelModel):
+    """A running stage's latest progress, as its rank-0 pod last reported it (the structured progress
+    lines the workloads print; the operator reads the pod's log tail at most every
+    ``progress_interval_seconds``). Absent before the workload reports and once the stage finished."""
+
+    phase: str = Field(description="What the workload is doing: labeling, training, rollout, evaluating, ...")
+    done: int = Field(ge=0, description="Units done in this phase.")
+    total: int | None = Field(None, ge=0, description="Units in this phase, when known.")
+    unit: str = Field("", description="What is counted: pairs, steps, prompts, ...")
+    percent: int | None = Field(None, ge=0, le=100, description="done / total, in percent.")
+    rate: float | None = Field(None, ge=0, description="Units per second over the phase so far.")
+    eta: str | None = Field(None, description="Estimated time left in this phase, e.g. 12m30s.")
+    summary: str = Field(description="One line for kubectl get, e.g. 'training 120/400 steps (30%)'.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="The latest step's metrics"
+                                      " (loss, reward, kl, ...), as the workload reported them.")
+    reported_time: str | None = Field(None, description="When the workload wrote the line.",
+                                      json_schema_extra={"format": "date-time"})
+    observed_time: str = Field(description="When the operator read it.", json_schema_extra={"format": "date-time"})
+
+
 class StageStatus(CamelModel):
     """One stage of a pipeline, as the pipeline reports it."""
 
     name: str = Field(description="The child resource's name.")
     kind: str = Field(description="The child resource's kind.")
     phase: Phase | None = Field(None, description="The child's phase.")
+    progress: str | None = Field(None, description="The child's progress summary while it runs.")
+    eta: str | None = Field(None, description="The child's estimated time left in its phase while it runs.")
 
 
 class Status(CamelModel):
@@ -135,6 +157,13 @@ class Status(CamelModel):
                                  " started again after a worker failed (at most runtime.backoffLimit).")
     restart_handled: str | None = Field(
         None, description="The value of the rlaif.dev/restart annotation the operator last acted on.")
+    progress: Progress | None = Field(None, description="While running: the latest progress (a pipeline: its"
+                                      " running stage's, with the stage named in the summary).")
+    preemptions: int | None = Field(None, ge=0, description="Stage only: times a multi-node training group"
+                                    " was started again because a worker was preempted or evicted (not"
+                                    " counted against runtime.backoffLimit).")
+    log_tail: list[str] | None = Field(None, description="Stage only: the last lines its rank-0 (or"
+                                " failed) pod logged, kept when it finished so they outlive the Job's TTL.")
 
 
 class ObjectMeta(CamelModel):

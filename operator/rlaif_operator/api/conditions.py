@@ -76,6 +76,7 @@ class Reason(StrEnum):
     FAILED_CREATE = "FailedCreate"  # the Job controller could not create pods (admission, quota)
     MERGING = "Merging"
     GANG_RESTART = "GangRestart"  # a multi-node training group failed and is started again as a whole
+    GANG_PREEMPTED = "GangPreempted"  # ... because a worker was preempted or evicted (not counted as a failure)
     RESTARTED = "Restarted"  # a rlaif.dev/restart request was acted on
     RESTART_IGNORED = "RestartIgnored"
     COMPLETED = "Completed"

@@ -24,6 +24,7 @@ from rlaif_jobs.config.policy import (
     RolloutSpec,
 )
 from rlaif_jobs.config.reward import RewardTrainerSpec
+from rlaif_jobs.config.tracking import TrackingSpec
 from rlaif_jobs.summaries import OUTPUT_LABELS, OUTPUT_MODEL
 from rlaif_operator.api.common import DNS_LABEL, ObjectMeta, Resources, Runtime, Status
 
@@ -95,6 +96,9 @@ class RewardModelRunSpec(StageSpec):
         None, description="Required, except inside a pipeline (which wires its labeling stage)."
     )
     training: RewardTrainerSpec = Field(default_factory=RewardTrainerSpec, description="Hyperparameters.")
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking besides <output>/metrics.jsonl: TensorBoard"
+        " (on by default), MLflow, Weights & Biases.")
 
 
 # --- PolicyRLRun ---------------------------------------------------------------------------------
@@ -133,6 +137,9 @@ class PolicyRLRunSpec(StageSpec):
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rollout engine.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="The policy against SFT:"
                                        " judge's win rate, harmless rates, oracle score.")
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking besides <output>/metrics.jsonl: TensorBoard"
+        " (on by default), MLflow, Weights & Biases.")
 
     def has_judge(self) -> bool:
         """Evaluation is off, or it has a judge (its own, or the d-RLAIF labeler)."""
@@ -249,6 +256,12 @@ def _phase() -> dict[str, Any]:
     return {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}
 
 
+def _progress() -> list[dict[str, Any]]:
+    """While running: what the workload does and how far it is, and the time left in that phase."""
+    return [{"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary"},
+            {"name": "ETA", "type": "string", "jsonPath": ".status.progress.eta"}]
+
+
 class PreferenceLabelJob(StageResource):
     """Labels pairs with an AI labeler; outputs: labels, summary."""
 
@@ -260,6 +273,7 @@ class PreferenceLabelJob(StageResource):
     MODULE = "rlaif_jobs.label"
     PRINTER_COLUMNS = [
         _phase(),
+        *_progress(),
         {"name": "Labeled", "type": "integer", "jsonPath": ".status.metrics.labeled"},
         {"name": "Alignment", "type": "number", "jsonPath": ".status.metrics.alignment"},
         {"name": "SamePosition", "type": "number", "jsonPath": ".status.metrics.samePositionRate",
@@ -282,6 +296,7 @@ class RewardModelRun(StageResource):
     REQUIRED_IN_SPEC = ["preferences"]
     PRINTER_COLUMNS = [
         _phase(),
+        *_progress(),
         # the paper's headline: accuracy against held-out HUMAN labels; against AI labels is secondary
         {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracyHuman"},
         {"name": "AIAccuracy", "type": "number", "jsonPath": ".status.metrics.evalAccuracyAi", "priority": 1},
@@ -305,6 +320,7 @@ class PolicyRLRun(StageResource):
     SPEC_RULES = [{"rule": judged("self"), "message": "spec." + NO_JUDGE}]
     PRINTER_COLUMNS = [
         _phase(),
+        *_progress(),
         {"name": "Reward", "type": "number", "jsonPath": ".status.metrics.meanReward"},
         {"name": "KL", "type": "number", "jsonPath": ".status.metrics.kl"},
         {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
@@ -333,6 +349,7 @@ class RLAIFPipeline(Resource):
     MAX_NAME = 32  # stage children are named "<pipeline>-<stage>"
     PRINTER_COLUMNS = [
         _phase(),
+        *_progress(),
         {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
         {"name": "WinRate", "type": "number", "jsonPath": ".status.metrics.winRate"},
         {"name": "Oracle", "type": "number", "jsonPath": ".status.metrics.oracleScore"},

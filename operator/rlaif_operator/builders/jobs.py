@@ -6,7 +6,9 @@
   through the headless Service (``<job>-0.<service>``), so rendezvous works across nodes.
 - Multi-node training is a gang (``is_gang``): backoffLimit 0, the operator restarts the whole group.
 - Every Job: ``backoffLimit``; a ``podFailurePolicy`` that fails at once on a config error (exit code 3,
-  retrying cannot fix it) and does not count disruptions (preemption, eviction) against the limit;
+  retrying cannot fix it) and does not count disruptions (preemption, eviction) against the limit: a
+  single pod is replaced, a gang's Job fails (``FailJob``) so that the operator restarts the whole group
+  (``status.preemptions``, not counted against ``runtime.backoffLimit``);
   ``activeDeadlineSeconds``; with a Kueue queue, the queue label and ``suspend: true`` so Kueue admits
   the whole gang at once.
 """
@@ -22,16 +24,20 @@ from rlaif_operator.builders.configmap import CONFIG_PATH
 from rlaif_operator.builders.pod import pod_template
 from rlaif_operator.settings import OperatorSettings
 
-EXIT_SIGKILL = 137  # what the kernel's OOM killer leaves (as does a preemption, which the Ignore rule takes first)
+EXIT_SIGKILL = 137  # what the kernel's OOM killer leaves (as does a preemption, which the disruption rule takes first)
 
 
-def pod_failure_policy() -> dict[str, Any]:
-    """Fail fast on a config error; ignore disruptions (they are not the workload's fault); fail fast on
-    a kill for memory: the same pod with the same limit would be killed again (the operator names the
-    limit and the fix). Rules apply in order, so a preempted pod (SIGKILLed too) is ignored first."""
+def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
+    """Fail fast on a config error; a disruption (preemption, eviction: not the workload's fault) is not
+    counted: a single pod is replaced (Ignore), a gang's Job fails (FailJob), as a lone replacement
+    worker could not rejoin the group, and the operator restarts the whole group without counting it
+    (``JobObservation.preempted``); fail fast on a kill for memory: the same pod with the same limit would be
+    killed again (the operator names the limit and the fix). Rules apply in order, so a preempted pod
+    (SIGKILLed too) meets the disruption rule first."""
     return {"rules": [
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_CONFIG_ERROR]}},
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob" if gang else "Ignore",
+         "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_SIGKILL]}},
     ]}
 
@@ -40,7 +46,9 @@ def is_gang(resource: StageResource) -> bool:
     """Multi-node training: torchrun's workers only make progress together, so one failed worker fails
     the group, and the operator restarts the whole group (``runtime.backoffLimit`` times) from the last
     checkpoint, as JobSet and Kubeflow's training operator do. The Job itself then never retries a pod:
-    a lone replacement worker could not rejoin the running group's static rendezvous."""
+    a lone replacement worker could not rejoin the running group's static rendezvous. A preempted or
+    evicted worker fails the group too (``pod_failure_policy``); that restart is not counted against
+    ``runtime.backoffLimit``."""
     return resource.TRAINS and resource.spec.resources.nodes > 1
 
 
@@ -55,7 +63,7 @@ def _job(resource: StageResource, name: str, component: str, completions: int, t
         "completions": completions,
         "parallelism": completions,
         "backoffLimit": 0 if gang else runtime.backoff_limit,
-        "podFailurePolicy": pod_failure_policy(),
+        "podFailurePolicy": pod_failure_policy(gang),
         "template": template,
     }
     if runtime.active_deadline_seconds:

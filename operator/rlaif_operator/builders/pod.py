@@ -11,6 +11,7 @@ from typing import Any
 from rlaif_jobs.apikeys import api_key_env
 from rlaif_jobs.config.common import SecretKeyRef
 from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.config.tracking import WANDB_API_KEY_ENV, TrackingSpec
 from rlaif_jobs.summaries import DEFAULT_TERMINATION_LOG
 from rlaif_operator.api.kinds import PolicyRLRun, PreferenceLabelJob, StageResource
 from rlaif_operator.builders import names
@@ -59,6 +60,24 @@ def labeler_key_secrets(resource: StageResource) -> list[SecretKeyRef]:
     return list({api_key_env(ref): ref for ref in refs}.values())
 
 
+def tracking_spec(resource: StageResource) -> TrackingSpec | None:
+    """The experiment tracking of a trainer stage (reward model, policy), else None."""
+    tracking = getattr(resource.spec, "tracking", None)
+    return tracking if isinstance(tracking, TrackingSpec) else None
+
+
+def tracking_key_secret(resource: StageResource) -> SecretKeyRef | None:
+    """The W&B API key's Secret (``tracking.wandb.apiKeySecret``), given to the pods as WANDB_API_KEY."""
+    tracking = tracking_spec(resource)
+    return tracking.wandb.api_key_secret if tracking and tracking.wandb else None
+
+
+def tracking_env_secret(resource: StageResource) -> str | None:
+    """The Secret whose keys become the pods' MLflow variables (``tracking.mlflow.credentialsSecret``)."""
+    tracking = tracking_spec(resource)
+    return tracking.mlflow.credentials_secret if tracking and tracking.mlflow else None
+
+
 def referenced_secrets(resource: StageResource) -> list[tuple[str, str | None]]:
     """Secrets the pods need, as (name, key or None for a whole Secret), in a stable order.
 
@@ -75,6 +94,10 @@ def referenced_secrets(resource: StageResource) -> list[tuple[str, str | None]]:
             found.append((ref.name, ref.key))
     if runtime.storage.credentials_secret:
         found.append((runtime.storage.credentials_secret, None))
+    if (wandb_key := tracking_key_secret(resource)) is not None:
+        found.append((wandb_key.name, wandb_key.key))
+    if (mlflow_env := tracking_env_secret(resource)) is not None:
+        found.append((mlflow_env, None))
     return list(dict.fromkeys(found))
 
 
@@ -88,6 +111,8 @@ def container_env(resource: StageResource, extra: list[dict[str, Any]]) -> list[
     env: list[dict[str, Any]] = [
         {"name": "RLAIF_STAGE", "value": str(resource.STAGE)},
         {"name": "RLAIF_RESOURCE", "value": f"{resource.kind}/{resource.metadata.name}"},
+        # progress events as log lines: the operator reads them into status.progress (rlaif_jobs.progress)
+        {"name": "RLAIF_PROGRESS_LOG", "value": "1"},
         # Set explicitly (the Job controller would add it too) so that $(JOB_COMPLETION_INDEX) expands.
         {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{names.COMPLETION_INDEX_ANNOTATION}']"}}},
@@ -96,6 +121,8 @@ def container_env(resource: StageResource, extra: list[dict[str, Any]]) -> list[
     if runtime.hub_token_secret:
         env.append(_secret_env(HUB_TOKEN_ENV, runtime.hub_token_secret))
     env += [_secret_env(api_key_env(ref), ref) for ref in labeler_key_secrets(resource)]
+    if (wandb_key := tracking_key_secret(resource)) is not None:
+        env.append(_secret_env(WANDB_API_KEY_ENV, wandb_key))
     env += [{"name": e.name, "value": e.value} for e in runtime.env]
     return env
 
@@ -180,8 +207,9 @@ def pod_template(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": container_security_context(),
     }
-    if storage.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": storage.credentials_secret}}]
+    env_from = [name for name in (storage.credentials_secret, tracking_env_secret(resource)) if name]
+    if env_from:  # every key of these Secrets becomes a variable (object-store and MLflow credentials)
+        container["envFrom"] = [{"secretRef": {"name": name}} for name in dict.fromkeys(env_from)]
     resources = container_resources(resource)
     if resources:
         container["resources"] = resources

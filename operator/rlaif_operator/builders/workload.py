@@ -63,12 +63,13 @@ def workload_config(resource: StageResource,
         preferences_uri = upstream_uri or rs.preferences.uri
         assert preferences_uri is not None  # exactly one of fromLabelJob / uri is set
         return RewardConfig(base_model=rs.base_model, preferences_uri=preferences_uri,
-                            training=rs.training, output=rs.output)
+                            training=rs.training, tracking=rs.tracking, output=rs.output)
     if isinstance(resource, PolicyRLRun):
         ps = resource.spec
         assert ps.reward is not None
         model_uri = upstream_uri or ps.reward.model_uri
         return PolicyConfig(policy=ps.policy, prompts=ps.prompts, reward_model_uri=model_uri,
                             direct_reward=ps.reward.direct, oracle_reward=ps.reward.oracle, rl=ps.rl,
-                            rollout=ps.rollout, evaluation=ps.evaluation, output=ps.output)
+                            rollout=ps.rollout, evaluation=ps.evaluation, tracking=ps.tracking,
+                            output=ps.output)
     raise TypeError(f"{resource.kind} has no workload of its own")

@@ -23,8 +23,9 @@ _WARNING_WAITS = (Reason.UPSTREAM_NOT_FOUND, Reason.UPSTREAM_DELETED, Reason.SEC
 # InputsReady=False reasons whose Event the Failed condition already posts.
 _FAILED_INPUTS = (Reason.INVALID_SPEC, Reason.INVALID_REFERENCE, Reason.UPSTREAM_FAILED, Reason.UPSTREAM_OUTPUT_MISSING)
 # Running=False reasons that deserve an Event: the stage waits on something a user must see.
-_RUNNING_EVENTS = (Reason.QUEUED, Reason.GANG_RESTART, Reason.UNSCHEDULABLE, Reason.NAME_CONFLICT,
-                   Reason.CREATE_FORBIDDEN, Reason.FAILED_MOUNT, Reason.FAILED_CREATE, *POD_WAITING_PROBLEMS)
+_RUNNING_EVENTS = (Reason.QUEUED, Reason.GANG_RESTART, Reason.GANG_PREEMPTED, Reason.UNSCHEDULABLE,
+                   Reason.NAME_CONFLICT, Reason.CREATE_FORBIDDEN, Reason.FAILED_MOUNT, Reason.FAILED_CREATE,
+                   *POD_WAITING_PROBLEMS)
 
 
 def transition_events(old: Status, new: Status) -> list[EventSpec]:

@@ -7,7 +7,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlaif_operator.api.common import Status
+from rlaif_operator.api.common import Progress, Status
+
+# What Kubernetes' Job controller says in the Failed condition when a pod condition DisruptionTarget met a
+# FailJob rule (pkg/controller/job/pod_failure_policy.go: "Pod %s/%s has condition %v matching %v rule at
+# index %d").
+PREEMPTED_MESSAGE = "has condition DisruptionTarget matching FailJob rule"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,18 @@ class JobObservation:
     pod_problem: tuple[str, str] | None = None
     # What the failed pods said, once the Job failed: ("OOMKilled", memory limit) or ("Error", message).
     pod_failure: tuple[str, str] | None = None
+    # While it runs: the latest progress its rank-0 pod logged, when the operator read it this time
+    # (None: not read this time, the status keeps what it had).
+    progress: Progress | None = None
+    # Once it finished: the last lines its rank-0 pod (on success) or its failed pod logged.
+    log_tail: tuple[str, ...] | None = None
+
+    @property
+    def preempted(self) -> bool:
+        """Whether the Job failed because a pod was preempted or evicted: the FailJob rule on the pod
+        condition DisruptionTarget that a gang's Job carries (builders/jobs.py), as the Job controller
+        words it: "Pod NS/NAME has condition DisruptionTarget matching FailJob rule at index 1"."""
+        return self.failed_reason == "PodFailurePolicy" and PREEMPTED_MESSAGE in (self.failed_message or "")
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class StageObservation:
     lost_detail: str = ""  # why the summary could not be read
     # A multi-node group failed and its Job was deleted to start the whole group again: what failed.
     gang_restart: str | None = None
+    gang_preempted: bool = False  # ... because a worker was preempted or evicted (not a failure of its own)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from rlaif_operator.api.common import StageStatus, Status
+from rlaif_operator.api.common import Progress, StageStatus, Status
 from rlaif_operator.api.conditions import ConditionType, Reason
 from rlaif_operator.api.kinds import STAGE_NAMES, RLAIFPipeline
 from rlaif_operator.status.observations import ChildObservation
@@ -30,8 +30,7 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
     children = list(children)
     previous = pipeline.status
     mine = [c for c in children if c.exists and c.owned and c.status]
-    stages = [StageStatus(name=c.name, kind=c.kind, phase=c.status.phase if c in mine and c.status else None)
-              for c in children]
+    stages = [_stage(c, c in mine) for c in children]
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
     for c in mine:
@@ -55,7 +54,23 @@ def compute_pipeline_status(pipeline: RLAIFPipeline, children: Iterable[ChildObs
         outputs=outputs, metrics=metrics,
         current_stage=None if terminal or current is None else current.name,
         stages=stages,
+        progress=_progress(current) if verdict.phase == "Running" else None,
     )
+
+
+def _stage(child: ChildObservation, mine: bool) -> StageStatus:
+    status = child.status if mine else None
+    progress = status.progress if status is not None and status.phase == "Running" else None
+    return StageStatus(name=child.name, kind=child.kind, phase=status.phase if status else None,
+                       progress=progress.summary if progress else None, eta=progress.eta if progress else None)
+
+
+def _progress(current: ChildObservation | None) -> Progress | None:
+    """The running stage's progress, its summary prefixed with the stage's role (label, reward, policy)."""
+    progress = current.status.progress if current is not None and current.status is not None else None
+    if current is None or progress is None:
+        return None
+    return progress.model_copy(update={"summary": f"{STAGE_NAMES[current.kind]}: {progress.summary}"})
 
 
 def _verdict(children: list[ChildObservation], phases: list[str | None], failed: ChildObservation | None,

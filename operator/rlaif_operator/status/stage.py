@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rlaif_operator.api.common import Status
+from rlaif_operator.api.common import Progress, Status
 from rlaif_operator.api.conditions import FINAL_FAILURES, RESTART_ANNOTATION, ConditionType, Reason
 from rlaif_operator.api.kinds import Resource
 from rlaif_operator.status.evaluation import evaluation_conditions
@@ -122,6 +122,9 @@ def _job_failure(job: JobObservation, kind: str, name: str) -> tuple[str, str]:
                     f" ({job.pod_failure[1]}), not retried with the same limit: raise spec.resources.memory, or"
                     f" lower the batch size (create a new resource; {hint})")
         said = f"; the last failed pod said: {job.pod_failure[1]}"
+    if job.preempted:  # a gang's worker preempted: the operator restarts the group; this is what is left
+        return (Reason.JOB_FAILED, f"a pod of Job {job.name} was preempted or evicted and the group was not"
+                f" restarted: {detail}; {hint}")
     if reason == "PodFailurePolicy" and "exit code 137" in detail:  # SIGKILL, but no OOMKilled pod left to say so
         return (Reason.JOB_FAILED, f"a pod of Job {job.name} was killed (exit code 137, not retried){said}: if it ran"
                 " out of memory, raise spec.resources.memory")
@@ -208,17 +211,36 @@ def compute_status(resource: Resource, observed: StageObservation, now: datetime
             result.start = result.start or job.start_time
 
     job_uid = job.uid if job is not None and job.exists and job.owned and job.uid else previous.job_uid
-    restarts = previous.restarts
-    if observed.gang_restart is not None:
+    restarts, preemptions = previous.restarts, previous.preemptions
+    if observed.gang_restart is not None and observed.gang_preempted:  # not counted against backoffLimit
+        job_uid, preemptions = None, (previous.preemptions or 0) + 1
+    elif observed.gang_restart is not None:
         job_uid, restarts = None, (previous.restarts or 0) + 1
     conds = conditions(previous, now, generation, verdict)
     if verdict.phase == "Succeeded":  # judge independence (the rule: status/evaluation.py)
         conds += evaluation_conditions(resource.kind, result.metrics, rfc3339(now), generation)
+    progress, tail = _live(verdict, observed, previous)
     return Status(phase=verdict.phase, message=verdict.message, conditions=conds,  # type: ignore[arg-type]
                   observed_generation=generation, start_time=result.start,
                   completion_time=result.end if verdict.phase in TERMINAL else None,
                   outputs=result.outputs, metrics=result.metrics, job_uid=job_uid, restarts=restarts,
-                  restart_handled=previous.restart_handled)
+                  restart_handled=previous.restart_handled, progress=progress, log_tail=tail,
+                  preemptions=preemptions)
+
+
+def _live(verdict: Verdict, observed: StageObservation,
+          previous: Status) -> tuple[Progress | None, list[str] | None]:
+    """(status.progress, status.logTail): the progress read this time (else the last one) while the Job
+    runs, none otherwise; the last lines of the Job that ended the stage, once it finished."""
+    job = observed.merge_job if observed.merge_job is not None and observed.merge_job.exists else observed.job
+    progress = None
+    if verdict.phase == "Running" and observed.merge_job is None:
+        progress = (job.progress if job is not None else None) or previous.progress
+    tail = previous.log_tail
+    if verdict.phase in TERMINAL:
+        found = next((j.log_tail for j in (job, observed.job) if j is not None and j.log_tail), None)
+        tail = list(found) if found else tail
+    return progress, tail
 
 
 def _children(verdict: Verdict, resource: Resource, obs: StageObservation, result: _Result,
@@ -231,7 +253,8 @@ def _children(verdict: Verdict, resource: Resource, obs: StageObservation, resul
     elif obs.conflict is not None:
         name_conflict(verdict, obs.conflict, kind)
     elif obs.gang_restart is not None:
-        verdict.wait("Pending", Reason.GANG_RESTART, obs.gang_restart)
+        verdict.wait("Pending", Reason.GANG_PREEMPTED if obs.gang_preempted else Reason.GANG_RESTART,
+                     obs.gang_restart)
     elif obs.lost:
         _lost(verdict, resource, obs, result, now)
     elif job is None:

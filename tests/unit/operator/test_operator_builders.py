@@ -157,6 +157,23 @@ def test_retry_policy_fails_fast_on_config_error_and_ignores_disruptions() -> No
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (2, 86400, 3600)
 
 
+def test_a_gangs_job_fails_on_a_disruption_a_single_pods_job_replaces_it() -> None:
+    """A preempted worker of a multi-node trainer fails its Job (FailJob), so that the operator restarts the
+    whole group; every other Job replaces a disrupted pod (Ignore). Both keep the other rules in order."""
+    disruption = [{"type": "DisruptionTarget", "status": "True"}]
+    gang = build_stage_children(resource("RewardModelRun", "rm", REWARD), "/l.jsonl", SETTINGS).job["spec"]
+    single = build_stage_children(resource("RewardModelRun", "rm", {**REWARD, "resources": {
+        **REWARD["resources"], "nodes": 1}}), "/l.jsonl", SETTINGS).job["spec"]
+    label = build_stage_children(resource("PreferenceLabelJob", "labels", LABELING), None, SETTINGS).job["spec"]
+    assert gang["backoffLimit"] == 0
+    assert gang["podFailurePolicy"]["rules"][1] == {"action": "FailJob", "onPodConditions": disruption}
+    for spec in (single, label):
+        assert spec["podFailurePolicy"]["rules"][1] == {"action": "Ignore", "onPodConditions": disruption}
+    for spec in (gang, single, label):
+        rules = spec["podFailurePolicy"]["rules"]
+        assert [r.get("onExitCodes", {}).get("values") for r in rules] == [[3], None, [137]]
+
+
 def test_kueue_queue_label_and_suspended_gang() -> None:
     job = build_stage_children(resource("PreferenceLabelJob", "labels", LABELING), None, SETTINGS).job
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"

@@ -29,7 +29,9 @@ NON_DEFAULT: dict[str, Any] = {
     "operator": {"namespaces": ["team-a", "team-b"], "allowedImagePrefixes": ["ghcr.io/rlaif/", "registry.local/ml/"],
                  "allowedServiceAccounts": ["rlaif-workload"], "defaultServiceAccount": "rlaif-workload",
                  "maxGpusPerNode": 8, "labelerImage": f"ghcr.io/rlaif/labeler:0.1.0@{DIGEST}"},
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                "grafanaDashboard": {"enabled": True, "namespace": "monitoring",
+                                     "annotations": {"grafana_folder": "rlaif"}}},
     "networkPolicy": {"enabled": True, "metricsFrom": [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
     "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 20000, "fsGroup": 20000,
@@ -60,7 +62,7 @@ def test_every_rendered_object_is_valid_kubernetes(name: str) -> None:
     # ClusterRole: the tenants' aggregated roles, in every mode (rbac.tenantRoles)
     kinds = {"CustomResourceDefinition", "Deployment", "ServiceAccount", "Service", "Role", "RoleBinding",
              "ClusterRole"}
-    kinds |= {"ClusterRoleBinding"} if name == "default" else {"ServiceMonitor", "NetworkPolicy"}
+    kinds |= {"ClusterRoleBinding"} if name == "default" else {"ServiceMonitor", "NetworkPolicy", "ConfigMap"}
     assert {d["kind"] for d in docs} == kinds
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":  # prometheus-operator's kind: not in the Kubernetes schemas
@@ -285,3 +287,55 @@ def test_tenants_get_runs_through_the_built_in_roles() -> None:
     assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
     assert not [d for d in render({"rbac": {"tenantRoles": False}}) if d["kind"] == "ClusterRole"
                 and d["metadata"]["name"].endswith(("-edit", "-view"))]
+
+
+def _metric_names() -> set[str]:
+    """Every series name the operator's /metrics can carry (rlaif_operator.metrics, registered on import)."""
+    from prometheus_client import REGISTRY
+
+    from rlaif_operator import metrics  # noqa: F401 - registers them
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {family.name + suffix for family in REGISTRY.collect() if family.name.startswith("rlaif_")
+            for suffix in suffixes.get(family.type, ("",))}
+
+
+def test_grafana_dashboard_only_when_enabled_and_queries_only_real_metrics() -> None:
+    """metrics.grafanaDashboard: a ConfigMap the Grafana sidecar picks up by its label, holding valid
+    dashboard JSON whose every query names a metric the operator exports."""
+    import re
+
+    assert by_kind(render(), "ConfigMap") == []
+    maps = by_kind(render({"metrics": {"grafanaDashboard": {"enabled": True}}}), "ConfigMap")
+    assert len(maps) == 1
+    cm = maps[0]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "rlaif-system"
+    placed = by_kind(render(NON_DEFAULT), "ConfigMap")[0]["metadata"]
+    assert placed["namespace"] == "monitoring" and placed["annotations"] == {"grafana_folder": "rlaif"}
+    assert list(cm["data"]) == ["rlaif-operator.json"]
+    dashboard = json.loads(cm["data"]["rlaif-operator.json"])
+    assert dashboard == json.loads((CHART / "files" / "grafana-dashboard.json").read_text())  # verbatim
+    assert dashboard["uid"] and dashboard["title"]
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    known = _metric_names()
+    queried: set[str] = set()
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            names = set(re.findall(r"\brlaif_[a-z_]+", target["expr"]))
+            assert names, (panel["title"], target["expr"])
+            assert names <= known, (panel["title"], names - known)
+            queried |= names
+    # what the dashboard promises: runs by phase, progress and ETA, stage durations, reconciles, hand-off, watch
+    assert {"rlaif_run_phase", "rlaif_run_progress_ratio", "rlaif_run_eta_seconds",
+            "rlaif_operator_stage_duration_seconds_bucket", "rlaif_operator_reconciles_total",
+            "rlaif_operator_reconcile_seconds_bucket", "rlaif_operator_handoff_seconds_bucket",
+            "rlaif_operator_watch_events_total"} <= queried
+
+
+def test_service_monitor_keeps_the_runs_namespace_label() -> None:
+    monitor = by_kind(render(NON_DEFAULT), "ServiceMonitor")[0]
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True

@@ -161,6 +161,22 @@ CASES: dict[str, Case] = {
                          started=True),
         "Failed", {"Failed": "BackoffLimitExceeded"}, true=("InputsReady", "Failed"),
         message="the last failed pod said: p: CUDA error"),
+    "gang-worker-failed-restarts-counted": Case(
+        StageObservation(job=JobObservation(name="rm-reward"), started=True,
+                         gang_restart="a worker of Job rm-reward failed: restarting all 2 workers"),
+        "Pending", {"Running": "GangRestart"}, true=("InputsReady",), message="restarting all 2 workers",
+        previous=Status(phase="Running", job_uid="j1", restarts=1, preemptions=2),
+        extra={"restarts": 2, "preemptions": 2, "job_uid": None}),
+    "gang-worker-preempted-restarts-not-counted": Case(
+        StageObservation(job=JobObservation(name="rm-reward"), started=True, gang_preempted=True,
+                         gang_restart="a worker of Job rm-reward was preempted or evicted: restarting all 2"),
+        "Pending", {"Running": "GangPreempted"}, true=("InputsReady",), message="preempted",
+        previous=Status(phase="Running", job_uid="j1", restarts=1),
+        extra={"restarts": 1, "preemptions": 1, "job_uid": None}),
+    "preempted-job-left-unrestarted-is-no-config-error": Case(
+        StageObservation(job=running_job(failed_reason="PodFailurePolicy", failed_message=(
+            "Pod ns/rm-reward-1-x has condition DisruptionTarget matching FailJob rule at index 1")), started=True),
+        "Failed", {"Failed": "JobFailed"}, true=("InputsReady", "Failed"), message="was preempted or evicted"),
     "job-deleted-by-hand-while-running": Case(
         StageObservation(job=running_job(deleting=True), started=True),
         "Failed", {"Failed": "JobDeleted"}, true=("InputsReady", "Failed"), message="rlaif.dev/restart"),
@@ -361,3 +377,22 @@ def test_kstatus_conditions_carry_the_reason_of_the_phase_and_post_no_events() -
         assert not [e for e in transition_events(old, new) if e.reason not in ("ConfigError", "JobSucceeded",
                                                                                  "Completed")]
         assert len([e for e in transition_events(old, new) if e.type == "Warning"]) == (new is failed)
+
+
+def test_a_preemption_is_recognised_by_the_job_controllers_message_only() -> None:
+    """Kubernetes' Job controller words a FailJob on a pod condition "Pod NS/NAME has condition TYPE matching
+    FailJob rule at index I": DisruptionTarget there is a preemption; an exit code is not."""
+    said = "Pod ns/rm-reward-1-abcde has condition DisruptionTarget matching FailJob rule at index 1"
+    assert JobObservation(name="j", failed_reason="PodFailurePolicy", failed_message=said).preempted
+    assert not JobObservation(name="j", failed_reason="PodFailurePolicy", failed_message=(
+        "Container trainer for pod ns/p failed with exit code 3 matching FailJob rule at index 0")).preempted
+    assert not JobObservation(name="j", failed_reason="BackoffLimitExceeded", failed_message=said).preempted
+    assert not JobObservation(name="j").preempted
+
+
+def test_a_gang_preemption_posts_a_preempted_event() -> None:
+    running = compute_status(reward(), StageObservation(job=running_job(), started=True), NOW)
+    preempted = compute_status(reward(running), CASES["gang-worker-preempted-restarts-not-counted"].obs, NOW)
+    events = transition_events(running, preempted)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "GangPreempted")]
+    assert "preempted" in events[0].message
