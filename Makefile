@@ -1,5 +1,5 @@
 # One entry point per job. Each target sets up what it needs first (idempotent, quick when done).
-.PHONY: setup quickstart test test-fast bench bench-quickstart crds lint
+.PHONY: setup quickstart test test-fast bench bench-quickstart crds lint lock-images
 
 PY := .venv/bin/python
 
@@ -30,6 +30,10 @@ bench-quickstart:
 
 crds: setup
 	$(PY) -m rlaif_operator.api.crdgen
+
+## The images' lock files (images/locks/): every package each image installs, pinned.
+lock-images: setup
+	scripts/lock_images.sh
 
 lint: setup
 	$(PY) -m ruff check operator jobs tests bench scripts

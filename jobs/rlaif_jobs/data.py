@@ -99,12 +99,16 @@ def _read_hub(ref: DatasetRef) -> list[tuple[int, Any]]:
     try:
         import datasets
     except ImportError:
-        raise DatasetError("hub datasets need the `datasets` package (pip install datasets)") from None
+        raise DatasetError("hub datasets need the `datasets` package: install rlaif's cpu or cuda extra"
+                           " (the workload images have it)") from None
     name = ref.uri.removeprefix("hf://")
     try:
-        ds = datasets.load_dataset(name, ref.subset, split=ref.split)
+        ds = datasets.load_dataset(name, ref.subset, split=ref.split, revision=ref.revision)
     except Exception as err:  # the hub raises many types; all mean "cannot read it"
-        raise DatasetError(f"dataset {ref.uri}: cannot load it from the hub ({err})") from None
+        hint = ""
+        if "script" in str(err).lower() and ref.revision is None:
+            hint = "; it has a loading script, which datasets 4 and later refuse: set revision: refs/convert/parquet"
+        raise DatasetError(f"dataset {ref.uri}: cannot load it from the hub ({err}){hint}") from None
     return list(enumerate(ds, start=1))
 
 

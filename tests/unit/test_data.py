@@ -84,3 +84,12 @@ def test_atomic_write_leaves_old_content_when_interrupted(tmp_path):
         raise RuntimeError("killed halfway")
     assert target.read_text() == '{"n": 1}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left behind
+
+
+def test_a_hub_dataset_that_cannot_be_loaded_names_its_uri(monkeypatch):
+    """hf:// reads through the real `datasets` library (now in the cpu and cuda extras); what the hub
+    cannot give is a DatasetError naming the URI (no hub here: offline)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ref = DatasetRef(uri="hf://rlaif/no-such-dataset", subset="comparisons", revision="refs/convert/parquet")
+    with pytest.raises(DatasetError, match="dataset hf://rlaif/no-such-dataset: cannot load it from the hub"):
+        load_records(ref, PAIR)

@@ -65,6 +65,9 @@ class DatasetRef(CamelModel):
     format: DataFormat = Field("auto", description="File format; auto picks it from the file extension.")
     split: str = Field("train", description="Dataset split for hub datasets.")
     subset: str | None = Field(None, description="Hub dataset configuration name, if it has several.")
+    revision: str | None = Field(None, description="Hub dataset revision: a branch, tag or commit. A dataset"
+                                 " that still ships a loading script (datasets 4 and later refuse those) can"
+                                 " load from the Hub's Parquet conversion: refs/convert/parquet.")
     limit: int | None = Field(None, ge=1, description="Read at most this many records (after any shard and tasks).")
     tasks: list[str] | None = Field(
         None, min_length=1, description="Keep only the records whose task field is one of these (e.g."

