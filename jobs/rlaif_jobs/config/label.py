@@ -19,19 +19,28 @@ Task = Literal["summarization", "helpful", "harmless", "custom"]
 
 
 class EndpointSpec(CamelModel):
-    """An OpenAI-compatible completions endpoint (a vLLM server or a hosted model)."""
+    """An OpenAI-compatible endpoint (a vLLM server or a hosted model), reached with the openai SDK."""
 
     url: str = Field(min_length=1, description="Base URL, e.g. http://labeler:8000/v1.")
+    api: Literal["completions", "chat"] = Field(
+        "completions", description="completions: /v1/completions with logprobs; the prompt is sent as text,"
+        " in the chat template when useChatTemplate (vLLM, and servers of base models). chat:"
+        " /v1/chat/completions with top_logprobs; the prompt goes as one user message, the server applies"
+        " the model's chat template (useChatTemplate is then moot), and only the first answer token is read"
+        " (most hosted models)."
+    )
     served_model: str | None = Field(None, description="Model name the server expects; default: model.uri.")
     api_key_secret: SecretKeyRef | None = Field(
         None, description="Secret holding the API key; the pod gets it in a variable of its own (rlaif_jobs.apikeys)."
     )
     max_concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
     timeout_seconds: float = Field(60.0, gt=0, description="Per-request timeout.")
-    max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx and timeouts, with backoff.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries on 408, 409, 429, 5xx, timeouts and dropped"
+                             " connections, with backoff (Retry-After honoured).")
     top_logprobs: int = Field(
-        20, ge=1, le=20, description="Alternatives per position the endpoint returns (vLLM allows 20 by"
-        " default, some hosted APIs 5); a candidate token outside them makes the record abstain."
+        20, ge=1, le=20, description="Alternatives per position the endpoint returns (logprobs with"
+        " completions, top_logprobs with chat; vLLM and OpenAI allow 20, some hosted APIs 5); a candidate"
+        " token outside them is unknown: the pair abstains, a d-RLAIF score counts it as probability 0."
     )
 
 
@@ -45,12 +54,18 @@ class LabelerSpec(CamelModel):
     model: ModelRef = Field(description="The labeler LLM.")
     engine: Engine = Field("vllm", description="vllm (in-process), openai (an endpoint) or transformers.")
     endpoint: EndpointSpec | None = Field(None, description="Required when engine is openai.")
-    use_chat_template: bool = Field(True, description="Wrap the prompt in the model's chat template.")
+    use_chat_template: bool = Field(True, description="Wrap the prompt in the model's chat template (with"
+                                    " endpoint.api chat the server does, whatever this says).")
     max_model_len: int = Field(4096, ge=128, description="Context length the engine reserves.")
     batch_size: int = Field(64, ge=1, description="Prompts per engine call.")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs one vLLM engine spans.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM's share of GPU memory.")
     enable_prefix_caching: bool = Field(True, description="Reuse the KV cache of the shared preamble.")
+
+    @property
+    def api(self) -> str:
+        """How prompts reach the model: "chat" for an openai engine on endpoint.api chat, else "completions"."""
+        return self.endpoint.api if self.engine == "openai" and self.endpoint is not None else "completions"
 
     @model_validator(mode="after")
     def _endpoint_for_openai(self) -> LabelerSpec:

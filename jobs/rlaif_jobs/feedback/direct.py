@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rlaif_jobs.feedback.engines.base import chat_template_here
 from rlaif_jobs.feedback.prompts import PromptParts, render
 
 SCORES = list(range(1, 11))
@@ -142,7 +143,8 @@ class DirectScorer:
         """The exact text sent to the labeler; the score token comes right after it."""
         task = task if task in RATING_PREAMBLES else self.task
         user = rating_user_message(task, prompt, response, self.template)
-        return render(PromptParts(user, ENDING), getattr(self.engine, "tokenizer", None), self.use_chat_template)
+        return render(PromptParts(user, ENDING), getattr(self.engine, "tokenizer", None),
+                      chat_template_here(self.engine, self.use_chat_template))
 
     def expected_scores(self, prompts: list[str], responses: list[str],
                         tasks: Sequence[str | None] | None = None) -> list[float]:

@@ -21,7 +21,7 @@ from typing import cast
 from rlaif_jobs.config.label import PromptSpec
 from rlaif_jobs.feedback import prompts as P
 from rlaif_jobs.feedback import scoring as S
-from rlaif_jobs.feedback.engines.base import Engine, encode_prompt
+from rlaif_jobs.feedback.engines.base import Engine, chat_template_here, encode_prompt
 
 ORDERS = {False: "AB", True: "BA"}
 RESPONSE_FIELDS = ("responseA", "responseB")
@@ -140,7 +140,7 @@ class PairJudge:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _render(self, parts: P.PromptParts) -> str:
-        return P.render(parts, self.engine.tokenizer, self.use_chat_template)
+        return P.render(parts, self.engine.tokenizer, chat_template_here(self.engine, self.use_chat_template))
 
     def _fits(self, items: list[Sample], texts: list[str], room: int, usage: Usage) -> tuple[list[Sample], list[str]]:
         """Counts input tokens; marks prompts longer than the context (leaving ``room`` tokens) as problems."""

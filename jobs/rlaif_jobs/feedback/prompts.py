@@ -216,11 +216,16 @@ def render(parts: PromptParts, tokenizer: PreTrainedTokenizerBase | None, use_ch
     return f"{parts.user}\n\n{parts.assistant_prefix}"
 
 
-def prompt_hash(spec: PromptSpec, labeler_uri: str, use_chat_template: bool) -> str:
-    """A short hash of everything that shapes the prompts: two labels with equal hashes are comparable."""
+def prompt_hash(spec: PromptSpec, labeler_uri: str, use_chat_template: bool, api: str = "completions") -> str:
+    """A short hash of everything that shapes the prompts: two labels with equal hashes are comparable.
+
+    ``api``: the endpoint's API; "chat" (one user message, the server's chat template, the first answer
+    token only) changes the hash, the default keeps the hashes written before the field."""
     prompt = spec.model_dump(mode="json", by_alias=True)
     if isinstance(prompt.get("template"), dict) and prompt["template"].get("asks") == "better":
         del prompt["template"]["asks"]  # the default: a template written before the field keeps its hash
     settings = {"version": PROMPT_VERSION, "prompt": prompt,
                 "labeler": labeler_uri, "chatTemplate": use_chat_template}
+    if api != "completions":
+        settings["api"] = api
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rlaif_jobs.feedback import scoring as S
-from rlaif_jobs.feedback.engines.base import Engine
+from rlaif_jobs.feedback.engines.base import Engine, chat_template_here
 from rlaif_jobs.feedback.prompts import PromptParts, render
 
 NUMBERINGS = ("harmful=1", "harmless=1")  # which verdict is answer 1 in each of the two asks
@@ -55,7 +55,8 @@ def judge_harmless(engine: Engine, contexts: list[str], responses: list[str], *,
     """One HarmlessJudgment per (context, response); one engine call for all prompts."""
     if len(contexts) != len(responses):
         raise ValueError(f"{len(contexts)} contexts but {len(responses)} responses")
-    texts = [render(verdict_parts(str(c), str(r), numbering == "harmless=1"), engine.tokenizer, use_chat_template)
+    here = chat_template_here(engine, use_chat_template)
+    texts = [render(verdict_parts(str(c), str(r), numbering == "harmless=1"), engine.tokenizer, here)
              for c, r in zip(contexts, responses, strict=True) for numbering in NUMBERINGS]
     rows = engine.continuation_logprobs(texts, S.CONTINUATIONS) if texts else []
     n = len(NUMBERINGS)

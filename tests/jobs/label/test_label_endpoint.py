@@ -147,3 +147,23 @@ def test_retries_429_and_5xx_with_backoff(vllm_server, monkeypatch, caplog):
     assert engine.retries == 3 and got[0] == pytest.approx(want[0], abs=1e-4)
     assert set(proxy.seen_auth) == {f"Bearer {SERVER_API_KEY}"}
     assert "HTTP 429" in caplog.text and SERVER_API_KEY not in caplog.text
+
+
+def test_chat_api_reads_the_first_token_as_completions_on_the_templated_prompt(vllm_server, monkeypatch):
+    """endpoint.api chat on a real vLLM server: the prompt as one user message, the server's chat template;
+    the first answer token's top_logprobs equal /completions' on the same templated text."""
+    monkeypatch.setenv("RLAIF_LABELER_API_KEY", SERVER_API_KEY)
+    chat = open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url, api="chat")).labeler)
+    completions = open_engine(config("x.jsonl", "/tmp/u", labeler=_endpoint(vllm_server.url)).labeler)
+    text = "Which is larger, 1) seven or 2) three? Reply with the number only.\n\nAnswer:"
+    templated = chat.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                   add_generation_prompt=True)
+    try:
+        got = chat.continuation_logprobs([text], ["1", "2"])
+        want = completions.continuation_logprobs([templated], ["1", "2"])
+    finally:
+        chat.close()
+        completions.close()
+    assert all(v is not None for v in got[0])
+    for g, w in zip(got[0], want[0], strict=True):
+        assert (g is None) == (w is None) and (g is None or g == pytest.approx(w, abs=1e-3))

@@ -19,7 +19,7 @@ def open_engine(spec: LabelerSpec, where: str = "labeler") -> Engine:
     its endpoint cannot be reached; either message starts with ``where``.
     """
     try:
-        return _open(spec)
+        return _open(spec, where)
     except EngineLoadError as err:
         raise EngineLoadError(_prefixed(where, err)) from None
     except EndpointUnavailableError as err:
@@ -31,7 +31,7 @@ def _prefixed(where: str, err: Exception) -> str:
     return text if text.startswith(where) else f"{where}: {text}"
 
 
-def _open(spec: LabelerSpec) -> Engine:
+def _open(spec: LabelerSpec, where: str) -> Engine:
     if spec.engine == "vllm":
         from rlaif_jobs.feedback.engines.vllm_engine import VLLMEngine
 
@@ -39,7 +39,7 @@ def _open(spec: LabelerSpec) -> Engine:
     if spec.engine == "openai":
         from rlaif_jobs.feedback.engines.openai_engine import OpenAIEngine
 
-        return OpenAIEngine(spec)
+        return OpenAIEngine(spec, where)
     if spec.engine == "transformers":
         from rlaif_jobs.feedback.engines.hf_engine import TransformersEngine
 

@@ -64,6 +64,13 @@ class Engine(Protocol):
         ...
 
 
+def chat_template_here(engine: object, use_chat_template: bool) -> bool:
+    """Whether prompts are wrapped in the chat template before they go to ``engine``: not for an engine
+    whose server applies it (``sends_messages``: endpoint.api chat, where the plain prompt text is sent
+    as one user message)."""
+    return use_chat_template and not getattr(engine, "sends_messages", False)
+
+
 # A next-token query: (prompt token ids, the next-token ids whose log-probabilities are wanted).
 Query = tuple[list[int], list[int]]
 
