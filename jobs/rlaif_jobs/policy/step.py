@@ -141,6 +141,9 @@ def train_step(ctx: StepContext, step: int, mine: list[Prompt]) -> dict[str, flo
     metrics, averaged over all ranks."""
     t0 = time.perf_counter()
     flat, scores, unscored, t1 = _rollout_and_score(ctx, step, mine)
+    sleep = getattr(ctx.rollout, "sleep", None)  # vLLM sleep mode: its GPU memory to the update until the sync
+    if sleep is not None:
+        sleep()
     t2 = time.perf_counter()
     batch = make_batch([p.ids for p, _ in flat], [g.token_ids for _, g in flat],
                        ctx.tokenizer.pad_token_id).to(ctx.env.device)

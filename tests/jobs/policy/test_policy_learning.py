@@ -101,7 +101,8 @@ def test_ppo_epochs_take_the_old_log_probs_from_a_separate_pass(tiny_sft_policy,
 
 
 def test_pushed_weights_are_the_ones_vllm_samples_from(tiny_sft_policy):
-    """After load_weights, vLLM's greedy answers equal transformers' on the same new weights."""
+    """After load_weights, vLLM's greedy answers equal transformers' on the same new weights (the push goes
+    through the worker's own ``reload_weights``; sleep mode, on where CUDA is, is slept through as a step does)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlaif_jobs.policy.prompts import encode_prompt
@@ -111,7 +112,8 @@ def test_pushed_weights_are_the_ones_vllm_samples_from(tiny_sft_policy):
     tok = AutoTokenizer.from_pretrained(tiny_sft_policy)
     model = AutoModelForCausalLM.from_pretrained(tiny_sft_policy, dtype=torch.float32)
     ids = [encode_prompt(tok, p, 150) for p in PROMPTS]
-    engine = VLLMRollout(str(tiny_sft_policy), tok, "float32", max_model_len=256)
+    engine = VLLMRollout(str(tiny_sft_policy), tok, "float32", max_model_len=256, sleep_mode="auto")
+    assert engine.sleeps == torch.cuda.is_available()
     try:
         hf = TransformersRollout(model, tok, "cpu")
 
@@ -126,7 +128,10 @@ def test_pushed_weights_are_the_ones_vllm_samples_from(tiny_sft_policy):
                 p.add_(0.05 * torch.randn_like(p))
         changed = greedy(hf)
         assert changed != before, "the edit must change what the model says, or the test proves nothing"
+        engine.sleep()  # as train_step does before the update; load_weights wakes it
+        assert engine.asleep == engine.sleeps
         seconds = engine.load_weights(model.state_dict().items())
+        assert not engine.asleep
         assert greedy(engine) == changed
         assert seconds > 0
     finally:
