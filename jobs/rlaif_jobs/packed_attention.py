@@ -42,7 +42,9 @@ def additive_mask(allowed: Any, dtype: Any) -> Any:
 
 def mask_problem(module: Any) -> str | None:
     """None if ``module`` (an HF decoder) takes position ids and a 4-D additive mask (sdpa or eager
-    attention), else why not."""
+    attention), else why not. A PEFT-wrapped model is judged by its base model (it passes both on)."""
+    if callable(getattr(module, "get_base_model", None)):
+        module = module.get_base_model()
     config = getattr(module, "config", None)
     if config is None:
         return f"{type(module).__name__} has no config"

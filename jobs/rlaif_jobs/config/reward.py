@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import ModelRef, OutputSpec, Uri
@@ -14,6 +14,10 @@ from rlaif_jobs.config.training import TrainerSpec
 
 class RewardTrainerSpec(TrainerSpec):
     """Reward-model training: the shared knobs plus the held-out split."""
+
+    model_config = {**TrainerSpec.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!has(self.lora) || !has(self.lora.export) || self.lora.export == 'merged'",
+         "message": "lora.export: a reward model is exported merged (the policy stage loads an HF model folder)"}]}}
 
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out for accuracy.")
     eval_every_steps: int | None = Field(
@@ -31,6 +35,13 @@ class RewardTrainerSpec(TrainerSpec):
         " the compute, same scores. Default: on when the model supports it (a decoder with a last-token"
         " score head); true requires it; false uses padded batches.",
     )
+
+    @model_validator(mode="after")
+    def _lora_merged(self) -> RewardTrainerSpec:
+        if self.lora is not None and self.lora.export != "merged":
+            raise ValueError("lora.export: a reward model is exported merged (the policy stage loads an HF model"
+                             " folder); set training.lora.export: merged")
+        return self
 
 
 class RewardConfig(CamelModel):

@@ -4,11 +4,48 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import Precision
 
+ALL_LINEAR = "all-linear"
+LORA_DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class LoraSpec(CamelModel):
+    """Low-rank adapters (LoRA, through PEFT) instead of full fine-tuning: the base weights stay frozen,
+    only the adapters train and the optimizer holds only them. The policy's KL reference is the same
+    model with its adapters switched off (no second copy of the weights); the rollout engine receives
+    the adapter (vLLM LoRA) instead of the full weights."""
+
+    rank: int = Field(16, ge=1, le=512, description="The adapters' rank r (vLLM serves r up to 512).")
+    alpha: float = Field(32, gt=0, description="LoRA alpha: the update is scaled by alpha / rank.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(LORA_DEFAULT_TARGETS),
+        description="Which linear layers get adapters: module names (suffixes, e.g. q_proj), or [all-linear]"
+        " (every linear layer but the output head). Default: the attention and MLP projections of Llama-style"
+        " models (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj); a name the model lacks is"
+        " an error that lists the model's linear layers.")
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="Dropout on the adapters' input. Above 0 the policy trainer takes the"
+        " old-policy log-probs from a separate pass (a training-mode forward no longer equals the sampler).")
+    export: Literal["merged", "adapter"] = Field(
+        "merged", description="What <output>/model holds: merged, a plain HF model folder with the adapters"
+        " merged into the weights (as a fully fine-tuned run writes); adapter, the PEFT adapter folder"
+        " (adapter_config.json, adapter_model.safetensors) with the base model's URI in base_model.json.")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one module name (e.g. q_proj), or [all-linear]")
+        bad = [m for m in value if not m.strip() or m != m.strip()]
+        if bad:
+            raise ValueError(f"module names must be non-empty without spaces: {bad}")
+        if ALL_LINEAR in value and len(value) > 1:
+            raise ValueError(f"{ALL_LINEAR} stands alone: [{ALL_LINEAR}], or a list of module names")
+        return value
 
 class DeepSpeedSpec(CamelModel):
     """How the DeepSpeed engine is set up; `config` is merged over the defaults we derive."""
@@ -42,3 +79,6 @@ class TrainerSpec(CamelModel):
     keep_checkpoints: int = Field(2, ge=1, description="Older checkpoints beyond this count are deleted.")
     log_every_steps: int = Field(1, ge=1, description="Write a metrics line this often.")
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec, description="DeepSpeed engine set-up.")
+    lora: LoraSpec | None = Field(
+        None, description="Train LoRA adapters (PEFT) instead of every weight; unset: full fine-tuning. A reward"
+        " model trains its score head whole beside the adapters and is exported merged.")

@@ -33,14 +33,22 @@ def load_policy(ref: ModelRef) -> tuple[str, Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlaif_jobs.models.resolve import resolve_model
+    from rlaif_jobs.train.lora import adapter_base, is_adapter_folder
 
     try:
         path = resolve_model(ref)
+        if is_adapter_folder(path):
+            raise PolicyModelError(
+                f"policy.uri: {ref.uri!r} is a LoRA adapter folder (rl.lora.export: adapter), not a model; start"
+                f" from a merged export (rl.lora.export: merged), or merge it onto the base model its"
+                f" base_model.json names ({adapter_base(path)}) with peft's merge_and_unload")
         tok = AutoTokenizer.from_pretrained(ref.tokenizer and _resolve(ref.tokenizer) or path,
                                             revision=ref.revision, trust_remote_code=ref.trust_remote_code)
         # float32: DeepSpeed keeps master weights in the dtype it is given and casts for bf16 itself.
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, revision=ref.revision,
                                                      trust_remote_code=ref.trust_remote_code)
+    except PolicyModelError:
+        raise
     except Exception as err:
         detail = " ".join(str(err).split())[:300] or type(err).__name__
         raise PolicyModelError(f"policy.uri: cannot load {ref.uri!r} as a causal LM ({detail})") from None

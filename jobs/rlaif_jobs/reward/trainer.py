@@ -276,6 +276,10 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     tokenizer.model_max_length = spec.max_length  # saved with the model: the scorer truncates alike
     tokenizer.truncation_side = "left"
     packed = packing_mode(spec, model)
+    if spec.lora is not None:  # adapters on the base, the score head trained whole (PEFT's SEQ_CLS task)
+        from rlaif_jobs.train.lora import apply_lora
+
+        model = apply_lora(model, spec.lora, "training.lora", task_type="SEQ_CLS")
 
     # 2. Distributed engine.
     env = init_distributed()
@@ -306,7 +310,7 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     last_eval = held_eval.last
 
     # 5. Export and report.
-    run.export(engine, tokenizer)
+    run.export(engine, tokenizer, base_uri=config.base_model.uri)
     results: dict[str, Any] = {
         **{k: v for k, v in last_eval.items() if isinstance(v, float) and v == v},
         "trainLoss": sum(recent) / len(recent) if recent else float("nan"),
