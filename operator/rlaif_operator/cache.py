@@ -16,7 +16,7 @@ Key = tuple[str, str | None, str]  # (kind, namespace, name)
 MAX_GONE = 10_000  # uids remembered as deleted (oldest forgotten first)
 
 # Where a stage names its upstream (read from the raw body: no model parsing on the hot path).
-UPSTREAM_FIELDS = {kind: (up.section, up.alias, up.kind) for kind, up in UPSTREAMS.items()}
+UPSTREAM_FIELDS = {kind: tuple((up.section, up.alias, up.kind) for up in ups) for kind, ups in UPSTREAMS.items()}
 
 
 def key_of(body: dict[str, Any]) -> Key:
@@ -33,12 +33,11 @@ def _rv(body: dict[str, Any]) -> int | None:
 
 def upstream_key(body: dict[str, Any]) -> Key | None:
     """The (kind, namespace, name) a stage body waits on, if any."""
-    where = UPSTREAM_FIELDS.get(body.get("kind", ""))
-    if where is None:
-        return None
-    section, field, kind = where
-    name = ((body.get("spec") or {}).get(section) or {}).get(field)
-    return (kind, body["metadata"].get("namespace"), name) if name else None
+    for section, field, kind in UPSTREAM_FIELDS.get(body.get("kind", ""), ()):
+        name = ((body.get("spec") or {}).get(section) or {}).get(field)
+        if name:
+            return (kind, body["metadata"].get("namespace"), name)
+    return None
 
 
 class Cache:

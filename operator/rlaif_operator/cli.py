@@ -6,6 +6,9 @@
   rlaif validate FILE...  check manifests against the API models and the generated CRD schemas
   rlaif models install [NAME...]   build builtin models into the cache
   rlaif crds [--check]    regenerate crds/ from the API models
+  rlaif export dpo LABELS_URI OUT [--min-confidence 0.6]
+                          a labels file as DPO pairs (prompt, chosen, rejected, chosenProbability) in JSONL,
+                          as TRL and OpenRLHF read them; ties (pA 0.5) are left out
 
 On a cluster, working from a kubeconfig like kubectl (KUBECONFIG, --kubeconfig, --context, -n/--namespace,
 default: the context's namespace):
@@ -128,6 +131,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_run(Path(args.run_dir) if args.run_dir else None, outputs=args.outputs, out=args.out)
 
 
+def _cmd_export_dpo(args: argparse.Namespace) -> int:
+    from rlaif_jobs.data import DatasetError
+    from rlaif_jobs.dpo_export import check_min_confidence, export_dpo
+
+    try:
+        counts = export_dpo(args.labels, args.out, check_min_confidence(args.min_confidence))
+    except (DatasetError, ValueError) as err:
+        print(f"export dpo: {err}", file=sys.stderr)
+        return 3
+    print(f"export dpo: {counts['pairs']} of {counts['total']} pairs -> {args.out} ({counts['ties']} ties at"
+          f" pA 0.5 and {counts['belowConfidence']} below --min-confidence {args.min_confidence} left out)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlaif", description="Kubernetes-native RLAIF.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     pi = msub.add_parser("install", help="build builtin models into the cache")
     pi.add_argument("names", nargs="*")
     pi.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("export", help="export a stage's output for other tools")
+    esub = p.add_subparsers(dest="export_command", required=True)
+    pe = esub.add_parser("dpo", help="a labels file as DPO pairs (prompt, chosen, rejected, chosenProbability)")
+    pe.add_argument("labels", metavar="LABELS_URI", help="a labeling stage's labels file (JSONL or Parquet)")
+    pe.add_argument("out", metavar="OUT", help="the JSONL file to write (written atomically)")
+    pe.add_argument("--min-confidence", type=float, default=0.5,
+                    help="keep pairs whose chosen response's probability max(pA, 1 - pA) is at least this"
+                         " (default 0.5: every pair with a preference; ties at pA 0.5 are always left out)")
+    pe.set_defaults(func=_cmd_export_dpo)
 
     p = sub.add_parser("crds", help="regenerate the CRDs from the API models")
     p.add_argument("--out", default="crds")

@@ -1,4 +1,5 @@
-"""Config of the policy RL workload (stage 3): RL fine-tuning against a reward model or the labeler."""
+"""Config of the policy workload (stage 3): RL fine-tuning against a reward model or the labeler, or DPO
+directly on the labeling stage's soft preferences (rl.algorithm dpo)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rlaif_jobs.config.tracking import TrackingSpec
 from rlaif_jobs.config.training import TrainerSpec
 from rlaif_jobs.errors import ConfigError
 
-Algorithm = Literal["reinforce", "rloo", "ppo"]
+Algorithm = Literal["reinforce", "rloo", "ppo", "dpo"]
 
 
 class DirectRewardSpec(CamelModel):
@@ -45,7 +46,9 @@ class RLSpec(TrainerSpec):
                  " || self.samplesPerPrompt >= 2",
          "message": "samplesPerPrompt must be at least 2 for rloo (it is the leave-one-out group)"}]}}
 
-    algorithm: Algorithm = Field("reinforce", description="reinforce (paper: value baseline), rloo or ppo.")
+    algorithm: Algorithm = Field(
+        "reinforce", description="reinforce (paper: value baseline), rloo or ppo against a reward; or dpo: no"
+        " reward and no rollouts, the policy trains on the preference labels themselves (preferences).")
     kl_coef: float = Field(0.05, ge=0, lt=1, description="beta in (1 - beta) * r - beta * KL(pi || SFT).")
     temperature: float = Field(0.9, gt=0, le=2, description="Sampling temperature of rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of rollouts.")
@@ -55,6 +58,10 @@ class RLSpec(TrainerSpec):
     clip_range: float = Field(0.2, gt=0, description="PPO ratio clip.")
     ppo_epochs: int = Field(1, ge=1, description="PPO passes over each rollout batch.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many updates (overrides epochs).")
+    dpo_beta: float = Field(
+        0.1, gt=0, le=10, description="dpo only: beta of the soft-label DPO loss -[p log sigmoid(beta D) + (1 - p)"
+        " log sigmoid(-beta D)], D the policy's log-ratio to the SFT reference on response a minus that on b;"
+        " batchSize and microBatchSize count pairs.")
 
     @model_validator(mode="after")
     def _rloo_needs_group(self) -> RLSpec:
@@ -68,6 +75,10 @@ class RolloutSpec(CamelModel):
 
     engine: Literal["vllm", "transformers"] = Field("vllm", description="vllm where it runs, else transformers.")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM's share when colocated.")
+    sleep_mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="vLLM sleep mode around each policy update (weights offloaded to host memory, KV"
+        " cache freed, woken before the weight sync), so trainer and vLLM share a GPU. auto: on with CUDA,"
+        " off elsewhere (the summary says so); on: refused without CUDA (vLLM's sleep mode needs it).")
 
 
 class EvaluationSpec(CamelModel):
@@ -103,6 +114,9 @@ class PolicyConfig(CamelModel):
     reward_model_uri: Uri | None = Field(None, description="A reward model folder (canonical RLAIF).")
     direct_reward: DirectRewardSpec | None = Field(None, description="Labeler scoring (d-RLAIF).")
     oracle_reward: OracleRewardSpec | None = Field(None, description="Ground-truth reward (the RL ceiling check).")
+    preferences_uri: Uri | None = Field(
+        None, description="rl.algorithm dpo only, instead of a reward: a labels file (the labeling stage's"
+        " labels.jsonl or .parquet: context, responseA, responseB, pA); the policy trains on it directly.")
     rl: RLSpec = Field(default_factory=RLSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
@@ -113,7 +127,16 @@ class PolicyConfig(CamelModel):
 
     @model_validator(mode="after")
     def _one_reward(self) -> PolicyConfig:
-        if sum(x is not None for x in (self.reward_model_uri, self.direct_reward, self.oracle_reward)) != 1:
+        rewards = sum(x is not None for x in (self.reward_model_uri, self.direct_reward, self.oracle_reward))
+        if self.rl.algorithm == "dpo":
+            if rewards:
+                raise ValueError(DPO_WITH_REWARD.format(field="rewardModelUri, directReward, oracleReward"))
+            if self.preferences_uri is None:
+                raise ValueError("preferencesUri: rl.algorithm dpo trains on preference labels; set preferencesUri"
+                                 " to a labeling stage's labels file (or choose an RL algorithm and a reward)")
+        elif self.preferences_uri is not None:
+            raise ValueError(PREFERENCES_WITHOUT_DPO.format(field="preferencesUri"))
+        elif rewards != 1:
             raise ValueError("set exactly one of rewardModelUri, directReward and oracleReward")
         if self.evaluation.enabled and self.evaluation.judge is None and self.direct_reward is None:
             raise ValueError(NO_JUDGE)
@@ -129,6 +152,10 @@ class PolicyConfig(CamelModel):
         return judge
 
 
+DPO_WITH_REWARD = ("{field}: rl.algorithm dpo trains on preference labels, not against a reward; remove the"
+                   " reward and set the preferences, or choose reinforce, rloo or ppo to use the reward")
+PREFERENCES_WITHOUT_DPO = ("{field}: only rl.algorithm dpo trains on preferences; set rl.algorithm: dpo (and no"
+                           " reward), or remove the preferences and give a reward")
 NO_JUDGE = ("evaluation.judge: evaluation is enabled (the default) but there is no judge; set evaluation.judge"
             " (an LLM, ideally of another model family than the labeler), run the policy inside a pipeline"
             " with a labeling stage (its labeler judges), or set evaluation.enabled: false")

@@ -68,7 +68,8 @@ def _parent(uri: str) -> str:
 def reward_labeler(config: PolicyConfig) -> str | None:
     """The model URI of the LLM whose judgments the policy was trained on, when it can be known.
 
-    d-RLAIF: the scoring labeler. Canonical RLAIF: traced through the stages' summaries (a reward model
+    d-RLAIF: the scoring labeler. DPO: the labeler named in the summary beside its labels file.
+    Canonical RLAIF: traced through the stages' summaries (a reward model
     run exports ``<out>/model`` next to ``<out>/summary.json``, which names its preferences file; the
     labeling run that wrote that file names its labeler in ``summary.json`` beside it). None when the
     chain cannot be read (a reward model from elsewhere).
@@ -76,8 +77,11 @@ def reward_labeler(config: PolicyConfig) -> str | None:
     if config.direct_reward is not None:
         return config.direct_reward.labeler.model.uri
     try:
-        rm = summaries.read_summary(_parent(str(config.reward_model_uri)))
-        prefs = (rm or {}).get("preferences")
+        if config.preferences_uri is not None:  # dpo: trained on the labels file itself
+            prefs: str | None = config.preferences_uri
+        else:
+            rm = summaries.read_summary(_parent(str(config.reward_model_uri)))
+            prefs = (rm or {}).get("preferences")
         labels = summaries.read_summary(_parent(prefs)) if prefs else None
     except Exception:  # noqa: BLE001 - provenance is best effort; the summary says "unknown"
         return None

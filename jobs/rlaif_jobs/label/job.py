@@ -5,6 +5,7 @@
 with one shard it then merges, so a local run is one command. ``merge(config)`` joins the finished
 shards into ``labels.jsonl`` (or ``.parquet``), ``abstained.jsonl`` and ``summary.json``; it gives the
 same labels as a single shard, because shards are contiguous slices of the dataset, kept in order.
+The merge also writes ``dpo.jsonl`` (the labels as prompt/chosen/rejected pairs: rlaif_jobs.dpo_export).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from rlaif_jobs import io, progress, summaries
 from rlaif_jobs.config.label import LabelConfig
 from rlaif_jobs.data import DatasetError, load_records
+from rlaif_jobs.dpo_export import DPO_FILE, OUTPUT_DPO, dpo_records
 from rlaif_jobs.errors import RetryableError
 from rlaif_jobs.feedback import prompts as P
 from rlaif_jobs.feedback.engines import Engine, open_engine
@@ -82,7 +84,8 @@ def main(config: LabelConfig, *, engine: Engine | None = None, shard_index: int 
     records = load_pairs(config)
     start, end = shard_bounds(len(records), index, config.num_shards)
     store = ShardStore(config.output.uri, index, config.num_shards)
-    prompt_hash = P.prompt_hash(config.prompt, config.labeler.model.uri, config.labeler.use_chat_template)
+    prompt_hash = P.prompt_hash(config.prompt, config.labeler.model.uri, config.labeler.use_chat_template,
+                                config.labeler.api)
 
     stats = store.finished_stats()
     if stats is not None:
@@ -166,6 +169,9 @@ def merge(config: LabelConfig) -> dict:
     _write_labels(out, labels, config.output_format)
     abstained_uri = io.join(config.output.uri, "abstained.jsonl")
     io.write_jsonl(abstained_uri, others)
+    dpo_uri = io.join(config.output.uri, DPO_FILE)  # ties (pA 0.5) carry no preference: left out, counted
+    dpo, dpo_counts = dpo_records(labels)
+    io.write_jsonl(dpo_uri, dpo)
 
     totals = {k: sum(float(s.get(k, 0)) for s in shard_stats) for k in STAT_KEYS}
     # shards run in parallel: the job took as long as its slowest shard
@@ -174,6 +180,7 @@ def merge(config: LabelConfig) -> dict:
         "labeled": len(labels), "skipped": int(totals["skipped"]), "abstained": int(totals["abstained"]),
         "inputTokens": int(totals["inputTokens"]), "outputTokens": int(totals["outputTokens"]),
         "elapsedSeconds": elapsed, "pairsPerSecond": len(labels) / elapsed if elapsed > 0 else 0.0,
+        "dpoPairs": dpo_counts["pairs"], "dpoTies": dpo_counts["ties"],
     }
     agreement, judged = M.alignment(labels)
     if agreement is not None:
@@ -200,7 +207,7 @@ def merge(config: LabelConfig) -> dict:
     extra = {"promptHash": next(iter(hashes)), "labeler": config.labeler.model.uri, "alignmentByTask": by_task,
              "numShards": config.num_shards, "abstainReasons": dict(sorted(reasons.items())[:50])}
     summary = summaries.write_summary(config.output.uri, "label",
-                                   {summaries.OUTPUT_LABELS: out, "abstained": abstained_uri,
+                                   {summaries.OUTPUT_LABELS: out, "abstained": abstained_uri, OUTPUT_DPO: dpo_uri,
                                     "summary": summaries.summary_uri(config.output.uri)}, metrics, extra)
     log.info("merged %d shards: %d labeled, %d skipped, %d abstained -> %s", config.num_shards, len(labels),
              metrics["skipped"], metrics["abstained"], out)

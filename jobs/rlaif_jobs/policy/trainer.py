@@ -1,4 +1,5 @@
-"""Stage 3: RL fine-tuning of the SFT policy against a reward model or the labeler (d-RLAIF).
+"""Stage 3: RL fine-tuning of the SFT policy against a reward model or the labeler (d-RLAIF); rl.algorithm
+dpo trains on the preference labels instead (policy.dpo, which train_policy hands the config to).
 
 ``train_policy(config, reward=None)`` runs on every rank of a torchrun job (or alone). In order:
 1. input checks before anything slow: output location, batch arithmetic for this world size, the
@@ -6,6 +7,8 @@
    loads, or a labeler that answers), the policy model;
 2. joins the process group and builds DeepSpeed engines for the policy and (REINFORCE, PPO) the
    value model, ZeRO stage and precision from ``rl``; the frozen SFT reference sits beside them;
+   with ``rl.lora`` the policy (and value backbone) carry PEFT adapters, only they train, and the
+   reference is the policy with its adapters off (train/lora.py);
 3. resumes from the newest complete checkpoint (both engines, optimizers, schedules, the step: the
    step fixes the prompt position) and pushes the resumed weights into the rollout engine;
 4. per step (rlaif_jobs.policy.step): roll out ``samplesPerPrompt`` responses per prompt (vLLM or
@@ -56,6 +59,7 @@ from rlaif_jobs.train import (
     world_size_from_env,
     zero_stage_note,
 )
+from rlaif_jobs.train.lora import AdapterOff, adapter_state_dict, apply_lora, is_peft, merged_state_dict
 from rlaif_jobs.train.run import TrainingRun, output_dir
 from rlaif_jobs.train.trackers import check_tracking
 
@@ -103,7 +107,9 @@ def _make_rollout(config: PolicyConfig, policy_path: str, module: Any, tokenizer
                                max_model_len=config.rl.max_length, seed=config.rl.seed,
                                gpu_memory_utilization=config.rollout.gpu_memory_utilization,
                                world_size=env.world_size,
-                               max_sequences=config.rl.batch_size // env.world_size)
+                               max_sequences=config.rl.batch_size // env.world_size,
+                               lora_rank=config.rl.lora.rank if config.rl.lora is not None else None,
+                               sleep_mode=config.rollout.sleep_mode)
         except RolloutEngineError as err:
             log.warning("rollout.engine vllm cannot run here (%s); falling back to transformers generate", err)
     return TransformersRollout(module, tokenizer, env.device)
@@ -124,6 +130,27 @@ def policy_weights(engine: Any) -> list[tuple[str, Any]]:
 
     with deepspeed.zero.GatheredParameters(list(module.parameters())):
         return [(name, tensor.detach().clone()) for name, tensor in module.state_dict().items()]
+
+
+def sync_mode(rollout: RolloutEngine, module: Any) -> str:
+    """How ``sync_rollout`` reaches the rollout engine: adapter (a LoRA policy, vLLM serving LoRA),
+    merged (a LoRA policy, an engine without LoRA: weights with the adapter merged in) or weights."""
+    if not is_peft(module):
+        return "weights"
+    return "adapter" if getattr(rollout, "serves_lora", False) else "merged"
+
+
+def sync_rollout(rollout: RolloutEngine, engine: Any) -> float:
+    """Makes the rollout engine sample from the policy's current weights; returns the seconds taken.
+    A LoRA policy sends its adapter where the engine serves LoRA (vLLM's LoRARequest), else the
+    weights with the adapter merged in; a fully trained one sends every weight (``policy_weights``)."""
+    module = engine.module
+    mode = sync_mode(rollout, module)
+    if mode == "weights":
+        return rollout.load_weights(policy_weights(engine))
+    if mode == "adapter":
+        return rollout.load_adapter(adapter_state_dict(module), module.peft_config["default"])  # type: ignore[attr-defined]
+    return rollout.load_weights(merged_state_dict(module).items())
 
 
 def _device_from_env() -> str:
@@ -172,12 +199,22 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     Raises ConfigError subclasses (exit code 3) for bad input before training; RewardError when
     scoring fails mid-run (checkpoints kept).
     """
+    if config.rl.algorithm == "dpo":  # no reward and no rollouts: trains on the preference labels (policy.dpo)
+        from rlaif_jobs.policy.dpo import train_dpo
+
+        if reward is not None:
+            raise ConfigError("rl.algorithm: dpo trains on preferencesUri, not against a reward; pass none")
+        return train_dpo(config)
     t_start = time.time()
     spec = config.rl
     algo = get_algorithm(spec.algorithm)
     out = output_dir(config.output.uri, "the policy trainer")
     check_tracking(config.tracking)  # an enabled tracker whose package is missing: exit 3 now, not after loading
     inputs = _check_inputs(config)
+    if config.rollout.engine == "vllm":  # sleepMode on without CUDA: exit 3 now, not after loading
+        from rlaif_jobs.policy.rollout_vllm import resolve_sleep_mode
+
+        resolve_sleep_mode(config.rollout.sleep_mode, torch.cuda.is_available())
 
     # Reward sources load before the process group exists, so a bad one fails fast (exit 3, or 1 for
     # an endpoint that is down) and cannot leave other ranks waiting; except an in-process vLLM
@@ -202,15 +239,19 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     total_steps = spec.max_steps or max(1, math.floor(spec.epochs * sampler.steps_per_epoch))
     engines = _engines(config, algo, inputs.ds_config, policy_model, policy_path, total_steps)
     policy, value = engines["policy"], engines.get("value")
-    reference = load_reference(policy_path, config.policy, spec.precision, env.device)
+    # A LoRA policy's reference is the same model with its adapters off: no second copy of the weights.
+    reference = AdapterOff(policy.module) if spec.lora is not None else \
+        load_reference(policy_path, config.policy, spec.precision, env.device)
 
     # 3. Resume.
     run = TrainingRun(out, spec, env, engines, total_steps, desc="policy", tracking=config.tracking,
                       params=config.to_wire())
     rollout = _make_rollout(config, policy_path, policy.module, tokenizer, env, spec.precision)
     progress = _Progress(list(run.saved.get("recent", [])), run.saved.get("first"))
+    if spec.lora is not None and rollout.needs_sync and env.is_main:
+        log.info("rl.lora: the rollout engine is synced by %s", sync_mode(rollout, policy.module))
     if run.resumed and rollout.needs_sync:
-        progress.sync_seconds.append(rollout.load_weights(policy_weights(policy)))
+        progress.sync_seconds.append(sync_rollout(rollout, policy))
     ctx = StepContext(config, algo, env, rollout, reward, policy, value, reference, tokenizer, plan,
                       fused_old_logprobs(algo, spec, plan, policy.module), doing=run.bar.phase)
     if env.is_main:
@@ -221,7 +262,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
     try:
         try:  # 4. Train; 5. export, evaluate
             _train(ctx, run, sampler, prompts, total_steps, progress)
-            run.export(policy, tokenizer)
+            run.export(policy, tokenizer, base_uri=config.policy.uri)
             results = _results(ctx, run, total_steps, progress)
             eval_record = _evaluate(ctx, inputs.eval_plan, held)
         finally:
@@ -232,6 +273,7 @@ def train_policy(config: PolicyConfig, reward: RewardSource | None = None) -> di
         return run.report(
             config.output.uri, "policy", results,
             extra={"algorithm": algo.name, "rolloutEngine": rollout.name, "reward": reward.name,
+                   "rollout": {"sleepMode": getattr(rollout, "sleep_note", "off (no vLLM engine)")},
                    "policy": config.policy.uri, "evaluation": eval_record,
                    "deepspeed": {**zero_stage_note(spec, inputs.ds_config),
                                  "precision": spec.precision, "gradientAccumulation": plan.grad_accum}})
@@ -245,10 +287,14 @@ def _engines(config: PolicyConfig, algo: Any, ds_config: dict[str, Any], policy_
     """Step 2: DeepSpeed engines for the policy and (REINFORCE, PPO) the value model, by name."""
     spec = config.rl
     updates = total_steps * (spec.ppo_epochs if algo.multi_epoch else 1)
+    if spec.lora is not None:  # adapters before the engine: its optimizer then holds only them
+        policy_model = apply_lora(policy_model, spec.lora, "rl.lora")
     engines = {"policy": build_engine(policy_model, spec, ds_config, updates)}
     if algo.uses_value:
-        engines["value"] = build_engine(load_value_model(policy_path, config.policy), spec, ds_config, updates,
-                                        lr=spec.value_learning_rate)
+        value_model = load_value_model(policy_path, config.policy)
+        if spec.lora is not None:  # its own frozen backbone with adapters; the value head trains whole
+            value_model.backbone = apply_lora(value_model.backbone, spec.lora, "rl.lora", task_type=None)
+        engines["value"] = build_engine(value_model, spec, ds_config, updates, lr=spec.value_learning_rate)
     return engines
 
 
@@ -291,7 +337,7 @@ def _train(ctx: StepContext, run: TrainingRun, sampler: ShardedSampler, prompts:
             row = train_step(ctx, step, [prompts[i] for mb in sb.micro_batches for i in mb])
             progress.samples_done += ctx.plan.global_batch
             if ctx.rollout.needs_sync:
-                t = ctx.rollout.load_weights(policy_weights(policy))
+                t = sync_rollout(ctx.rollout, policy)
                 ctx.times["sync"] += t
                 progress.sync_seconds.append(t)
                 row["syncSeconds"] = t

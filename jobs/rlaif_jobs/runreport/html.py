@@ -126,6 +126,9 @@ def _policy(st: Stage) -> str:
     ev = st.summary.get("evaluation") or {}
     out = [f"<h2>Policy: {_e(st.name)} ({_e(_models(st))}, {_e(st.summary.get('algorithm', ''))},"
            f" reward {_e(st.summary.get('reward', ''))})</h2>",
+           _img(plots.curves(st.rows, [("dpoLoss", "DPO loss"), ("preferenceAccuracy", "preference accuracy"),
+                                       ("rewardMargin", "implicit reward margin")], "DPO training per step"),
+                "DPO curves") if st.summary.get("algorithm") == "dpo" else
            _img(plots.curves(st.rows, [("meanReward", "reward"), ("kl", "KL to SFT"), ("objective", "objective")],
                              "RL training per step"), "RL curves")]
     if "winRate" not in m:
@@ -170,7 +173,9 @@ def _per_task(m: dict[str, float]) -> str:
 
 
 def _kind(st: Stage) -> str:
-    """RLAIF, d-RLAIF or the oracle-reward ceiling, from the policy's reward source."""
+    """RLAIF, d-RLAIF, DPO (on the AI labels) or the oracle-reward ceiling, from the policy's reward source."""
+    if st.summary.get("algorithm") == "dpo":
+        return "DPO on AI labels"
     reward = st.summary.get("reward")
     return {"direct-labeler": "d-RLAIF", "oracle": "oracle reward (ceiling)"}.get(str(reward), "RLAIF")
 

@@ -34,6 +34,7 @@ from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.checkpoint import CheckpointManager
 from rlaif_jobs.train.dist import DistEnv
 from rlaif_jobs.train.engine import export_hf_model
+from rlaif_jobs.train.lora import export_lora, is_peft
 from rlaif_jobs.train.metrics import MetricsLogger
 from rlaif_jobs.train.progress import progress_bar
 from rlaif_jobs.train.trackers import Trackers
@@ -57,17 +58,22 @@ class TrainingRun:
                  desc: str, tracking: TrackingSpec | None = None, params: Mapping[str, Any] | None = None) -> None:
         self.out, self.env, self.engines, self.total_steps = out, env, engines, total_steps
         self.every = spec.checkpoint_every_steps
+        self.lora = getattr(spec, "lora", None)
         self.ckpt = CheckpointManager(out / "checkpoints", spec.keep_checkpoints, env)
         info = self.ckpt.load(engines)
         self.resumed = info is not None
         self.start = info.step if info else 0
         self.saved: dict[str, Any] = info.state if info else {}
+        # In the summary (and the metrics' "resumed" event) when the checkpoint came from another world size.
+        self.resume_note: dict[str, Any] = (
+            {"resumedFromWorldSize": info.resharded_from, "checkpointResharded": "universal"}
+            if info is not None and info.resharded_from is not None else {})
         resume_step = self.start if info else None
         trackers = Trackers(tracking, out, resume_step, params, stage=desc) if env.is_main else None
         self.metrics = MetricsLogger(out / "metrics.jsonl", enabled=env.is_main, resume_step=resume_step,
                                      trackers=trackers)
         if info:
-            self.metrics.log(self.start, event="resumed", checkpoint=info.path.name)
+            self.metrics.log(self.start, event="resumed", checkpoint=info.path.name, **self.resume_note)
         self.last_saved = self.start if info else -1
         self.steps_done = 0
         self.bar = progress_bar(total_steps, initial=self.start, enabled=env.is_main, desc=desc)
@@ -90,13 +96,18 @@ class TrainingRun:
         if self.last_saved != self.total_steps and self.start < self.total_steps:
             self.save(self.total_steps, state)
 
-    def export(self, engine: Any, tokenizer: Any) -> Path:
-        """``<out>/model`` as an HF folder (every rank calls it: ZeRO-3 gathers)."""
+    def export(self, engine: Any, tokenizer: Any, base_uri: str | None = None) -> Path:
+        """``<out>/model`` as an HF folder (every rank calls it: ZeRO-3 gathers). A LoRA model is written
+        as ``lora.export`` says (train/lora.py: merged, or the adapter folder noting ``base_uri``)."""
+        if self.lora is not None and is_peft(engine.module):
+            return export_lora(engine, self.out / "model", self.env, tokenizer, self.lora, base_uri or "")
         return export_hf_model(engine, self.out / "model", self.env, tokenizer)
 
     def report(self, uri: str, kind: str, results: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         """Closes the metrics (the trackers record ``results`` as their runs' summary); writes
-        ``summary.json`` with the model as output on rank 0 and returns it (elsewhere returns ``results``)."""
+        ``summary.json`` with the model as output on rank 0 and returns it (elsewhere returns ``results``);
+        a resharded resume adds ``resumedFromWorldSize`` to ``extra``."""
+        extra = {**self.resume_note, **extra}
         self.metrics.close(summary=results)
         if not self.env.is_main:
             return results

@@ -2,7 +2,8 @@
 
 Each spec composes a workload config from ``rlaif_jobs.config`` (what to compute) with cluster-side
 fields from ``common`` (where and how pods run). Upstream stages are referenced either by name
-(``fromLabelJob``, ``fromRewardModelRun``) or by an explicit URI, exactly one of the two.
+(``fromLabelJob``, ``fromRewardModelRun``) or by an explicit URI, exactly one of the two. A PolicyRLRun
+with ``rl.algorithm: dpo`` takes ``preferences`` (a label job's labels) instead of a ``reward``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from rlaif_jobs.config.base import CamelModel
 from rlaif_jobs.config.common import DatasetRef, ModelRef, OutputSpec, Uri
 from rlaif_jobs.config.label import LabelerSpec, PromptSpec
 from rlaif_jobs.config.policy import (
+    DPO_WITH_REWARD,
     NO_JUDGE,
+    PREFERENCES_WITHOUT_DPO,
     DirectRewardSpec,
     EvaluationSpec,
     OracleRewardSpec,
@@ -42,6 +45,11 @@ def judged(path: str) -> str:
     return (f"(has({path}.evaluation) && has({path}.evaluation.enabled) && !{path}.evaluation.enabled)"
             f" || (has({path}.evaluation) && has({path}.evaluation.judge))"
             f" || (has({path}.reward) && has({path}.reward.direct))")
+
+
+def is_dpo(path: str) -> str:
+    """CEL: the PolicyRLRun spec at ``path`` trains with rl.algorithm dpo (on preferences, not a reward)."""
+    return f"(has({path}.rl) && has({path}.rl.algorithm) && {path}.rl.algorithm == 'dpo')"
 
 
 def _count_set(model: CamelModel, *fields: str) -> int:
@@ -125,14 +133,31 @@ class RewardSource(CamelModel):
         return self
 
 
+MISSING_INPUT = ("spec.reward is required for a standalone PolicyRLRun; with rl.algorithm dpo, spec.preferences"
+                 " (fromLabelJob or uri) is, instead of a reward")
+
+
 class PolicyRLRunSpec(StageSpec):
-    """Stage 3: RL fine-tuning of the SFT policy against the reward, with a KL penalty to the SFT."""
+    """Stage 3: RL fine-tuning of the SFT policy against the reward, with a KL penalty to the SFT; or, with
+    rl.algorithm dpo, DPO on the preference labels (no reward, no rollouts)."""
+
+    model_config = {**StageSpec.model_config, "json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": f"!{is_dpo('self')} || !has(self.reward)", "message": DPO_WITH_REWARD.format(field="reward")},
+        {"rule": f"{is_dpo('self')} || !has(self.preferences)",
+         "message": PREFERENCES_WITHOUT_DPO.format(field="preferences")},
+    ]}}
 
     policy: ModelRef = Field(description="The SFT policy (also the KL reference and value init).")
-    prompts: DatasetRef = Field(description="Prompts to roll out on.")
+    prompts: DatasetRef = Field(description="Prompts to roll out on (with rl.algorithm dpo: the evaluation's"
+                                " held-out prompts are drawn from them).")
     reward: RewardSource | None = Field(
-        None, description="Required, except inside a pipeline (which wires its reward model stage)."
+        None, description="Required (except with rl.algorithm dpo), except inside a pipeline (which wires its"
+        " reward model stage)."
     )
+    preferences: PreferenceSource | None = Field(
+        None, description="rl.algorithm dpo only, instead of reward: the preference labels DPO trains on, a"
+        " PreferenceLabelJob by name or a labels file URI. Required for dpo, except inside a pipeline (which"
+        " wires its labeling stage).")
     rl: RLSpec = Field(default_factory=RLSpec, description="Algorithm and hyperparameters.")
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rollout engine.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="The policy against SFT:"
@@ -140,6 +165,19 @@ class PolicyRLRunSpec(StageSpec):
     tracking: TrackingSpec = Field(
         default_factory=TrackingSpec, description="Experiment tracking besides <output>/metrics.jsonl: TensorBoard"
         " (on by default), MLflow, Weights & Biases.")
+
+    @model_validator(mode="after")
+    def _dpo_inputs(self) -> PolicyRLRunSpec:
+        if self.rl.algorithm == "dpo" and self.reward is not None:
+            raise ValueError(DPO_WITH_REWARD.format(field="reward"))
+        if self.rl.algorithm != "dpo" and self.preferences is not None:
+            raise ValueError(PREFERENCES_WITHOUT_DPO.format(field="preferences"))
+        return self
+
+    @property
+    def dpo(self) -> bool:
+        """Whether this run trains with DPO on preferences (rl.algorithm dpo) rather than RL on a reward."""
+        return self.rl.algorithm == "dpo"
 
     def has_judge(self) -> bool:
         """Evaluation is off, or it has a judge (its own, or the d-RLAIF labeler)."""
@@ -159,8 +197,12 @@ class RLAIFPipelineSpec(CamelModel):
          "message": "a pipeline needs at least one of labeling, rewardModel, policy"},
         {"rule": "!has(self.rewardModel) || has(self.rewardModel.preferences) || has(self.labeling)",
          "message": "rewardModel needs preferences: add a labeling stage or set rewardModel.preferences.uri"},
-        {"rule": "!has(self.policy) || has(self.policy.reward) || has(self.rewardModel)",
+        {"rule": f"!has(self.policy) || has(self.policy.reward) || has(self.rewardModel) || {is_dpo('self.policy')}",
          "message": "policy needs a reward: add a rewardModel stage or set policy.reward"},
+        {"rule": f"!has(self.policy) || !{is_dpo('self.policy')} || has(self.policy.preferences)"
+                 " || has(self.labeling)",
+         "message": "policy.preferences: rl.algorithm dpo trains on preference labels: add a labeling stage or"
+                    " set policy.preferences.uri"},
         {"rule": f"!has(self.policy) || has(self.labeling) || {judged('self.policy')}",
          "message": "policy." + NO_JUDGE},
     ]}}
@@ -176,8 +218,14 @@ class RLAIFPipelineSpec(CamelModel):
         if self.reward_model and not (self.reward_model.preferences or self.labeling):
             raise ValueError("rewardModel needs preferences: add a labeling stage or set"
                              " rewardModel.preferences.uri")
-        if self.policy and not (self.policy.reward or self.reward_model):
+        if self.policy and not self.policy.dpo and not (self.policy.reward or self.reward_model):
             raise ValueError("policy needs a reward: add a rewardModel stage or set policy.reward")
+        if self.policy and self.policy.dpo and not (self.policy.preferences or self.labeling):
+            raise ValueError("policy.preferences: rl.algorithm dpo trains on preference labels: add a labeling"
+                             " stage or set policy.preferences.uri")
+        if self.policy and self.policy.preferences and self.policy.preferences.from_label_job:
+            raise ValueError("policy.preferences.fromLabelJob: inside a pipeline, leave preferences out to use"
+                             " the pipeline's labeling stage, or give a uri")
         if self.policy and not self.labeling and not self.policy.has_judge():
             raise ValueError("policy." + NO_JUDGE)
         if self.reward_model and self.reward_model.preferences and self.reward_model.preferences.from_label_job:
@@ -194,7 +242,8 @@ class RLAIFPipelineSpec(CamelModel):
 
 class Upstream(NamedTuple):
     """Where a stage's spec may name its upstream: ``spec.<section>.<alias>`` (the model attribute
-    ``attr``), a resource of ``kind``, whose ``status.outputs[output]`` it consumes."""
+    ``attr``), a resource of ``kind``, whose ``status.outputs[output]`` it consumes. A kind may list
+    several (``Resource.UPSTREAMS``); its validators let a spec set at most one of them."""
 
     section: str
     attr: str
@@ -216,7 +265,7 @@ class Resource(CamelModel):
     PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]]
     STAGE: ClassVar[str | None] = None  # a stage's short name: Job suffix, component label, pipeline child suffix
     MODULE: ClassVar[str | None] = None  # the workload its pods run: python -m MODULE --config ...
-    UPSTREAM: ClassVar[Upstream | None] = None  # where the spec names the stage it waits for
+    UPSTREAMS: ClassVar[tuple[Upstream, ...]] = ()  # where the spec may name the stage it waits for
     MAX_NAME: ClassVar[int] = 40  # children add suffixes such as "-label-merge"; Job names cap at 63
     REQUIRED_IN_SPEC: ClassVar[list[str]] = []
     SPEC_RULES: ClassVar[list[dict[str, str]]] = []  # CEL rules on a standalone resource's spec
@@ -292,7 +341,7 @@ class RewardModelRun(StageResource):
     SHORT_NAMES = ["rmr"]
     STAGE = "reward"
     MODULE = "rlaif_jobs.reward"
-    UPSTREAM = Upstream("preferences", "from_label_job", "fromLabelJob", "PreferenceLabelJob", OUTPUT_LABELS)
+    UPSTREAMS = (Upstream("preferences", "from_label_job", "fromLabelJob", "PreferenceLabelJob", OUTPUT_LABELS),)
     REQUIRED_IN_SPEC = ["preferences"]
     PRINTER_COLUMNS = [
         _phase(),
@@ -315,9 +364,11 @@ class PolicyRLRun(StageResource):
     SHORT_NAMES = ["prl"]
     STAGE = "policy"
     MODULE = "rlaif_jobs.policy"
-    UPSTREAM = Upstream("reward", "from_reward_model_run", "fromRewardModelRun", "RewardModelRun", OUTPUT_MODEL)
-    REQUIRED_IN_SPEC = ["reward"]
-    SPEC_RULES = [{"rule": judged("self"), "message": "spec." + NO_JUDGE}]
+    UPSTREAMS = (Upstream("reward", "from_reward_model_run", "fromRewardModelRun", "RewardModelRun", OUTPUT_MODEL),
+                 Upstream("preferences", "from_label_job", "fromLabelJob", "PreferenceLabelJob", OUTPUT_LABELS))
+    SPEC_RULES = [{"rule": judged("self"), "message": "spec." + NO_JUDGE},
+                  {"rule": f"{is_dpo('self')} ? has(self.preferences) : has(self.reward)",
+                   "message": MISSING_INPUT}]
     PRINTER_COLUMNS = [
         _phase(),
         *_progress(),
@@ -335,6 +386,8 @@ class PolicyRLRun(StageResource):
 
     @model_validator(mode="after")
     def _judge(self) -> PolicyRLRun:
+        if (self.spec.preferences if self.spec.dpo else self.spec.reward) is None:
+            raise ValueError(MISSING_INPUT)
         if not self.spec.has_judge():
             raise ValueError("spec." + NO_JUDGE)
         return self
@@ -369,4 +422,4 @@ KINDS: dict[str, type[Resource]] = {
 STAGE_KINDS: tuple[str, ...] = tuple(k for k, cls in KINDS.items() if cls.STAGE)  # run order
 STAGE_NAMES: dict[str, str] = {k: cls.STAGE for k, cls in KINDS.items() if cls.STAGE}
 STAGE_MODULES: dict[str, str] = {k: cls.MODULE for k, cls in KINDS.items() if cls.MODULE}
-UPSTREAMS: dict[str, Upstream] = {k: cls.UPSTREAM for k, cls in KINDS.items() if cls.UPSTREAM}
+UPSTREAMS: dict[str, tuple[Upstream, ...]] = {k: cls.UPSTREAMS for k, cls in KINDS.items() if cls.UPSTREAMS}

@@ -63,7 +63,11 @@ def expand_pipeline(pipeline: RLAIFPipeline) -> list[StageResource]:
         children.append(RewardModelRun(metadata=child_meta("RewardModelRun"), spec=rm))
     if spec.policy is not None:
         pol = spec.policy
-        if pol.reward is None:
+        if pol.dpo:  # DPO trains on the labeling stage's labels, not on a reward model
+            if pol.preferences is None:
+                pol = pol.model_copy(update={"preferences": PreferenceSource(
+                    from_label_job=child_name(meta.name, "PreferenceLabelJob"))})
+        elif pol.reward is None:
             pol = pol.model_copy(update={"reward": RewardSource(
                 from_reward_model_run=child_name(meta.name, "RewardModelRun"))})
         pol = with_default_judge(pol, spec.labeling)

@@ -27,14 +27,16 @@ class UpstreamRef(NamedTuple):
 
 
 def upstream_ref(resource: StageResource) -> UpstreamRef | None:
-    """What this resource waits for, or None if its inputs are all explicit URIs (``Resource.UPSTREAM``
-    says where a kind names its upstream)."""
-    where = resource.UPSTREAM
-    if where is None or resource.spec is None:
+    """What this resource waits for, or None if its inputs are all explicit URIs (``Resource.UPSTREAMS``
+    says where a kind may name its upstream)."""
+    if resource.spec is None:
         return None
-    section = getattr(resource.spec, where.section)
-    name = getattr(section, where.attr) if section is not None else None
-    return UpstreamRef(where.kind, name, where.output) if name else None
+    for where in resource.UPSTREAMS:  # the validators let a spec name at most one
+        section = getattr(resource.spec, where.section)
+        name = getattr(section, where.attr) if section is not None else None
+        if name:
+            return UpstreamRef(where.kind, name, where.output)
+    return None
 
 
 class MissingInputError(ValueError):
@@ -66,6 +68,12 @@ def workload_config(resource: StageResource,
                             training=rs.training, tracking=rs.tracking, output=rs.output)
     if isinstance(resource, PolicyRLRun):
         ps = resource.spec
+        if ps.dpo:  # trains on a label job's labels: no reward source
+            assert ps.preferences is not None  # the resource model requires it
+            preferences_uri = upstream_uri or ps.preferences.uri
+            return PolicyConfig(policy=ps.policy, prompts=ps.prompts, preferences_uri=preferences_uri, rl=ps.rl,
+                                rollout=ps.rollout, evaluation=ps.evaluation, tracking=ps.tracking,
+                                output=ps.output)
         assert ps.reward is not None
         model_uri = upstream_uri or ps.reward.model_uri
         return PolicyConfig(policy=ps.policy, prompts=ps.prompts, reward_model_uri=model_uri,

@@ -193,7 +193,7 @@ def run_file(path: str, workdir: Path, only: str | None = None, force: bool = Fa
             failed = True
             break
         outputs[stage.metadata.name] = status.outputs
-    print(f"\nSummary ({len(results)} stages in {(time.monotonic() - started) / 60:.1f} min):")
+    print(f"\nSummary: {len(results)} stages in {(time.monotonic() - started) / 60:.1f} min")
     for stage, status in results:
         print(_show(stage, status))
     return 1 if failed else 0

@@ -105,6 +105,9 @@ def test_prompt_hash_changes_with_settings():
     assert base != P.prompt_hash(PromptSpec(preamble="detailed"), "m", True)
     assert base != P.prompt_hash(PromptSpec(), "other", True)
     assert base != P.prompt_hash(PromptSpec(), "m", False)
+    # endpoint.api chat (one user message, the server's template) is another prompt; completions is the old hash
+    chat = P.prompt_hash(PromptSpec(), "m", True, "chat")
+    assert base == P.prompt_hash(PromptSpec(), "m", True, "completions") != chat
 
 
 # ---------------------------------------------------------------- scoring
@@ -198,8 +201,11 @@ def test_shard_index_from_env(tmp_path, monkeypatch):
 
 
 def _entry(i: int, status: str = "labeled") -> dict:
-    rec = {"id": f"r{i}", "pA": 0.25, "pAOrderAB": 0.2, "pAOrderBA": 0.3, "chosen": "b",
+    rec = {"id": f"r{i}", "context": f"c{i}", "responseA": f"a{i}", "responseB": f"b{i}", "pA": 0.25,
+           "pAOrderAB": 0.2, "pAOrderBA": 0.3, "chosen": "b",
            "humanPreference": "b" if i % 2 else "a"} if status == "labeled" else {"id": f"r{i}", "reason": "x"}
+    if i == 3 and status == "labeled":  # a tie: no preference, so no DPO pair
+        rec.update(pA=0.5, chosen="a")
     return {"status": status, "position": i, "record": rec}
 
 
@@ -223,8 +229,15 @@ def test_merge_joins_shards_in_dataset_order(tmp_path):
     assert [r["id"] for r in labels] == ["r0", "r1", "r3"]
     assert [json.loads(x)["id"] for x in (tmp_path / "out" / "abstained.jsonl").read_text().splitlines()] == ["r2"]
     m = summary["metrics"]
-    assert (m["labeled"], m["abstained"], m["alignment"], m["elapsedSeconds"]) == (3, 1, 2 / 3, 2.0)
+    # r1 agrees with its human label; r0 does not, nor r3 (a tie, which counts as a)
+    assert (m["labeled"], m["abstained"], m["alignment"], m["elapsedSeconds"]) == (3, 1, 1 / 3, 2.0)
     assert summary["outputs"]["labels"].endswith("labels.jsonl")
+    # the DPO export beside the labels: oriented by pA, the tie (r3) left out and counted
+    assert summary["outputs"]["dpo"] == str(tmp_path / "out" / "dpo.jsonl")
+    dpo = [json.loads(x) for x in (tmp_path / "out" / "dpo.jsonl").read_text().splitlines()]
+    assert dpo == [{"id": f"r{i}", "prompt": f"c{i}", "chosen": f"b{i}", "rejected": f"a{i}",
+                    "chosenProbability": 0.75} for i in (0, 1)]
+    assert (m["dpoPairs"], m["dpoTies"]) == (2, 1)
 
 
 def test_merge_refuses_unfinished_shards_and_resume_refuses_other_settings(tmp_path):

@@ -177,4 +177,4 @@ def test_the_check_sees_imports_inside_functions() -> None:
     """The graph includes lazy imports (the labeler imports vLLM inside its engine), so the check is not
     blind to them."""
     reached = external_imports(ENTRY_POINTS["labeler"])
-    assert {"vllm", "datasets", "httpx", "torch"} <= reached and "deepspeed" not in reached
+    assert {"vllm", "datasets", "openai", "torch"} <= reached and "deepspeed" not in reached

@@ -21,9 +21,10 @@ def test_every_view_derives_from_the_registry() -> None:
                              "PolicyRLRun": "rlaif_jobs.policy"}
     assert [k for k, cls in KINDS.items() if issubclass(cls, StageResource)] == list(STAGE_KINDS)
     assert [k for k in STAGE_KINDS if KINDS[k].TRAINS] == ["RewardModelRun", "PolicyRLRun"]
-    assert cache.UPSTREAM_FIELDS == {"RewardModelRun": ("preferences", "fromLabelJob", "PreferenceLabelJob"),
-                                     "PolicyRLRun": ("reward", "fromRewardModelRun", "RewardModelRun")}
-    assert {up.kind for up in UPSTREAMS.values()} <= set(STAGE_KINDS)
+    assert cache.UPSTREAM_FIELDS == {"RewardModelRun": (("preferences", "fromLabelJob", "PreferenceLabelJob"),),
+                                     "PolicyRLRun": (("reward", "fromRewardModelRun", "RewardModelRun"),
+                                                     ("preferences", "fromLabelJob", "PreferenceLabelJob"))}
+    assert {up.kind for ups in UPSTREAMS.values() for up in ups} <= set(STAGE_KINDS)
 
 
 def test_kopf_watches_every_kind_of_the_registry() -> None:
