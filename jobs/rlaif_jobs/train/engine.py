@@ -22,11 +22,10 @@ runs even over a world of one at ZeRO 0 (the policy trainer uses it).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from rlaif_jobs import io
 from rlaif_jobs.config.training import TrainerSpec
 from rlaif_jobs.train.dist import DistEnv, barrier
 
@@ -180,9 +179,6 @@ def export_hf_model(engine: Any, out_dir: str | Path, env: DistEnv, tokenizer: A
     out = Path(out_dir)
     state = gathered_state_dict(engine)
     if env.is_main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         module = engine.module
         was_cache = getattr(module.config, "use_cache", None)
         if was_cache is not None:
@@ -190,14 +186,10 @@ def export_hf_model(engine: Any, out_dir: str | Path, env: DistEnv, tokenizer: A
         dtypes = {v.dtype for v in (state or {}).values() if hasattr(v, "is_floating_point") and v.is_floating_point()}
         if len(dtypes) == 1:
             module.config.dtype = dtypes.pop()
-        module.save_pretrained(tmp, state_dict=state)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        with io.atomic_dir(out) as tmp:
+            module.save_pretrained(tmp, state_dict=state)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
         log.info("model written to %s", out)
     barrier()
     return out

@@ -25,12 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rlaif_jobs import io
 from rlaif_jobs.config.training import ALL_LINEAR, LoraSpec
 from rlaif_jobs.errors import ConfigError
 from rlaif_jobs.train.dist import DistEnv, barrier
@@ -110,15 +109,20 @@ def _gathered(module: Any) -> Iterator[None]:
         yield
 
 
+def _hf_weights(peft_model: Any) -> dict[str, Any]:
+    """The base weights (adapters left out) under HF names, detached; the caller gathers them."""
+    out = {}
+    for key, tensor in peft_model.state_dict().items():
+        name = hf_name(key)
+        if name is not None:
+            out[name] = tensor.detach()
+    return out
+
+
 def base_state_dict(peft_model: Any) -> dict[str, Any]:
     """The base weights (adapters left out) under HF names; tensors are the model's own, detached."""
     with _gathered(peft_model):
-        out = {}
-        for key, tensor in peft_model.state_dict().items():
-            name = hf_name(key)
-            if name is not None:
-                out[name] = tensor.detach()
-        return out
+        return _hf_weights(peft_model)
 
 
 def merged_state_dict(peft_model: Any) -> dict[str, Any]:
@@ -126,11 +130,7 @@ def merged_state_dict(peft_model: Any) -> dict[str, Any]:
     from peft.tuners.lora import LoraLayer
 
     with _gathered(peft_model):
-        out = {}
-        for key, tensor in peft_model.state_dict().items():
-            name = hf_name(key)
-            if name is not None:
-                out[name] = tensor.detach()
+        out = _hf_weights(peft_model)
         for mod_name, module in peft_model.named_modules():
             if isinstance(module, LoraLayer) and ADAPTER in getattr(module, "lora_A", {}):
                 name = hf_name(f"{mod_name}.base_layer.weight")
@@ -233,20 +233,13 @@ def export_lora(engine: Any, out_dir: str | Path, env: DistEnv, tokenizer: Any, 
     model = engine.module
     state = merged_state_dict(model) if spec.export == "merged" else None
     if env.is_main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        if state is not None:
-            _save_merged(model, state, tmp)
-        else:
-            save_adapter(model, tmp, base_uri)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        with io.atomic_dir(out) as tmp:
+            if state is not None:
+                _save_merged(model, state, tmp)
+            else:
+                save_adapter(model, tmp, base_uri)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
         log.info("%s model written to %s", "merged" if state is not None else "LoRA adapter", out)
     barrier()
     return out
