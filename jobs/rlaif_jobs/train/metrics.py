@@ -69,15 +69,19 @@ class MetricsLogger:
         if self.trackers is not None:
             self.trackers.log(step, clean)
 
-    def close(self, summary: dict[str, Any] | None = None, ok: bool = True) -> None:
+    def close(self, summary: dict[str, Any] | None = None, ok: bool = True) -> list[str]:
         """Closes the file and finishes the trackers (``summary``: the stage's final figures, which the
-        trackers record as the runs' summary; ``ok``: whether the stage succeeded)."""
+        trackers record as the runs' summary; ``ok``: whether the stage succeeded). Returns the fields of
+        the trackers that failed on the way (the stage's summary reports them: never only a log line)."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        failed: list[str] = []
         if self.trackers is not None:
             self.trackers.finish(summary or {}, ok)
+            failed = self.trackers.failed
             self.trackers = None
+        return failed
 
 
 def read_metrics(path: str | Path) -> list[dict]:

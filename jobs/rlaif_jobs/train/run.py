@@ -106,9 +106,13 @@ class TrainingRun:
     def report(self, uri: str, kind: str, results: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         """Closes the metrics (the trackers record ``results`` as their runs' summary); writes
         ``summary.json`` with the model as output on rank 0 and returns it (elsewhere returns ``results``);
-        a resharded resume adds ``resumedFromWorldSize`` to ``extra``."""
+        a resharded resume adds ``resumedFromWorldSize`` to ``extra``, a tracker that failed on the way
+        ``trackersFailed`` to the metrics and its field to ``trackingFailed``."""
         extra = {**self.resume_note, **extra}
-        self.metrics.close(summary=results)
+        failed = self.metrics.close(summary=results)
+        if failed:  # the trackers the spec enabled that stopped getting metrics: in the status, not a log line
+            results = {**results, "trackersFailed": len(failed)}
+            extra = {**extra, "trackingFailed": failed}
         if not self.env.is_main:
             return results
         summary = summaries.write_summary(uri, kind, {summaries.OUTPUT_MODEL: io.join(uri, "model")}, results, extra)

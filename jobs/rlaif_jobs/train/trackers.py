@@ -380,8 +380,14 @@ class Trackers:
             try:
                 tracker.finish(values, ok)
             except Exception as err:  # noqa: BLE001
+                self._failed.add(tracker.field)
                 log.warning("%s: finishing failed (%s: %s)", tracker.field, type(err).__name__, err)
         self.started = []
+
+    @property
+    def failed(self) -> list[str]:
+        """The config fields of the trackers that failed after starting (the summary names them)."""
+        return sorted(self._failed)
 
 
 def _creds(tracker: Tracker) -> str:
