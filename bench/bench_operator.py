@@ -1,10 +1,20 @@
-"""Benchmark: 100 pipelines applied at once against the test API server, run by the real operator.
+"""Benchmark: N pipelines applied at once against the test API server, run by the real operator.
 
-Measures the hand-off latency (upstream Job succeeded -> downstream Job created, timed inside the API
-server at the two writes) p50/p99 over every hand-off, and the operator process's peak memory (VmHWM).
-Targets: p99 < 2 s, peak memory < 200 MB. Prints the figures (and the CPU they cost, with the load
-average: on a shared 2-core machine the latency follows the CPU the other tenants leave); with
-``--strict`` exits 1 if a target is missed.
+Two sets of figures, kept apart:
+
+- **the operator's own**, from its own clock (``RLAIF_TRACE_FILE``: one line per write it sends, with
+  the watch event that caused it, both timed by the operator; see operator/rlaif_operator/reaction.py):
+  hand-off = the upstream Job's completion event received -> the downstream Job's create sent, and
+  -> the upstream stage's status patch sent; its CPU per pipeline (/proc of its process) and its peak
+  memory (VmHWM) per pipeline. None of it includes the API server's or the network's time.
+- **end to end**, timed inside the test API server at the two writes (upstream Job Complete stored ->
+  downstream Job stored): what a user sees on a cluster whose API server is as busy as this one. The
+  test API server runs on its own thread here; its CPU is read from that thread alone, the driver's
+  (this script's main thread) apart, so what the cluster costs is not charged to the operator.
+
+Targets: operator-side hand-off p99 < 1 s, end-to-end p50 < 300 ms at 100 pipelines, operator peak
+memory < 250 MB (``--strict`` exits 1 if one is missed). The load average is printed: on a shared 2-core
+machine the latency follows the CPU the other tenants leave.
 
 Running stages: the label stage's pods run for ``--run-seconds`` (ready, logging a progress line every
 5 s, as the workloads do), so the operator reads their progress every ``--progress-interval`` seconds
@@ -32,6 +42,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+sys.path.insert(0, str(REPO / "bench"))
+
+from handoffs import Edge, operator_handoffs, read_trace  # noqa: E402
 from testapi import TestApiServer  # noqa: E402
 
 STAGES = [("label", "label-label"), ("reward", "reward-reward"), ("policy", "policy-policy")]
@@ -40,7 +53,8 @@ REPORTS = {
     "reward-reward": {"outputs": {"model": "/data/rm"}, "metrics": {"evalAccuracy": 0.7}},
     "policy-policy": {"outputs": {"model": "/data/policy"}, "metrics": {"winRate": 0.6}},
 }
-TARGET_P99, TARGET_MB = 2.0, 200.0
+TARGET_OPERATOR_P99, TARGET_P50_AT_100, TARGET_MB = 1.0, 0.3, 250.0
+STAGE_KINDS = {"label": "PreferenceLabelJob", "reward": "RewardModelRun", "policy": "PolicyRLRun"}
 
 
 STORAGE = {"storage": {"pvcName": "rlaif-data"}}  # outputs on a claim mounted at /data (the operator insists)
@@ -78,8 +92,35 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def request_breakdown(log: list[str]) -> dict[str, int]:
+    """API requests by verb and resource ("PATCH preferencelabeljobs/status", "GET pods/log"), from the test
+    API server's request log ("METHOD /path?query -> code")."""
+    counts: dict[str, int] = {}
+    for line in log:
+        method, path = line.split()[:2]
+        parts = path.split("?")[0].strip("/").split("/")
+        if "namespaces" in parts and parts.index("namespaces") + 2 < len(parts):
+            parts = parts[parts.index("namespaces") + 2:]
+        else:
+            parts = parts[2:] if parts[0] == "api" else parts[3:]
+        what = (parts[0] + ("/" + parts[2] if len(parts) > 2 else "")) if parts else "discovery"
+        if "watch=" in path:
+            what += " (watch)"
+        counts[f"{method} {what}"] = counts.get(f"{method} {what}", 0) + 1
+    return counts
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process, or of one of its threads."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -144,10 +185,15 @@ def main() -> int:
         completed: dict[str, float] = {}
         running: dict[str, float] = {}
 
+        phases: dict[tuple[str, str], str | None] = {}  # (kind, name) -> status.phase, kept by the hook
+
         def hook(rt: Any, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+            name = obj["metadata"]["name"]
+            if rt.group == "rlaif.dev":
+                phases[(rt.kind, name)] = (obj.get("status") or {}).get("phase")
+                return
             if rt.kind != "Job":
                 return
-            name = obj["metadata"]["name"]
             if etype == "ADDED":
                 created[name] = time.monotonic()
             elif any(c.get("type") == "Complete" and c.get("status") == "True"
@@ -156,11 +202,13 @@ def main() -> int:
 
         api.call(lambda store: store.hooks.append(hook))
         api.handler.log = []
+        trace = str(api.workdir / "operator-trace.jsonl")
         metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": str(metrics_port),
                "RLAIF_LIVENESS_ENDPOINT": "",
                "RLAIF_LOG_LEVEL": "WARNING", "KUBECACHEDIR": str(api.workdir / "cache"),
-               "RLAIF_PROGRESS_INTERVAL_SECONDS": str(args.progress_interval)}
+               "RLAIF_PROGRESS_INTERVAL_SECONDS": str(args.progress_interval),
+               "RLAIF_TRACE_FILE": trace}
         log = tempfile.NamedTemporaryFile(prefix="bench-operator-", suffix=".log", delete=False)  # noqa: SIM115
         pyflags = os.environ.get("BENCH_PYFLAGS", "").split()  # e.g. "-m cProfile -o op.prof"
         operator = subprocess.Popen([sys.executable, *pyflags, "-m", "kopf", "run", "-m", "rlaif_operator.handlers",
@@ -170,20 +218,21 @@ def main() -> int:
             subprocess.run(["kubectl", "create", "namespace", ns], env=env, check=True, capture_output=True)
             time.sleep(2)  # let the operator start its watches
             manifests = "".join(f"---\n{json.dumps(pipeline(f'p{i:03d}'))}\n" for i in range(n))
+            load_before = os.getloadavg()[0]
+            idle_mb = rss_mb(operator.pid)  # started, watching, nothing to do yet
             started = time.monotonic()
-            cpu_start = (cpu_seconds(operator.pid), time.process_time())
+            server_tid = api._thread.native_id if api._thread else None
+            cpu_start = (cpu_seconds(operator.pid), cpu_seconds(os.getpid(), server_tid), time.process_time())
             subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=manifests, text=True, env=env,
                            check=True, capture_output=True)
             applied = time.monotonic()
-            plurals = {"label": "preferencelabeljobs", "reward": "rewardmodelruns", "policy": "policyrlruns"}
             for stage, suffix in STAGES:
                 jobs = [f"p{i:03d}-{suffix}" for i in range(n)]
                 wait(lambda js=jobs: all(j in created for j in js), 120, f"{n} {suffix} Jobs")
                 # The stage "runs" until the operator has seen every pod start (a real stage runs for
                 # hours, so each burst of completions meets an idle operator); then all finish at once.
-                wait(lambda st=stage: api.call(lambda store: all(
-                    (store.find(store.types[("rlaif.dev", plurals[st])], ns, f"p{i:03d}-{st}") or {}).get(
-                        "status", {}).get("phase") == "Running" for i in range(n))), 120, f"{stage} Running")
+                wait(lambda st=stage: all(phases.get((STAGE_KINDS[st], f"p{i:03d}-{st}")) == "Running"
+                                          for i in range(n)), 120, f"{stage} Running")
                 quiesce(api)  # ... and the operator has caught up (its Events, the pipelines' status)
                 if stage == "label" and args.run_seconds > 0:
                     running = run_stage(api, ns, jobs, args.run_seconds)
@@ -192,19 +241,50 @@ def main() -> int:
                     api.finish_job(ns, job, 0, report)
             last = [f"p{i:03d}-policy-policy" for i in range(n)]
             wait(lambda: all(j in completed for j in last), 120, "the last stage")
-            wait(lambda: api.call(lambda store: all(
-                (store.find(store.types[("rlaif.dev", "rlaifpipelines")], ns, f"p{i:03d}") or {}).get(
-                    "status", {}).get("phase") == "Succeeded" for i in range(n))), 120, "pipelines Succeeded")
+            wait(lambda: all(phases.get(("RLAIFPipeline", f"p{i:03d}")) == "Succeeded" for i in range(n)), 120,
+                 "pipelines Succeeded")
             finished = time.monotonic()
             memory = peak_rss_mb(operator.pid)
             cpu_operator = cpu_seconds(operator.pid) - cpu_start[0]
-            cpu_server = time.process_time() - cpu_start[1]
+            cpu_server = cpu_seconds(os.getpid(), server_tid) - cpu_start[1]
+            cpu_driver = time.process_time() - cpu_start[2] - cpu_server
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
                 scraped = r.read().decode()
         finally:
             operator.terminate()
             operator.wait(20)
         requests = len(api.handler.log or [])
+        breakdown = request_breakdown(api.handler.log or [])
+        records = read_trace(trace)  # before the server's workdir goes
+        reasons: dict[str, int] = {}
+        for event in api.call(lambda store: store.list(store.types[("", "events")], ns)[0]):
+            what = f"{event['involvedObject']['kind']} {event['reason']}"
+            reasons[what] = reasons.get(what, 0) + 1
+
+    ms = 1000.0
+    print(f"pipelines: {n} applied at once with one kubectl apply ({applied - started:.2f} s);"
+          f" all Succeeded {finished - started:.1f} s after apply")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (before: {load_before:.2f})")
+
+    edges = [Edge(f"Job/{ns}/p{i:03d}-{up}", f"{STAGE_KINDS[up.split('-')[0]]}/{ns}/p{i:03d}-{up.split('-')[0]}",
+                  f"Job/{ns}/p{i:03d}-{down}") for (_, up), (_, down) in zip(STAGES, STAGES[1:], strict=False)
+             for i in range(n)]
+    ours = operator_handoffs(records, edges)
+    own = [h.create_seconds for h in ours]
+    status = [h.status_seconds for h in ours if h.status_seconds is not None]
+    by_upstream = sum(h.by_upstream_job for h in ours)
+    print(f"== the operator's own figures (its clock: watch event received -> write sent; {len(ours)} of"
+          f" {len(edges)} hand-offs traced, {by_upstream} caused by the upstream Job's event)")
+    print(f"hand-off, event -> downstream Job create sent: p50 {statistics.median(own) * ms:.0f} ms,"
+          f" p99 {percentile(own, 0.99) * ms:.0f} ms, max {max(own) * ms:.0f} ms"
+          f"  (target p99 < {TARGET_OPERATOR_P99 * ms:.0f} ms)")
+    if status:
+        print(f"hand-off, event -> upstream status patch sent: p50 {statistics.median(status) * ms:.0f} ms,"
+              f" p99 {percentile(status, 0.99) * ms:.0f} ms")
+    print(f"CPU: {cpu_operator:.1f} s, {ms * cpu_operator / n:.0f} ms per pipeline")
+    objects = 7 * n  # a pipeline, its 3 stages and their 3 Jobs
+    print(f"peak memory (VmHWM): {memory:.0f} MB (target < {TARGET_MB:.0f} MB); {idle_mb:.0f} MB idle before the"
+          f" apply, so {1024 * (memory - idle_mb) / objects:.1f} KB per watched object ({objects} objects)")
 
     handoffs, by_edge = [], {}
     for (_, up), (_, down) in zip(STAGES, STAGES[1:], strict=False):
@@ -212,17 +292,14 @@ def main() -> int:
         by_edge[f"{up.split('-')[0]}->{down.split('-')[0]}"] = edge
         handoffs += edge
     p50, p99 = statistics.median(handoffs), percentile(handoffs, 0.99)
-    print(f"pipelines: {n} applied at once with one kubectl apply ({applied - started:.2f} s)")
-    print(f"hand-offs: {len(handoffs)} (upstream Job Complete -> downstream Job created)")
-    print(f"hand-off latency: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(handoffs) * 1000:.0f} ms"
-          f"  (target p99 < {TARGET_P99:.0f} s)")
+    print("== end to end (the test API server's clock: upstream Job Complete stored -> downstream Job stored)")
+    print(f"hand-off: p50 {p50 * ms:.0f} ms, p99 {p99 * ms:.0f} ms, max {max(handoffs) * ms:.0f} ms"
+          + (f"  (target p50 < {TARGET_P50_AT_100 * ms:.0f} ms at 100 pipelines)" if n == 100 else ""))
     for edge, values in by_edge.items():
-        print(f"  {edge}: p50 {statistics.median(values) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms")
-    print(f"operator peak memory (VmHWM): {memory:.0f} MB  (target < {TARGET_MB:.0f} MB)")
-    print(f"all {n} pipelines Succeeded {finished - started:.1f} s after apply;"
-          f" {requests} API requests ({requests / n:.0f} per pipeline, kubelet and driver included)")
-    print(f"CPU: operator {cpu_operator:.1f} s ({1000 * cpu_operator / n:.0f} ms per pipeline), test API server"
-          f" and driver {cpu_server:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"  {edge}: p50 {statistics.median(values) * ms:.0f} ms, p99 {percentile(values, 0.99) * ms:.0f} ms")
+    print(f"the test API server's thread: {cpu_server:.1f} s CPU ({ms * cpu_server / n:.0f} ms per pipeline);"
+          f" the driver (this script, kubelet and user): {cpu_driver:.1f} s; {requests} API requests"
+          f" ({requests / n:.0f} per pipeline)")
     events: dict[str, float] = {}
     for line in scraped.splitlines():
         if line.startswith("rlaif_operator_watch_events_total{"):
@@ -232,8 +309,11 @@ def main() -> int:
         print(f"running stages: {n} label stages ran {args.run_seconds:.0f} s, progress read every"
               f" {args.progress_interval:g} s: {running['requests']:.2f} operator API calls per running stage"
               f" per minute ({running['logs']:.2f} log reads, {running['patches']:.2f} status patches)")
+    print("API requests per pipeline: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(
+        breakdown.items(), key=lambda kv: -kv[1]) if v / n >= 0.05))
+    print("Events posted per pipeline: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(reasons.items())))
     print("operator watch events per pipeline: " + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(events.items())))
-    ok = p99 < TARGET_P99 and memory < TARGET_MB
+    ok = percentile(own, 0.99) < TARGET_OPERATOR_P99 and memory < TARGET_MB and (n != 100 or p50 < TARGET_P50_AT_100)
     print("targets:", "met" if ok else "MISSED")
     return 0 if ok or not args.strict else 1
 

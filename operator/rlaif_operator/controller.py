@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rlaif_operator import metrics
+from rlaif_operator import metrics, reaction
 from rlaif_operator.api.common import Status
 from rlaif_operator.api.kinds import STAGE_KINDS
 from rlaif_operator.builders import names
@@ -73,6 +74,13 @@ class Controller:
 
     async def on_resource_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         key = key_of(body)
+        token = reaction.received(*key)  # the writes this event causes are timed from here
+        try:
+            await self._resource_event(key, event_type, body)
+        finally:
+            reaction.done(token)
+
+    async def _resource_event(self, key: Key, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
             metrics.WATCH_EVENTS.labels(key[0], "deleted").inc()
             self.ctx.cache.drop(key)
@@ -95,6 +103,13 @@ class Controller:
             await self._propagate(key, body)
 
     async def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        token = reaction.received(*key_of(body))
+        try:
+            await self._job_event(event_type, body)
+        finally:
+            reaction.done(token)
+
+    async def _job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
             metrics.WATCH_EVENTS.labels("Job", "deleted").inc()
             self.ctx.cache.drop(key_of(body))
@@ -123,7 +138,7 @@ class Controller:
     async def _run(self, key: Key, fn: Any, *args: Any) -> None:
         """Runs ``fn(ctx, *args)`` in a worker thread; a failure is retried by reconciling ``key``."""
         try:
-            await asyncio.get_running_loop().run_in_executor(self.executor, fn, self.ctx, *args)
+            await asyncio.get_running_loop().run_in_executor(self.executor, reaction.in_context(fn), self.ctx, *args)
         except Exception as err:  # noqa: BLE001 - retried with backoff, never fatal
             self._failed(key, err)
 
@@ -138,7 +153,8 @@ class Controller:
                 return
             loop = asyncio.get_running_loop()
             try:
-                outcome: Outcome = await loop.run_in_executor(self.executor, reconcile, self.ctx, body)
+                outcome: Outcome = await loop.run_in_executor(
+                    self.executor, reaction.in_context(reconcile), self.ctx, body)
             except KubeError as err:
                 if err.status == 404:  # deleted meanwhile: its DELETED event cleans up
                     return
@@ -207,7 +223,8 @@ class Controller:
     def _schedule(self, key: Key, delay: float) -> None:
         self._cancel(key)
         loop = asyncio.get_running_loop()
-        self.timers[key] = loop.call_later(delay, self._fire, key)
+        # A fresh context: a timed re-check is caused by the clock, not by the event being handled now.
+        self.timers[key] = loop.call_later(delay, self._fire, key, context=contextvars.Context())
         metrics.QUEUED_RECHECKS.set(len(self.timers))
 
     def _fire(self, key: Key) -> None:

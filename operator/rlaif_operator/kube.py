@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from rlaif_operator import reaction
 from rlaif_operator.api.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class Kube:
         """Creates the object if absent. Returns (the object as stored, whether this call created it)."""
         meta = manifest["metadata"]
         path = path_of(manifest["apiVersion"], manifest["kind"], meta.get("namespace"))
+        reaction.sent("create", manifest["kind"], meta.get("namespace"), meta["name"])
         try:
             return self.request("POST", path, body=manifest), True
         except KubeError as err:
@@ -179,6 +181,7 @@ class Kube:
     def patch_status(self, api_version: str, kind: str, namespace: str | None, name: str,
                      status: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch of the status subresource."""
+        reaction.sent("status", kind, namespace, name)
         return self.request("PATCH", path_of(api_version, kind, namespace, name, "status"),
                             body={"status": status}, content_type="application/merge-patch+json")
 

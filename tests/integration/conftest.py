@@ -35,7 +35,8 @@ def testapi_only(cluster: Cluster) -> None:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(cluster, tmp_path_factory.mktemp("operator") / "operator.log", OPERATOR_NAMESPACES,
+    logs = tmp_path_factory.mktemp("operator")
+    op = Operator(cluster, logs / "operator.log", OPERATOR_NAMESPACES, trace_file=str(logs / "trace.jsonl"),
                   recheck_seconds="1", max_gpus_per_node="8", log_level="INFO",
                   unschedulable_after_seconds="0", progress_interval_seconds="1")
     op.start()
