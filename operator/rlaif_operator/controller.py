@@ -60,6 +60,7 @@ class Controller:
         self.failures: dict[Key, int] = {}
         self.waits: dict[Key, int] = {}
         self.written: dict[Key, str] = {}  # resourceVersion of the operator's own last status write
+        self.pending: dict[Key, reaction.Cause] = {}  # the earliest event no reconcile has acted on yet
         self.tasks: set[asyncio.Task[None]] = set()
         self.soon: set[Key] = set()  # pipelines with a reconcile already queued (coalesces child changes)
         self.events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
@@ -96,6 +97,7 @@ class Controller:
             metrics.WATCH_EVENTS.labels(key[0], "echo").inc()
             return  # the echo of our own status write: nothing new to act on
         metrics.WATCH_EVENTS.labels(key[0], "reconciled").inc()
+        self._pending(key)
         await self.reconcile(key)
         if previous is not None and _phase(previous) != _phase(body):
             # A phase this replica did not see itself write (its write applied but the reply was lost,
@@ -133,6 +135,7 @@ class Controller:
             # re-created under the same name: another uid), or not listed yet.
             await self._run(key, release_orphan, body)
             return
+        self._pending(key)
         await self.reconcile(key)
 
     async def _run(self, key: Key, fn: Any, *args: Any) -> None:
@@ -144,10 +147,25 @@ class Controller:
 
     # --- reconciling -------------------------------------------------------------------------------
 
+    def _pending(self, key: Key) -> None:
+        """The event being handled waits for a reconcile of ``key`` (the first one to start acts on it)."""
+        cause = reaction.current()
+        if cause is not None:
+            self.pending.setdefault(key, cause)
+
     async def reconcile(self, key: Key) -> None:
         """Reconciles one resource from its cached body; then whatever depends on its status."""
         lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        await lock.acquire()
+        token = reaction.adopt(self.pending.pop(key, None))  # this reconcile acts on the waiting event
+        try:
+            await self._reconcile_locked(key, lock)
+        finally:
+            reaction.done(token)
+
+    async def _reconcile_locked(self, key: Key, lock: asyncio.Lock) -> None:
+        """``reconcile`` with ``lock`` held (released here, before the hand-off to dependents)."""
+        try:
             body = self.ctx.cache.get(key)
             if body is None:
                 return
@@ -180,6 +198,8 @@ class Controller:
             else:
                 self.waits.pop(key, None)
                 self._cancel(key)
+        finally:
+            lock.release()
         if outcome.changed and outcome.body is not None:
             await self._propagate(key, outcome.body, waiters=not outcome.progress_only)
 
@@ -242,7 +262,7 @@ class Controller:
 
     def _forget(self, key: Key) -> None:
         self._cancel(key)
-        for table in (self.failures, self.waits, self.written):
+        for table in (self.failures, self.waits, self.written, self.pending):
             table.pop(key, None)  # type: ignore[attr-defined]
         lock = self.locks.get(key)
         if lock is not None and not lock.locked():

@@ -6,6 +6,9 @@ Measured on the operator's clock only, so it leaves out what the API server and 
 - ``received(event)`` is called by the controller when a kopf handler gets a watch event; it sets the
   cause in a context variable, which follows the event through the controller's awaits and, copied by
   ``in_context``, into the worker threads that reconcile (and into the stages it hands off to);
+- the event's resource also keeps it as its pending cause until a reconcile of that resource starts:
+  whichever reconcile acts on the event first (its own, or a timed re-check that got there before it)
+  takes it with ``adopt``, so a hand-off is timed from the event whatever path carried it;
 - ``sent(write, obj)`` is called by the API client just before it sends a create or a status patch: it
   observes ``rlaif_operator_reaction_seconds{write}`` and, when ``RLAIF_TRACE_FILE`` names a file,
   appends one JSON line: ``{"event": "Job/ns/name", "write": "create", "object": "Job/ns/name",
@@ -57,6 +60,18 @@ def received(kind: str, namespace: str | None, name: str) -> contextvars.Token[C
 
 def done(token: contextvars.Token[Cause | None]) -> None:
     _CAUSE.reset(token)
+
+
+def current() -> Cause | None:
+    return _CAUSE.get()
+
+
+def adopt(pending: Cause | None) -> contextvars.Token[Cause | None]:
+    """Makes the earlier of ``pending`` (an event not yet acted on) and the current cause the cause of
+    what follows in this context. Returns the token that ``done`` takes."""
+    now = _CAUSE.get()
+    return _CAUSE.set(pending if pending is not None and (now is None or pending.monotonic < now.monotonic)
+                      else now)
 
 
 def in_context(fn: Callable[..., T]) -> Callable[..., T]:
