@@ -202,7 +202,8 @@ def main() -> int:
 
         api.call(lambda store: store.hooks.append(hook))
         api.handler.log = []
-        trace = str(api.workdir / "operator-trace.jsonl")
+        with tempfile.NamedTemporaryFile(prefix="bench-operator-trace-", suffix=".jsonl", delete=False) as kept:
+            trace = kept.name  # kept after the run, as the operator's log is
         metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": api.kubeconfig, "RLAIF_METRICS_PORT": str(metrics_port),
                "RLAIF_LIVENESS_ENDPOINT": "",
@@ -220,6 +221,7 @@ def main() -> int:
             manifests = "".join(f"---\n{json.dumps(pipeline(f'p{i:03d}'))}\n" for i in range(n))
             load_before = os.getloadavg()[0]
             idle_mb = rss_mb(operator.pid)  # started, watching, nothing to do yet
+            rss_at: dict[str, float] = {}
             started = time.monotonic()
             server_tid = api._thread.native_id if api._thread else None
             cpu_start = (cpu_seconds(operator.pid), cpu_seconds(os.getpid(), server_tid), time.process_time())
@@ -236,6 +238,7 @@ def main() -> int:
                 quiesce(api)  # ... and the operator has caught up (its Events, the pipelines' status)
                 if stage == "label" and args.run_seconds > 0:
                     running = run_stage(api, ns, jobs, args.run_seconds)
+                rss_at[f"{stage} running"] = rss_mb(operator.pid)
                 report = REPORTS[suffix]
                 for job in jobs:  # finish them all at once, as a burst of kubelet updates
                     api.finish_job(ns, job, 0, report)
@@ -244,6 +247,7 @@ def main() -> int:
             wait(lambda: all(phases.get(("RLAIFPipeline", f"p{i:03d}")) == "Succeeded" for i in range(n)), 120,
                  "pipelines Succeeded")
             finished = time.monotonic()
+            rss_at["all Succeeded"] = rss_mb(operator.pid)
             memory = peak_rss_mb(operator.pid)
             cpu_operator = cpu_seconds(operator.pid) - cpu_start[0]
             cpu_server = cpu_seconds(os.getpid(), server_tid) - cpu_start[1]
@@ -255,7 +259,7 @@ def main() -> int:
             operator.wait(20)
         requests = len(api.handler.log or [])
         breakdown = request_breakdown(api.handler.log or [])
-        records = read_trace(trace)  # before the server's workdir goes
+        records = read_trace(trace)
         reasons: dict[str, int] = {}
         for event in api.call(lambda store: store.list(store.types[("", "events")], ns)[0]):
             what = f"{event['involvedObject']['kind']} {event['reason']}"
@@ -264,7 +268,8 @@ def main() -> int:
     ms = 1000.0
     print(f"pipelines: {n} applied at once with one kubectl apply ({applied - started:.2f} s);"
           f" all Succeeded {finished - started:.1f} s after apply")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (before: {load_before:.2f})")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (before: {load_before:.2f});"
+          f" the operator's log: {log.name}, its trace: {trace}")
 
     edges = [Edge(f"Job/{ns}/p{i:03d}-{up}", f"{STAGE_KINDS[up.split('-')[0]]}/{ns}/p{i:03d}-{up.split('-')[0]}",
                   f"Job/{ns}/p{i:03d}-{down}") for (_, up), (_, down) in zip(STAGES, STAGES[1:], strict=False)
@@ -283,6 +288,7 @@ def main() -> int:
               f" p99 {percentile(status, 0.99) * ms:.0f} ms")
     print(f"CPU: {cpu_operator:.1f} s, {ms * cpu_operator / n:.0f} ms per pipeline")
     objects = 7 * n  # a pipeline, its 3 stages and their 3 Jobs
+    print("resident memory (VmRSS) when " + ", ".join(f"{k}: {v:.0f} MB" for k, v in rss_at.items()))
     print(f"peak memory (VmHWM): {memory:.0f} MB (target < {TARGET_MB:.0f} MB); {idle_mb:.0f} MB idle before the"
           f" apply, so {1024 * (memory - idle_mb) / objects:.1f} KB per watched object ({objects} objects)")
 

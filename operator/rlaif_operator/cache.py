@@ -19,6 +19,29 @@ MAX_GONE = 10_000  # uids remembered as deleted (oldest forgotten first)
 UPSTREAM_FIELDS = {kind: tuple((up.section, up.alias, up.kind) for up in ups) for kind, ups in UPSTREAMS.items()}
 
 
+# Bulk the operator never reads: every object's field-ownership history (managedFields), kubectl's copy
+# of the last applied manifest (the whole spec again, as a string), and a Job's pod template (the
+# operator built it; it reads a Job's counts, conditions and a few spec switches). Left out of the
+# cache, they were most of the operator's memory per object (bench/bench_operator.py).
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without the fields above; the input is not changed (kopf still holds it)."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    fat_job = body.get("kind") == "Job" and "template" in (body.get("spec") or {})
+    if "managedFields" not in meta and LAST_APPLIED not in annotations and not fat_job:
+        return body
+    meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    out = {**body, "metadata": meta}
+    if fat_job:
+        out["spec"] = {k: v for k, v in body["spec"].items() if k != "template"}
+    return out
+
+
 def key_of(body: dict[str, Any]) -> Key:
     meta = body["metadata"]
     return (body["kind"], meta.get("namespace"), meta["name"])
@@ -51,8 +74,9 @@ class Cache:
 
     def put(self, body: dict[str, Any]) -> bool:
         """Stores the body unless a newer one is already known (numeric resourceVersions, as etcd's).
-        Returns whether it was stored."""
+        Returns whether it was stored. What is stored is ``slim(body)``."""
         key = key_of(body)
+        body = slim(body)
         with self._lock:
             if body["metadata"].get("uid") in self._gone:
                 return False

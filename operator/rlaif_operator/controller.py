@@ -1,11 +1,15 @@
 """When to reconcile what: the event-driven loop between kopf's watch events and ``reconcile``.
 
-- every event of a resource refreshes the cache and reconciles it (skipped when the event is only the
-  echo of the operator's own status write);
+- every event of a resource refreshes the cache and queues a reconcile of it (skipped when the event is
+  only the echo of the operator's own status write); the kopf handler returns at once, and a resource
+  already queued is not queued twice (the reconcile reads the latest cached body: level-based, as
+  controller-runtime's work queue), so a burst of events holds neither kopf's per-event state nor
+  duplicate reconciles;
 - every event of an operator-made Job reconciles the resource that owns it;
 - a resource whose status changed reconciles, right away, the stages that wait on it and the pipeline
   that owns it: this is the hand-off from one stage to the next, without polling;
-- one reconcile at a time per resource (a lock), run in a worker thread;
+- one reconcile at a time per resource (a lock), run in a worker thread; a finished Job's reconcile
+  and the hand-off it causes go ahead of other work (``workqueue``);
 - a failed reconcile (API error, a bug) is retried with exponential backoff, and a resource that waits
   on something no event announces (a Secret, pods being scheduled) is re-checked on a timer: no crash
   loop, no retry storm.
@@ -16,17 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rlaif_operator import metrics, reaction
+from rlaif_operator import metrics, reaction, workqueue
 from rlaif_operator.api.common import Status
 from rlaif_operator.api.kinds import STAGE_KINDS
 from rlaif_operator.builders import names
 from rlaif_operator.cache import Key, key_of
 from rlaif_operator.ensure import release_orphan
 from rlaif_operator.kube import KubeError
-from rlaif_operator.reconcile import Context, Outcome, reconcile
+from rlaif_operator.reconcile import Context, Outcome, reconcile, release
 
 log = logging.getLogger(__name__)
 PIPELINE_COALESCE_SECONDS = 0.5  # a pipeline's status follows its stages: one update for a burst of changes
@@ -39,6 +44,12 @@ def _phase(body: dict[str, Any]) -> str | None:
 def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:
     return next((r for r in body["metadata"].get("ownerReferences", [])
                  if r.get("controller") and r.get("kind") in kinds), None)
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    """Whether the Job has finished (its Complete or Failed condition is True)."""
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or ())
 
 
 def _record(key: Key, body: dict[str, Any]) -> None:
@@ -54,7 +65,7 @@ class Controller:
 
     def __init__(self, ctx: Context, workers: int = 8):
         self.ctx = ctx
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self.pool = workqueue.PriorityPool(workers)
         self.locks: dict[Key, asyncio.Lock] = {}
         self.timers: dict[Key, asyncio.TimerHandle] = {}
         self.failures: dict[Key, int] = {}
@@ -63,11 +74,16 @@ class Controller:
         self.pending: dict[Key, reaction.Cause] = {}  # the earliest event no reconcile has acted on yet
         self.tasks: set[asyncio.Task[None]] = set()
         self.soon: set[Key] = set()  # pipelines with a reconcile already queued (coalesces child changes)
-        self.events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
+        self.queued: dict[Key, int] = {}  # resources with a reconcile queued and not started: its priority
+        self.events = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
         kube = ctx.kube
 
         def post_in_background(obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
-            self.events.submit(kube.post_event, obj, event_type, reason, message)
+            # Queued with a reference to the object, not the object: a burst queues thousands of Events,
+            # and a queued full body each was a large share of the operator's peak memory.
+            ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {
+                k: obj["metadata"].get(k) for k in ("name", "namespace", "uid")}}
+            self.events.submit(kube.post_event, ref, event_type, reason, message)
 
         ctx.post_event = post_in_background
 
@@ -90,6 +106,8 @@ class Controller:
             await self._propagate(key, body)  # dependents report it gone; the pipeline recreates or reports
             return
         previous = self.ctx.cache.get(key)
+        if self.written.get(key) != body["metadata"].get("resourceVersion"):
+            self._pending(key)  # before the cache has it: a reconcile that reads it acts on this event
         self.ctx.cache.put(body)
         if previous is None:  # first seen (at start-up, too): its per-run series until a status write
             _record(key, body)
@@ -97,8 +115,7 @@ class Controller:
             metrics.WATCH_EVENTS.labels(key[0], "echo").inc()
             return  # the echo of our own status write: nothing new to act on
         metrics.WATCH_EVENTS.labels(key[0], "reconciled").inc()
-        self._pending(key)
-        await self.reconcile(key)
+        self.enqueue(key, workqueue.EVENT)
         if previous is not None and _phase(previous) != _phase(body):
             # A phase this replica did not see itself write (its write applied but the reply was lost,
             # or another replica wrote it): hand off to the waiting stages all the same.
@@ -112,6 +129,8 @@ class Controller:
             reaction.done(token)
 
     async def _job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        owner = _controller_ref(body, STAGE_KINDS)
+        key = (owner["kind"], body["metadata"].get("namespace"), owner["name"]) if owner is not None else None
         if event_type == "DELETED":
             metrics.WATCH_EVENTS.labels("Job", "deleted").inc()
             self.ctx.cache.drop(key_of(body))
@@ -121,12 +140,12 @@ class Controller:
                     "resourceVersion"):
                 metrics.WATCH_EVENTS.labels("Job", "echo").inc()
                 return  # the Job as the operator created it: its owner has already seen it
+            if key is not None:
+                self._pending(key)  # before the cache has it: a reconcile that reads it acts on this event
             self.ctx.cache.put(body)
             metrics.WATCH_EVENTS.labels("Job", "reconciled").inc()
-        owner = _controller_ref(body, STAGE_KINDS)
-        if owner is None:
+        if owner is None or key is None:
             return
-        key = (owner["kind"], body["metadata"].get("namespace"), owner["name"])
         cached_owner = self.ctx.cache.get(key)
         if event_type != "DELETED" and body["metadata"].get("deletionTimestamp") \
                 and names.RESULT_FINALIZER in (body["metadata"].get("finalizers") or []) \
@@ -135,13 +154,12 @@ class Controller:
             # re-created under the same name: another uid), or not listed yet.
             await self._run(key, release_orphan, body)
             return
-        self._pending(key)
-        await self.reconcile(key)
+        self.enqueue(key, workqueue.HANDOFF if _finished(body) else workqueue.EVENT)
 
-    async def _run(self, key: Key, fn: Any, *args: Any) -> None:
+    async def _run(self, key: Key, fn: Any, *args: Any, priority: int = workqueue.EVENT) -> None:
         """Runs ``fn(ctx, *args)`` in a worker thread; a failure is retried by reconciling ``key``."""
         try:
-            await asyncio.get_running_loop().run_in_executor(self.executor, reaction.in_context(fn), self.ctx, *args)
+            await asyncio.wrap_future(self.pool.submit(priority, reaction.in_context(fn), self.ctx, *args))
         except Exception as err:  # noqa: BLE001 - retried with backoff, never fatal
             self._failed(key, err)
 
@@ -153,34 +171,60 @@ class Controller:
         if cause is not None:
             self.pending.setdefault(key, cause)
 
-    async def reconcile(self, key: Key) -> None:
-        """Reconciles one resource from its cached body; then whatever depends on its status."""
+    def enqueue(self, key: Key, priority: int) -> None:
+        """Queues a reconcile of ``key`` unless one is queued and not started yet (that one will read
+        what this event brought; it goes at the more urgent of the two priorities)."""
+        if key in self.queued:
+            self.queued[key] = min(self.queued[key], priority)
+            return
+        self.queued[key] = priority
+        task = asyncio.get_running_loop().create_task(self.reconcile(key, priority))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def reconcile(self, key: Key, priority: int = workqueue.BACKGROUND) -> None:
+        """Reconciles one resource from its cached body (queued at ``priority``); then whatever depends
+        on its status."""
         lock = self.locks.setdefault(key, asyncio.Lock())
         await lock.acquire()
-        token = reaction.adopt(self.pending.pop(key, None))  # this reconcile acts on the waiting event
+        # Started: what arrives from now on needs another reconcile (this one may have read too early).
+        priority = min(priority, self.queued.pop(key, priority))
+        attribution = reaction.Reconciling(lambda: self.pending.get(key))
+        started = time.monotonic()
         try:
-            await self._reconcile_locked(key, lock)
+            outcome = await self._reconcile_locked(key, lock, priority, attribution)
+        finally:
+            waiting = self.pending.get(key)
+            if waiting is not None and (waiting is attribution.used or waiting.monotonic < started):
+                del self.pending[key]  # acted on (or seen whole: it arrived before this reconcile read)
+        token = reaction.adopt(attribution.used)  # the hand-off is timed from what this one acted on
+        try:
+            if outcome is not None and outcome.changed and outcome.body is not None:
+                await self._propagate(key, outcome.body, waiters=not outcome.progress_only)
+            if outcome is not None and outcome.release and outcome.body is not None:
+                await self._run(key, release, outcome.body, priority=workqueue.BACKGROUND)
         finally:
             reaction.done(token)
 
-    async def _reconcile_locked(self, key: Key, lock: asyncio.Lock) -> None:
-        """``reconcile`` with ``lock`` held (released here, before the hand-off to dependents)."""
+    async def _reconcile_locked(self, key: Key, lock: asyncio.Lock, priority: int,
+                                attribution: reaction.Reconciling) -> Outcome | None:
+        """``reconcile`` with ``lock`` held (released here, before the hand-off to dependents). Returns
+        the outcome (None: nothing to reconcile, or it failed and is retried)."""
         try:
             body = self.ctx.cache.get(key)
             if body is None:
-                return
-            loop = asyncio.get_running_loop()
+                return None
             try:
-                outcome: Outcome = await loop.run_in_executor(
-                    self.executor, reaction.in_context(reconcile), self.ctx, body)
+                outcome: Outcome = await asyncio.wrap_future(
+                    self.pool.submit(priority, reaction.in_context(reconcile, attribution), self.ctx, body))
             except KubeError as err:
                 if err.status == 404:  # deleted meanwhile: its DELETED event cleans up
-                    return
+                    return None
                 self._failed(key, err)
-                return
+                return None
             except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never fatal
                 self._failed(key, err)
-                return
+                return None
             self.failures.pop(key, None)
             if self.ctx.cache.get(key) is None:
                 metrics.forget(*key)  # deleted while this reconcile wrote its status
@@ -200,8 +244,7 @@ class Controller:
                 self._cancel(key)
         finally:
             lock.release()
-        if outcome.changed and outcome.body is not None:
-            await self._propagate(key, outcome.body, waiters=not outcome.progress_only)
+        return outcome
 
     def _failed(self, key: Key, err: Exception) -> None:
         count = self.failures.get(key, 0) + 1
@@ -218,7 +261,7 @@ class Controller:
         if kind not in STAGE_KINDS:
             return
         for waiter in self.ctx.cache.waiting_on(key) if waiters else ():
-            await self.reconcile(waiter)
+            await self.reconcile(waiter, workqueue.HANDOFF)
         owner = _controller_ref(body, ("RLAIFPipeline",))
         if owner is not None:
             self._reconcile_soon(("RLAIFPipeline", namespace, owner["name"]))
@@ -262,7 +305,7 @@ class Controller:
 
     def _forget(self, key: Key) -> None:
         self._cancel(key)
-        for table in (self.failures, self.waits, self.written, self.pending):
+        for table in (self.failures, self.waits, self.written, self.pending, self.queued):
             table.pop(key, None)  # type: ignore[attr-defined]
         lock = self.locks.get(key)
         if lock is not None and not lock.locked():
@@ -274,5 +317,5 @@ class Controller:
         self.timers.clear()
         for task in self.tasks:
             task.cancel()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
         self.events.shutdown(wait=False, cancel_futures=True)

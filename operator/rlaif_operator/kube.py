@@ -12,10 +12,11 @@ import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from rlaif_operator import reaction
 from rlaif_operator.api.kinds import KINDS
+from rlaif_operator.settings import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def path_of(api_version: str, kind: str, namespace: str | None = None, name: str
 class Kube:
     """Get, list, create, patch and post events; dict in, dict out."""
 
-    def __init__(self, api_client: Any = None, timeout: float = 30.0, connections: int = 16):
+    def __init__(self, api_client: Any = None, timeout: float = 30.0, connections: int = 16,
+                 user_agent: str = "rlaif-operator"):
         if api_client is None:
             from kubernetes import client, config  # imported late: KUBECONFIG is read at import time
 
@@ -63,53 +65,60 @@ class Kube:
             api_client = client.ApiClient(configuration)
         self.api = api_client
         self.timeout = timeout
+        host = urlsplit(api_client.configuration.host)
+        # One pool for the API server (its connections kept alive), from the client's own pool manager.
+        self._pool = api_client.rest_client.pool_manager.connection_from_url(api_client.configuration.host)
+        self._prefix = host.path.rstrip("/")  # a server URL with a path (a proxy's) keeps it
+        # Who calls, in the API server's audit log: the operator, or a user's `rlaif` command.
+        self._agent = f"{user_agent}/{VERSION}"
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
                 content_type: str = "application/json") -> dict[str, Any]:
-        """One API call; raises KubeError unless the answer is 2xx."""
-        from kubernetes.client.exceptions import ApiException
+        """One API call; raises KubeError unless the answer is 2xx.
 
+        Sent on the client's own connection pool (its TLS, client certificates and proxy) with its
+        credentials (a rotating service-account token is re-read through its refresh hook), but without
+        its generic serialisation layers: a third of the operator's CPU per call went there."""
         url = path + (f"?{urlencode(query)}" if query else "")
-        _, full_url, headers, payload, _ = self.api.param_serialize(
-            method=method, resource_path=url, header_params={"Accept": "application/json",
-                                                              "Content-Type": content_type},
-            body=body, auth_settings=["BearerToken"])
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": self._agent,
+                   **self._auth()}
+        payload = json.dumps(body).encode() if body is not None else None
         try:
-            response = self.api.call_api(method, full_url, header_params=headers, body=payload,
-                                         _request_timeout=self.timeout)
-        except ApiException as err:
-            raise KubeError(err.status or 0, str(err.reason)) from None
+            response = self._pool.urlopen(method, self._prefix + url, body=payload, headers=headers,
+                                          timeout=self.timeout, preload_content=True)
         except Exception as err:  # connection refused, timeouts
             raise KubeError(0, f"{type(err).__name__}: {err}") from None
-        data = response.read()
+        data = response.data
         try:
             decoded = json.loads(data) if data else {}
         except ValueError:
             decoded = {"message": data[:200].decode(errors="replace")}
         if not 200 <= response.status < 300:
-            raise KubeError(response.status, decoded.get("reason", ""), decoded)
+            raise KubeError(response.status, decoded.get("reason", "") or str(response.reason or ""), decoded)
         return decoded
+
+    def _auth(self) -> dict[str, str]:
+        """The client's auth headers (a bearer token), read on each call: its refresh hook rotates it."""
+        headers: dict[str, str] = {}
+        for setting in self.api.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
 
     def read_log(self, namespace: str, pod: str, container: str | None = None, tail_lines: int = 200,
                  limit_bytes: int = 64 * 1024) -> str | None:
         """The last ``tail_lines`` lines (at most ``limit_bytes``) a pod's container logged; None if the
         pod is gone or has no log yet (404, 400: its container has not started)."""
-        from kubernetes.client.exceptions import ApiException
-
         query = {"tailLines": str(tail_lines), "limitBytes": str(limit_bytes),
                  **({"container": container} if container else {})}
-        _, full_url, headers, _, _ = self.api.param_serialize(
-            method="GET", resource_path=f"{path_of('v1', 'Pod', namespace, pod, 'log')}?{urlencode(query)}",
-            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+        url = f"{self._prefix}{path_of('v1', 'Pod', namespace, pod, 'log')}?{urlencode(query)}"
         try:
-            response = self.api.call_api("GET", full_url, header_params=headers, _request_timeout=self.timeout)
-        except ApiException as err:
-            if err.status in (400, 404):
-                return None
-            raise KubeError(err.status or 0, str(err.reason)) from None
+            response = self._pool.urlopen("GET", url, headers={"Accept": "text/plain", "User-Agent": self._agent,
+                                                                    **self._auth()},
+                                          timeout=self.timeout, preload_content=True)
         except Exception as err:  # connection refused, timeouts
             raise KubeError(0, f"{type(err).__name__}: {err}") from None
-        data = response.read()
+        data = response.data
         if response.status in (400, 404):
             return None
         if not 200 <= response.status < 300:

@@ -6,9 +6,10 @@ Measured on the operator's clock only, so it leaves out what the API server and 
 - ``received(event)`` is called by the controller when a kopf handler gets a watch event; it sets the
   cause in a context variable, which follows the event through the controller's awaits and, copied by
   ``in_context``, into the worker threads that reconcile (and into the stages it hands off to);
-- the event's resource also keeps it as its pending cause until a reconcile of that resource starts:
-  whichever reconcile acts on the event first (its own, or a timed re-check that got there before it)
-  takes it with ``adopt``, so a hand-off is timed from the event whatever path carried it;
+- the event's resource also keeps it as its pending cause until a reconcile of that resource acts on it:
+  whichever reconcile writes first after the event arrived (its own, or a timed re-check that was
+  already running and read the new data) is timed from it (``Reconciling``), and the stages it hands
+  off to inherit it, so a hand-off is timed from the event whatever path carried it;
 - ``sent(write, obj)`` is called by the API client just before it sends a create or a status patch: it
   observes ``rlaif_operator_reaction_seconds{write}`` and, when ``RLAIF_TRACE_FILE`` names a file,
   appends one JSON line: ``{"event": "Job/ns/name", "write": "create", "object": "Job/ns/name",
@@ -66,17 +67,35 @@ def current() -> Cause | None:
     return _CAUSE.get()
 
 
-def adopt(pending: Cause | None) -> contextvars.Token[Cause | None]:
-    """Makes the earlier of ``pending`` (an event not yet acted on) and the current cause the cause of
-    what follows in this context. Returns the token that ``done`` takes."""
-    now = _CAUSE.get()
-    return _CAUSE.set(pending if pending is not None and (now is None or pending.monotonic < now.monotonic)
-                      else now)
+def earliest(a: Cause | None, b: Cause | None) -> Cause | None:
+    return a if b is None or (a is not None and a.monotonic <= b.monotonic) else b
 
 
-def in_context(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` bound to a copy of the current context (the cause), for a worker thread."""
+def adopt(cause: Cause | None) -> contextvars.Token[Cause | None]:
+    """Makes the earlier of ``cause`` and the current one the cause of what follows in this context.
+    Returns the token that ``done`` takes."""
+    return _CAUSE.set(earliest(cause, _CAUSE.get()))
+
+
+class Reconciling:
+    """One reconcile's attribution: its context's cause, or the earlier event its resource has pending at
+    the moment a write is sent (an event that arrived while it ran, whose data it read: it acts on it).
+    ``used`` is the cause its writes were timed from (None: it wrote nothing, or nothing caused it)."""
+
+    def __init__(self, pending: Callable[[], Cause | None]):
+        self.pending = pending
+        self.used: Cause | None = None
+
+
+_RECONCILING: contextvars.ContextVar[Reconciling | None] = contextvars.ContextVar("rlaif_reconciling", default=None)
+
+
+def in_context(fn: Callable[..., T], reconciling: Reconciling | None = None) -> Callable[..., T]:
+    """``fn`` bound to a copy of the current context (the cause), for a worker thread; a reconcile's
+    ``reconciling`` goes with it."""
     ctx = contextvars.copy_context()
+    if reconciling is not None:
+        ctx.run(_RECONCILING.set, reconciling)
 
     def run(*args: Any) -> T:
         return ctx.run(fn, *args)
@@ -87,6 +106,10 @@ def in_context(fn: Callable[..., T]) -> Callable[..., T]:
 def sent(write: str, kind: str, namespace: str | None, name: str) -> None:
     """A write caused by the current event is being sent now (no-op outside an event's context)."""
     cause = _CAUSE.get()
+    reconciling = _RECONCILING.get()
+    if reconciling is not None:
+        cause = earliest(cause, reconciling.pending())
+        reconciling.used = earliest(reconciling.used, cause)
     if cause is None:
         return
     now = time.monotonic()

@@ -62,6 +62,9 @@ class Outcome:
     refresh_after: float | None = None  # a running stage's progress: read again at this fixed interval
     # Only the live fields changed (progress): the stages waiting on this one need not look again.
     progress_only: bool = False
+    # The stage just recorded its result: its Jobs' result finalizer is to be released (``release``),
+    # which the controller does after the hand-off, off the path a waiting stage is on.
+    release: bool = False
 
 
 # --- parsing ---------------------------------------------------------------------------------------
@@ -166,11 +169,16 @@ def reconcile_stage(ctx: Context, body: dict[str, Any]) -> Outcome:
     obs = ensure_stage(ctx, resource, obs)
     new = compute_status(resource, obs, ctx.now())
     stored, wrote = write_status(ctx, body, resource.status, new)
-    if is_final(new):
-        release_jobs(ctx, resource)
     return Outcome(body=stored, changed=changed or wrote, recheck_after=_recheck(ctx.settings, new, obs),
                    refresh_after=_refresh(ctx.settings, new, obs),
-                   progress_only=wrote and not changed and progress_only(resource.status, new))
+                   progress_only=wrote and not changed and progress_only(resource.status, new),
+                   release=is_final(new))
+
+
+def release(ctx: Context, body: dict[str, Any]) -> None:
+    """Releases the Jobs of a stage whose result ``body`` records (after ``Outcome.release``)."""
+    resource, _ = parse_stage(body)
+    release_jobs(ctx, resource)
 
 
 # --- pipelines ---------------------------------------------------------------------------------------
@@ -234,4 +242,5 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Outcome:
     return outcome
 
 
-__all__ = ["STAGE_KINDS", "Context", "KubeError", "Outcome", "reconcile", "reconcile_pipeline", "reconcile_stage"]
+__all__ = ["STAGE_KINDS", "Context", "KubeError", "Outcome", "reconcile", "reconcile_pipeline", "reconcile_stage",
+           "release"]

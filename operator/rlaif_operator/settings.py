@@ -12,9 +12,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 try:
-    _VERSION = version("rlaif")
+    VERSION = version("rlaif")
 except PackageNotFoundError:  # running from a source tree that was never installed
-    _VERSION = "0.1.0"
+    VERSION = "0.1.0"
 
 
 class OperatorSettings(BaseSettings):
@@ -24,11 +24,11 @@ class OperatorSettings(BaseSettings):
 
     # --- what the workloads run -------------------------------------------------------------------
     labeler_image: str = Field(
-        default=f"ghcr.io/rlaif/labeler:{_VERSION}",
+        default=f"ghcr.io/rlaif/labeler:{VERSION}",
         description="Image of the labeling stage (vLLM + rlaif_jobs), unless a resource sets runtime.image.",
     )
     trainer_image: str = Field(
-        default=f"ghcr.io/rlaif/trainer:{_VERSION}",
+        default=f"ghcr.io/rlaif/trainer:{VERSION}",
         description="Image of the reward and policy stages (torch + DeepSpeed + rlaif_jobs).",
     )
     image_pull_policy: str = Field(

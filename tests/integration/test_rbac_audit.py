@@ -19,8 +19,8 @@ from clusterkit import REPO, Cluster, Operator
 from testapi.audit import Call
 
 CHART = REPO / "charts" / "rlaif-operator"
-OPERATOR_AGENTS = ("kopf/", "OpenAPI-Generator/")  # kopf's own session; the operator's Kube (kubernetes client)
-TEST_AGENTS = ("kubectl/",)
+OPERATOR_AGENTS = ("kopf/", "rlaif-operator/")  # kopf's own session; the operator's Kube
+TEST_AGENTS = ("kubectl/", "rlaif-cli/")  # the user: kubectl, and the rlaif command's cluster verbs
 Permission = tuple[str, str, str]  # (verb, apiGroup, resource)
 
 

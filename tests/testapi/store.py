@@ -25,11 +25,13 @@ from typing import Any
 
 from testapi import patching, schemas
 from testapi.schemas import ResourceType
-from testapi.selectors import Matcher, SelectorError, field_matcher, label_matcher
+from testapi.selectors import Matcher, SelectorError, dig, field_matcher, label_matcher
 
 ObjKey = tuple[str | None, str]  # (namespace, name)
 TypeKey = tuple[str, str]  # (group, plural)
 Hook = Callable[[ResourceType, str, dict[str, Any], dict[str, Any] | None], None]
+# Fields indexed for field selectors (as label_index does for labels): the Event lookups of the operator.
+INDEXED_FIELDS: dict[TypeKey, tuple[str, ...]] = {("", "events"): ("involvedObject.uid", "reason")}
 
 
 class ApiError(Exception):
@@ -113,6 +115,9 @@ class Store:
         self.deletion_policy: dict[str, str] = {}  # uid -> Background/Foreground/Orphan, for the GC
         # (type, label key, value) -> objects with that label: `-l job-name=x` need not scan every pod
         self.label_index: dict[tuple[TypeKey, str, str], set[ObjKey]] = {}
+        # (type, field path, value) -> objects, for the field selectors clients use on big collections
+        # (the operator's Event lookups): a thousand pipelines leave tens of thousands of Events.
+        self.field_index: dict[tuple[TypeKey, str, str], set[ObjKey]] = {}
         for rt in schemas.BUILTIN_TYPES:
             self.register(rt)
 
@@ -161,10 +166,12 @@ class Store:
             raise ApiError(400, "BadRequest", str(err)) from None
         objects = self.objects[rt.key]
         keys = self._indexed(rt, label_selector)
+        if keys is None:
+            keys = self._field_indexed(rt, field_selector)
         candidates = objects.items() if keys is None else ((k, objects[k]) for k in keys if k in objects)
-        items = [o for (ons, _), o in sorted(candidates, key=lambda kv: (kv[0][0] or "", kv[0][1]))
-                 if (ns is None or ons == ns) and labels(o) and fields(o)]
-        return items, self.rv
+        matched = [(k, o) for k, o in candidates if (ns is None or k[0] == ns) and labels(o) and fields(o)]
+        matched.sort(key=lambda kv: (kv[0][0] or "", kv[0][1]))  # only what matched: sorting is the cost
+        return [o for _, o in matched], self.rv
 
     def _indexed(self, rt: ResourceType, selector: str | None) -> set[ObjKey] | None:
         """The objects carrying the selector's first plain ``key=value`` label, or None (scan all)."""
@@ -172,6 +179,14 @@ class Store:
             key, sep, value = term.partition("=")
             if sep and not any(c in key + value for c in "!()= ") and key and value:
                 return self.label_index.get((rt.key, key, value.lstrip("=")), set())
+        return None
+
+    def _field_indexed(self, rt: ResourceType, selector: str | None) -> set[ObjKey] | None:
+        """The objects whose indexed field has the selector's first ``path=value`` on one, or None."""
+        for term in (selector or "").split(","):
+            path, sep, value = term.partition("=")
+            if sep and path in INDEXED_FIELDS.get(rt.key, ()) and not path.endswith("!") and value:
+                return self.field_index.get((rt.key, path, value.lstrip("=")), set())
         return None
 
     # --- watching ---------------------------------------------------------------------------------
@@ -218,6 +233,9 @@ class Store:
         key = (meta.get("namespace"), meta["name"])
         for label in (old or {}).get("metadata", {}).get("labels", {}).items():
             self.label_index.get((rt.key, *label), set()).discard(key)
+        indexed = INDEXED_FIELDS.get(rt.key, ())
+        for path in indexed if old else ():
+            self.field_index.get((rt.key, path, str(dig(old, path))), set()).discard(key)
         if etype == "DELETED":
             self.objects[rt.key].pop(key, None)
             self.uids.pop(meta["uid"], None)
@@ -226,6 +244,8 @@ class Store:
             self.uids[meta["uid"]] = (rt.key, key)
             for label in (meta.get("labels") or {}).items():
                 self.label_index.setdefault((rt.key, *label), set()).add(key)
+            for path in indexed:
+                self.field_index.setdefault((rt.key, path, str(dig(obj, path))), set()).add(key)
         self.history.append((self.rv, rt.key, etype, obj, old))
         for watcher in self.watchers:
             if watcher.key == rt.key:

@@ -77,7 +77,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
         raise ClusterctlError(f"no kubeconfig at {path}: set KUBECONFIG or pass --kubeconfig")
     api_client = client.ApiClient(configuration)
     api_client.user_agent = _user_agent()
-    return Target(Kube(api_client, timeout=timeout), namespace or context_namespace, namespace is not None)
+    return Target(Kube(api_client, timeout=timeout, user_agent="rlaif-cli"), namespace or context_namespace,
+                  namespace is not None)
 
 
 def read_pod_log(kube: Kube, namespace: str, pod: str, container: str | None = None,

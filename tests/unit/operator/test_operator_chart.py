@@ -290,10 +290,11 @@ def test_tenants_get_runs_through_the_built_in_roles() -> None:
 
 
 def _metric_names() -> set[str]:
-    """Every series name the operator's /metrics can carry (rlaif_operator.metrics, registered on import)."""
+    """Every series name the operator's /metrics can carry (rlaif_operator.metrics and .reaction, registered
+    on import)."""
     from prometheus_client import REGISTRY
 
-    from rlaif_operator import metrics  # noqa: F401 - registers them
+    from rlaif_operator import metrics, reaction  # noqa: F401 - registers them
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     return {family.name + suffix for family in REGISTRY.collect() if family.name.startswith("rlaif_")
@@ -333,7 +334,7 @@ def test_grafana_dashboard_only_when_enabled_and_queries_only_real_metrics() -> 
     assert {"rlaif_run_phase", "rlaif_run_progress_ratio", "rlaif_run_eta_seconds",
             "rlaif_operator_stage_duration_seconds_bucket", "rlaif_operator_reconciles_total",
             "rlaif_operator_reconcile_seconds_bucket", "rlaif_operator_handoff_seconds_bucket",
-            "rlaif_operator_watch_events_total"} <= queried
+            "rlaif_operator_watch_events_total", "rlaif_operator_reaction_seconds_bucket"} <= queried
 
 
 def test_service_monitor_keeps_the_runs_namespace_label() -> None:
