@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rlaif_jobs.feedback.engines.prefix_tree import Extend, Pop, Row, common_prefix, plan
+from rlaif_jobs.feedback.engines.prefix_tree import Pop, Row, common_prefix, plan
 
 
 def simulate(ops, n_seqs: int, last: int) -> dict[int, list[list[tuple[int, int]]]]:
@@ -20,14 +20,11 @@ def simulate(ops, n_seqs: int, last: int) -> dict[int, list[list[tuple[int, int]
             del cache[len(cache) - op.n:]
             continue
         toks = list(zip(op.position_ids, op.input_ids, strict=True))
-        if isinstance(op, Extend):
-            for i, slot, idx in op.reads:
-                seen[i][slot] = cache + toks[:idx + 1]
-            cache += toks
-        else:
-            allowed = op.allowed()
-            for i, slot, idx in op.reads:
-                seen[i][slot] = cache + [toks[j] for j in range(len(toks)) if allowed[idx, j]]
+        allowed = op.allowed()
+        for i, slot, idx in op.reads:
+            seen[i][slot] = cache + [toks[j] for j in range(len(toks)) if allowed[idx, j]]
+        assert all(n == 0 for n in op.node[:op.keep]) and op.parent[0] == -1  # kept: node 0, on the cache
+        cache += toks[:op.keep]
     return seen
 
 
@@ -64,11 +61,23 @@ def test_shared_tokens_are_computed_once_and_rows_keep_their_budget():
     computed = sum(len(op.input_ids) for op in ops if not isinstance(op, Pop))
     distinct = len({tuple(s[:k]) for s in seqs for k in range(1, len(s) + 1)})  # trie nodes = distinct prefixes
     assert computed == distinct < sum(len(s) for s in seqs) / 2
-    assert isinstance(ops[0], Extend) and len(ops[0].input_ids) == common_prefix(seqs) == 20
+    assert isinstance(ops[0], Row) and ops[0].keep == common_prefix(seqs) == 20
+    one = plan(seqs, 1, 10_000)  # the trunk's row also holds the subtrees: no short pass for it alone
+    assert [type(op) for op in one] == [Row, Pop] and one[0].keep == 20 and len(one[0].input_ids) == computed
     rows = [op for op in ops if isinstance(op, Row)]
-    assert rows and all(len(r.input_ids) <= 64 for r in rows)
+    assert rows and all(len(r.input_ids) <= max(64, r.keep) for r in rows)
     popped = sum(op.n for op in ops if isinstance(op, Pop))
-    assert popped == sum(len(op.input_ids) for op in ops if isinstance(op, Extend))
+    assert popped == sum(op.keep for op in rows)
+
+
+def test_spans_are_each_nodes_contiguous_tokens():
+    seqs = label_like_prompts(random.Random(1), 4)
+    for op in plan(seqs, 1, 10_000):
+        if isinstance(op, Row):
+            spans = op.spans()
+            assert len(spans) == len(op.parent)
+            for n, (start, end) in enumerate(spans):
+                assert op.node[start:end] == [n] * (end - start)
 
 
 def test_too_short_sequences_are_refused():

@@ -3,7 +3,9 @@
 Scoring reads the log-softmax at the answer positions (teacher forcing over multi-token continuations).
 With ``enablePrefixCaching`` (the default) the prompts of one call go through ``prefix_tree``: the
 prefix they all share runs once, and the rest is packed into rows where every shared token (a pair's
-text before its candidates, the prompt before "1" and "2") is computed once, without padding. Without
+text before its candidates, the prompt before "1" and "2") is computed once, without padding. Rows run
+through ``tree_runner`` for Llama-family models (one GEMM per matmul per row, attention per trie node),
+else through ``model(...)`` with a 4-D mask and a transformers KV cache (``_ModelRows``). Without
 it, left-padded batches of ``batchSize`` prompts run one forward each; ``batchSize`` 1 is the plain
 loop (one prompt, i.e. one pair in one order, per pass), the benchmark's baseline.
 Generation uses ``model.generate`` (greedy at temperature 0).
@@ -16,6 +18,7 @@ from typing import Any
 
 from rlaif_jobs import progress
 from rlaif_jobs.config.label import LabelerSpec
+from rlaif_jobs.feedback.engines import tree_runner
 from rlaif_jobs.feedback.engines.base import (
     EngineError,
     EngineLoadError,
@@ -23,18 +26,59 @@ from rlaif_jobs.feedback.engines.base import (
     encode_prompt,
 )
 from rlaif_jobs.feedback.engines.loading import load_tokenizer, resolve_weights
-from rlaif_jobs.feedback.engines.prefix_tree import Extend, Pop, Row, plan
+from rlaif_jobs.feedback.engines.prefix_tree import Pop, Row, plan
 from rlaif_jobs.packed_attention import additive_mask
 
-# Tokens per packed row: big enough for efficient matrix products, small enough that the row's dense
-# [T, T] attention mask stays cheap next to the matmuls.
-ROW_TOKENS = 512
+# Tokens per packed row: big enough for efficient matrix products (CPU GEMMs lose much of their speed
+# under ~1000 rows), small enough that a row's activations stay small. With model(...) (no
+# tree_runner) each row also builds a dense [T, T] mask per layer: there 512 is cheaper.
+ROW_TOKENS = 2048
+MODEL_ROW_TOKENS = 512
 
 
 def _crop(cache: Any, keep: int) -> None:
     """Shortens a transformers KV cache to its first ``keep`` tokens (no-op for None or a shorter one)."""
     if cache is not None and cache.get_seq_length() > keep:
         cache.crop(keep - cache.get_seq_length())  # a negative count: remove that many from the end
+
+
+class _ModelRows:
+    """prefix_tree rows through ``model(...)`` (any decoder that takes position ids and a 4-D mask): the
+    cache is a transformers KV cache; a row appends its keys and values, then all but its kept tokens'
+    are cropped. Same interface as tree_runner.TreeRunner."""
+
+    def __init__(self, model: Any, device: Any) -> None:
+        self.model, self.device = model, device
+        self.dtype = next(model.parameters()).dtype
+        self.cache: Any = None
+        self.ctx = 0
+
+    def start(self, ops: list[Row | Pop]) -> None:
+        self.cache, self.ctx = None, 0
+
+    def pop(self, n: int) -> None:
+        self.ctx -= n
+        _crop(self.cache, self.ctx)
+
+    def finish(self) -> None:
+        self.cache = None
+
+    def row(self, op: Row, keep: list[int]) -> Any:
+        """Logits [len(keep), vocab] at the row's positions ``keep``."""
+        import torch
+
+        allowed = op.allowed().to(self.device)
+        if self.ctx:
+            allowed = torch.cat([allowed.new_ones(allowed.shape[0], self.ctx), allowed], dim=1)
+        result = self.model(
+            input_ids=torch.tensor([op.input_ids], device=self.device),
+            position_ids=torch.tensor([op.position_ids], device=self.device),
+            attention_mask=additive_mask(allowed, self.dtype), past_key_values=self.cache, use_cache=True,
+            logits_to_keep=torch.tensor(keep or [len(op.input_ids) - 1], device=self.device))
+        self.cache = result.past_key_values
+        self.ctx += op.keep
+        _crop(self.cache, self.ctx)  # the row's other keys and values: no later op may see them
+        return result.logits[0, :len(keep)]
 
 
 class TransformersEngine:
@@ -61,6 +105,10 @@ class TransformersEngine:
             raise EngineLoadError(f"labeler model {spec.model.uri}: transformers cannot load it ({err})") from None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model: Any = model.eval().to(self.device)
+        # the fast row runner where the model's layers are the plain Llama kind (it fuses q|k|v and gate|up
+        # in place: same weights, generate unchanged); why not, else (kept for the log and tests)
+        self.runner_problem = tree_runner.problem(self.model)
+        self.runner: Any = tree_runner.TreeRunner(self.model) if self.runner_problem is None else None
 
     def _batches(self, items: list) -> list[list]:
         return [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
@@ -82,44 +130,27 @@ class TransformersEngine:
         return self._padded_logprobs(seqs, last)
 
     def _shared_prefix_logprobs(self, seqs: list[list[int]], last: int, per_prompt: int = 1) -> list:
-        """As _padded_logprobs, each shared token computed once: runs prefix_tree's plan over one KV
-        cache (Extend appends to it, a Row reads it under a 4-D mask and is dropped, Pop shrinks it)."""
+        """As _padded_logprobs, each shared token computed once: runs prefix_tree's plan (a Row reads the
+        cache and keeps its first ``keep`` tokens there, Pop drops them) on tree_runner or _ModelRows."""
         import torch
 
         out: list[list] = [[None] * last for _ in seqs]
-        dtype = next(self.model.parameters()).dtype
-        cache, ctx = None, 0
         self.prompt_tokens += sum(len(s) for s in seqs)
         total, missing, reported = len(seqs) // per_prompt, [last] * len(seqs), 0.0
         done = 0
         progress.report("scoring", 0, total, "prompts")
+        runner = self.runner or _ModelRows(self.model, self.device)
+        ops = plan(seqs, last, ROW_TOKENS if self.runner is not None else MODEL_ROW_TOKENS)
         try:
             with torch.inference_mode():
-                for op in plan(seqs, last, ROW_TOKENS):
+                runner.start(ops)
+                for op in ops:
                     if isinstance(op, Pop):
-                        ctx -= op.n
-                        _crop(cache, ctx)
-                        continue
-                    if not op.input_ids:
+                        runner.pop(op.n)
                         continue
                     self.computed_tokens += len(op.input_ids)
-                    keep = sorted({idx for _, _, idx in op.reads}) or [len(op.input_ids) - 1]
-                    kwargs: dict = {}
-                    if isinstance(op, Row):
-                        allowed = op.allowed().to(self.device)
-                        if ctx:
-                            allowed = torch.cat([allowed.new_ones(allowed.shape[0], ctx), allowed], dim=1)
-                        kwargs["attention_mask"] = additive_mask(allowed, dtype)
-                    result = self.model(
-                        input_ids=torch.tensor([op.input_ids], device=self.device),
-                        position_ids=torch.tensor([op.position_ids], device=self.device),
-                        past_key_values=cache, use_cache=isinstance(op, Extend) or cache is not None,
-                        logits_to_keep=torch.tensor(keep, device=self.device), **kwargs)
-                    if isinstance(op, Extend):
-                        cache, ctx = result.past_key_values, ctx + len(op.input_ids)
-                    else:
-                        _crop(cache, ctx)  # the row's keys and values: no later op may see them
-                    logprobs = torch.log_softmax(result.logits[0].float(), dim=-1)
+                    keep = sorted({idx for _, _, idx in op.reads})
+                    logprobs = torch.log_softmax(runner.row(op, keep).float(), dim=-1)
                     at = {idx: j for j, idx in enumerate(keep)}
                     for i, slot, idx in op.reads:
                         out[i][slot] = logprobs[at[idx]]
@@ -131,6 +162,8 @@ class TransformersEngine:
             progress.report("scoring", total, total, "prompts")
         except Exception as err:
             raise EngineError(f"transformers forward pass failed: {err}") from err
+        finally:
+            runner.finish()
         return [torch.stack(rows) for rows in out]
 
     def _padded_logprobs(self, seqs: list[list[int]], last: int) -> list:

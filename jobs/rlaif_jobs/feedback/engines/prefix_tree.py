@@ -7,13 +7,15 @@ whole prompt. Put the token sequences in a trie: each trie node's tokens are com
 
 ``plan(seqs, last, row_tokens)`` turns the trie into forward passes over one KV cache, in order:
 
-- ``Extend``: a node too big to pack (the common trunk, a long shared preamble) runs alone on top of the
-  cache, causally, and its keys and values stay there for everything below it;
-- ``Row``: small subtrees (up to ``row_tokens`` tokens; a pair's two orders stay together) packed into
-  one row: each node's tokens once, depth first. A token attends to the cache, to its own node's earlier
-  tokens and to its ancestors' tokens, nothing else (``Row.allowed``); its position id is its depth in
-  the trie. The row's keys and values are dropped after it;
-- ``Pop``: drops an Extend's tokens from the cache when its subtree is done.
+- ``Row``: one forward pass of up to about ``row_tokens`` tokens on top of the cache: small subtrees (a
+  pair's two orders stay together) packed depth first, each node's tokens once. A token attends to the
+  cache, to its own node's earlier tokens and to its ancestors' tokens, nothing else (``Row.allowed``);
+  its position id is its depth in the trie. A node too big to pack (the common trunk, a long shared
+  preamble) opens a row of its own as the row's first node: its ``keep`` tokens stay in the cache for
+  every later op below it, and its children fill the rest of that row (one big pass, not a short one
+  for the node and more for its children: CPU matmuls are slow on few rows). The rest of a row's keys
+  and values are dropped after it;
+- ``Pop``: drops a row's kept tokens from the cache when their subtree is done.
 
 Every token so sees exactly the inputs it has in its own unpadded sequence: the logits equal those of
 one sequence per forward, up to float rounding. Each op's ``reads`` lists (sequence, slot, index): the
@@ -38,17 +40,8 @@ Read = tuple[int, int, int]  # (sequence index, slot among its last `last` posit
 
 
 @dataclass
-class Extend:
-    """Tokens appended to the cache causally: input_ids, their position_ids, and the logits to read."""
-
-    input_ids: list[int] = field(default_factory=list)
-    position_ids: list[int] = field(default_factory=list)
-    reads: list[Read] = field(default_factory=list)
-
-
-@dataclass
 class Pop:
-    """Drop the last ``n`` tokens from the cache (an Extend whose subtree is done)."""
+    """Drop the last ``n`` tokens from the cache (a row's kept tokens, once their subtree is done)."""
 
     n: int
 
@@ -58,8 +51,9 @@ class Row:
     """One packed forward pass on top of the cache.
 
     input_ids, position_ids: the row's tokens and their positions (their depth in the trie);
-    node: which trie node each token belongs to; parent: each node's parent node (-1: the cache);
-    reads: the logits to read.
+    node: which trie node each token belongs to (a node's tokens are contiguous, parents first);
+    parent: each node's parent node (-1: the cache); reads: the logits to read;
+    keep: the row's first ``keep`` tokens (all of node 0, whose parent is the cache) stay in the cache.
     """
 
     input_ids: list[int] = field(default_factory=list)
@@ -67,6 +61,17 @@ class Row:
     node: list[int] = field(default_factory=list)
     parent: list[int] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    keep: int = 0
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each node's tokens in the row."""
+        out = [(0, 0)] * len(self.parent)
+        start = 0
+        for k in range(1, len(self.node) + 1):
+            if k == len(self.node) or self.node[k] != self.node[start]:
+                out[self.node[start]] = (start, k)
+                start = k
+        return out
 
     def allowed(self) -> Any:
         """[T, T] bool tensor: may token i attend to token j (earlier in its own node, or in an ancestor)?"""
@@ -78,7 +83,7 @@ class Row:
             p = self.parent[a]
             if p >= 0:
                 anc[a] |= anc[p]
-        node = torch.tensor(self.node)
+        node = torch.tensor(self.node, dtype=torch.long)
         t = node.shape[0]
         causal = torch.ones(t, t, dtype=torch.bool).tril_()
         return causal & anc[node[:, None], node[None, :]]
@@ -125,7 +130,7 @@ def _size(node: _Node) -> int:
 class _Planner:
     def __init__(self, seqs: list[list[int]], last: int, row_tokens: int) -> None:
         self.seqs, self.last, self.row_tokens = seqs, last, row_tokens
-        self.ops: list[Extend | Row | Pop] = []
+        self.ops: list[Row | Pop] = []
         self.trail: list[tuple[int, int]] = []  # (op index, index in op) of each token on the current path
 
     def _ends(self, node: _Node) -> None:
@@ -133,34 +138,42 @@ class _Planner:
             tail = self.trail[-self.last:]
             for slot, (op, idx) in enumerate(tail):
                 target = self.ops[op]
-                assert not isinstance(target, Pop)  # the trail holds only ops that compute logits
+                assert isinstance(target, Row)  # the trail holds only ops that compute logits
                 target.reads.append((i, slot, idx))
 
     def extend(self, node: _Node, depth: int) -> None:
-        op = Extend(input_ids=list(node.tokens), position_ids=list(range(depth, depth + len(node.tokens))))
-        self.ops.append(op)
-        k = len(self.ops) - 1
-        self.trail += [(k, j) for j in range(len(node.tokens))]
-        self._ends(node)
-        self.children(node, depth + len(node.tokens))
+        """``node`` opens a row and stays in the cache (``keep``) while its children run; they fill that
+        row first, then more rows; a Pop drops the node's tokens after its subtree."""
+        row = Row()
+        self.ops.append(row)
+        self._emit(row, len(self.ops) - 1, node, -1, depth, recurse=False)
+        row.keep = len(node.tokens)
+        self.children(node, depth + len(node.tokens), row)
+        del self.trail[len(self.trail) - len(node.tokens):]
         if node.tokens:
             self.ops.append(Pop(len(node.tokens)))
-            del self.trail[len(self.trail) - len(node.tokens):]
 
-    def children(self, node: _Node, depth: int) -> None:
-        row: Row | None = None
-        for sub in node.children.values():
-            size = _size(sub)
+    def children(self, node: _Node, depth: int, row: Row) -> None:
+        """Packs ``node``'s small subtrees into ``row`` (whose node 0 is ``node``) and new rows on top of
+        the cache; rows of about equal size, so the last one is not a short, slow pass."""
+        subs = [(sub, _size(sub)) for sub in node.children.values()]
+        small = sum(size for _, size in subs if size <= self.row_tokens) + len(row.input_ids)
+        target = small / max(1, -(-small // self.row_tokens))  # ceil(small / budget) rows of equal size
+        k = len(self.ops) - 1
+        for sub, size in subs:
             if size > self.row_tokens:
-                row = None
-                self.extend(sub, depth)
+                self.extend(sub, depth)  # its ops come after `row`: the cache is the same when row runs
                 continue
-            if row is None or len(row.input_ids) + size > self.row_tokens:
+            used = len(row.input_ids)
+            if used and (used + size > self.row_tokens or used >= target):
                 row = Row()
                 self.ops.append(row)
-            self._emit(row, len(self.ops) - 1, sub, -1, depth)
+                k = len(self.ops) - 1
+            self._emit(row, k, sub, 0 if row.keep else -1, depth)
 
-    def _emit(self, row: Row, k: int, node: _Node, parent: int, depth: int) -> None:
+    def _emit(self, row: Row, k: int, node: _Node, parent: int, depth: int, recurse: bool = True) -> None:
+        """Appends ``node`` (and, with ``recurse``, its subtree) to ``row`` (op ``k``), under the row's
+        node ``parent``; its tokens join the trail, and leave it after the subtree unless not ``recurse``."""
         me = len(row.parent)
         row.parent.append(parent)
         for j, t in enumerate(node.tokens):
@@ -169,15 +182,17 @@ class _Planner:
             row.position_ids.append(depth + j)
             row.node.append(me)
         self._ends(node)
-        for child in node.children.values():
-            self._emit(row, k, child, me, depth + len(node.tokens))
-        del self.trail[len(self.trail) - len(node.tokens):]
+        if recurse:
+            for child in node.children.values():
+                self._emit(row, k, child, me, depth + len(node.tokens))
+            del self.trail[len(self.trail) - len(node.tokens):]
 
 
-def plan(seqs: list[list[int]], last: int, row_tokens: int) -> list[Extend | Row | Pop]:
+def plan(seqs: list[list[int]], last: int, row_tokens: int) -> list[Row | Pop]:
     """The forward passes that score ``seqs`` (token-id lists, each at least ``last`` long), each shared
-    token once: the common trunk as an Extend, then Rows of subtrees up to ``row_tokens`` tokens, and an
-    Extend (then its Pop) for each subtree bigger than that. Raises ValueError for a too-short sequence."""
+    token once: the common trunk kept in the cache by the first Row, then Rows of subtrees up to about
+    ``row_tokens`` tokens, a kept node (then its Pop) for each subtree bigger than that. Raises
+    ValueError for a too-short sequence."""
     if not seqs:
         return []
     if any(len(s) < last for s in seqs):
@@ -187,4 +202,4 @@ def plan(seqs: list[list[int]], last: int, row_tokens: int) -> list[Extend | Row
     root.tokens = seqs[0][:trunk]
     planner = _Planner(seqs, last, row_tokens)
     planner.extend(root, 0)
-    return planner.ops
+    return [op for op in planner.ops if not isinstance(op, Row) or op.input_ids]  # no trunk: an empty row
