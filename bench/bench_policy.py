@@ -227,7 +227,7 @@ def main() -> int:
           " side starts, another job shares the machine and the ratio is not a quiet-machine figure)")
     if len(results) == 2:
         ratio = results["ours"]["samplesPerSecond"] / results["trl"]["samplesPerSecond"]
-        print(f"ratio ours/trl: {ratio:.2f}x (target >= 1.5x)")
+        print(f"ratio ours/trl: {ratio:.2f}x (target >= 4x on a quiet machine, issue 22)")
         (Path(args.workdir) / "bench.json").write_text(json.dumps({"results": results, "ratio": ratio}, indent=2))
     return 0
 

@@ -156,6 +156,9 @@ def train_step(ctx: StepContext, step: int, mine: list[Prompt]) -> dict[str, flo
     row = _metrics(ctx, flat, scores, unscored, batch.mask, targets, losses)
     row.update(rolloutSeconds=t1 - t0, rewardSeconds=t2 - t1, prepareSeconds=t3 - t2,
                updateSeconds=time.perf_counter() - t3)
+    norm = ctx.policy.get_global_grad_norm()  # the policy's last optimizer step, before clipping
+    if norm is not None:  # None where DeepSpeed computes none (ZeRO 1/2 with it disabled)
+        row["gradNorm"] = float(norm)
     return row
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from rlaif_jobs import io
 from rlaif_jobs.config.training import TrainerSpec
+from rlaif_jobs.train.clip import install_fused_clipping
 from rlaif_jobs.train.dist import DistEnv, barrier
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ def build_engine(model: Any, spec: TrainerSpec, ds_config: dict[str, Any], total
     schedule) and an optional learning rate overriding spec.learningRate (the value model's).
     Output: the DeepSpeedEngine. Use it as ``loss = f(engine(**batch)); engine.backward(loss);
     engine.step()`` once per micro-batch: DeepSpeed divides the loss by the accumulation steps and
-    steps the optimizer and the schedule every ``gradient_accumulation_steps`` micro-batches.
+    steps the optimizer and the schedule every ``gradient_accumulation_steps`` micro-batches, clipping
+    the accumulated gradients to spec.maxGradNorm first (at ZeRO 0 in fp32 with train.clip's fused
+    clip); ``engine.get_global_grad_norm()`` is then the last step's norm before clipping.
     Every rank must call this, in the same order for several engines.
     """
     import deepspeed
@@ -130,6 +133,8 @@ def build_engine(model: Any, spec: TrainerSpec, ds_config: dict[str, Any], total
         lr_scheduler=scheduler,
         config=ds_config,
     )
+    # ZeRO 0 fp32: the same clip at the same point, in fused passes instead of DeepSpeed's per-parameter loop
+    install_fused_clipping(engine)
     return engine
 
 
