@@ -18,7 +18,14 @@ from rlaif_jobs.policy.advantages import (
     whiten,
 )
 from rlaif_jobs.policy.algorithms import get_algorithm, ppo, reinforce, rloo
-from rlaif_jobs.policy.kl import entropy_from_logits, kl_per_token, masked_mean, sequence_kl, token_logprobs
+from rlaif_jobs.policy.kl import (
+    entropy_from_logits,
+    kl_per_token,
+    logprobs_and_entropy,
+    masked_mean,
+    sequence_kl,
+    token_logprobs,
+)
 
 T = torch.tensor
 approx = pytest.approx
@@ -37,6 +44,28 @@ def test_entropy():
     # p = [1/4, 3/4]: H = -(1/4 ln 1/4 + 3/4 ln 3/4)
     h = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
     assert entropy_from_logits(T([[[0.0, math.log(3.0)]]])).item() == approx(h)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.9])
+def test_one_pass_logprobs_and_entropy_equal_the_two_pass_ones(temperature):
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(3, 5, 1000, generator=g) * 4).requires_grad_()
+    tokens = torch.randint(0, 1000, (3, 5), generator=g)
+    weights = torch.randn(3, 5, generator=g)
+    want_lp = token_logprobs(logits, tokens, temperature)
+    (want_lp * weights).sum().backward()
+    want_grad, logits.grad = logits.grad, None
+    want_ent = entropy_from_logits(logits.detach(), temperature)
+    got_lp, got_ent = logprobs_and_entropy(logits, tokens, temperature)
+    (got_lp * weights).sum().backward()
+    assert not got_ent.requires_grad  # a metric: no graph through it
+    assert torch.allclose(got_lp, want_lp, atol=1e-5, rtol=0)
+    assert torch.allclose(got_ent, want_ent, atol=1e-5, rtol=0)
+    assert torch.allclose(logits.grad, want_grad, atol=1e-6, rtol=0)
+    # flattened [N, V] rows (the packed path) give the same values as the [B, T, V] layout
+    flat_lp, flat_ent = logprobs_and_entropy(logits.detach().reshape(15, 1000), tokens.reshape(15), temperature)
+    assert torch.allclose(flat_lp, want_lp.detach().reshape(15), atol=1e-5, rtol=0)
+    assert torch.allclose(flat_ent, want_ent.reshape(15), atol=1e-5, rtol=0)
 
 
 def test_kl_estimate_per_token_and_per_sequence():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlaif_jobs.packed_attention import GROUPED_SDPA, SPANS_KWARG, group_spans, grouped_attention
 from rlaif_jobs.policy import models as policy_models
 from rlaif_jobs.policy.models import make_batch, policy_forward
 from rlaif_jobs.policy.packing import pack_rows, supports_packing
@@ -73,3 +74,27 @@ def test_models_without_a_4d_mask_use_the_padded_batch():
     model = tiny_llama(0)
     model.config._attn_implementation = "flash_attention_2"
     assert not supports_packing(model)
+
+
+def test_grouped_attention_runs_each_prompt_group_alone_with_the_full_masks_result(monkeypatch):
+    model = tiny_llama(0)
+    packed = pack_rows(sample_batch(4))
+    spans = group_spans(packed.group)
+    assert spans == ((0, 23), (23, 49), (49, 66)) and spans[-1][1] == packed.input_ids.shape[1]
+    args = dict(input_ids=packed.input_ids, position_ids=packed.position_ids,
+                attention_mask=packed.attention_mask(torch.float32), use_cache=False)
+    want = model(**args).logits
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda q, *a, **kw: calls.append(q.shape[2]) or sdpa(q, *a, **kw))
+    with grouped_attention(model) as switched:
+        assert switched and model.config._attn_implementation == GROUPED_SDPA
+        got = model(**args, **{SPANS_KWARG: spans}).logits
+    assert model.config._attn_implementation == "sdpa"  # restored
+    assert calls == [23, 26, 17] * 2  # per layer, one call per group of its own length
+    assert torch.allclose(got, want, atol=1e-5)
+    eager = tiny_llama(0)
+    eager.config._attn_implementation = "eager"
+    with grouped_attention(eager) as switched:
+        assert not switched and eager.config._attn_implementation == "eager"

@@ -38,6 +38,26 @@ def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch
     return -(logp.exp() * logp).sum(-1)
 
 
+def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``token_logprobs`` and ``entropy_from_logits`` of the same logits in one pass: [..., V], [...] ->
+    (log-probs [...], entropy [...], the latter without a gradient).
+
+    One log-softmax over the vocabulary serves both (the selected tokens' log-probs are gathered from
+    it, the entropy is -sum p log p with p = exp(log p)): the two-pass version scales the logits and
+    normalises them twice, and over a 49k vocabulary those passes are a visible share of a CPU update.
+    """
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp = torch.log_softmax(logits, dim=-1)
+    picked = torch.gather(logp, -1, tokens.long().unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        plogp = logp.exp().mul_(logp)  # in place: one [..., V] temporary instead of two
+        entropy = -plogp.sum(-1)
+    return picked, entropy
+
+
 def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The k1 estimate log pi - log pi_SFT at each response token, 0 on padding: [B, T]."""
     return (logprobs - ref_logprobs) * mask

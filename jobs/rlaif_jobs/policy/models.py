@@ -20,7 +20,7 @@ from torch import nn
 
 from rlaif_jobs.config.common import ModelRef, dtype_name
 from rlaif_jobs.errors import ConfigError
-from rlaif_jobs.policy.kl import entropy_from_logits, token_logprobs
+from rlaif_jobs.policy.kl import logprobs_and_entropy, token_logprobs
 from rlaif_jobs.policy.packing import pack_rows, packed_logits, supports_packing
 
 
@@ -153,20 +153,29 @@ def policy_forward(model: Any, batch: SequenceBatch, temperature: float, with_en
 
     Rows that share a prompt (several samples per prompt) run as one packed row, each prompt computed
     once and no padding (policy/packing.py), where the model takes a 4-D mask; else the padded batch.
-    Only the logits of the response columns are computed (``logits_to_keep``): the lm-head over a
-    49k vocabulary is the largest tensor of the pass.
+    Only the logits of the response columns are computed (``logits_to_keep``; packed: of the real
+    response tokens only, padding positions get 0): the lm-head over a 49k vocabulary is the largest
+    tensor of the pass.
     """
     packed = pack_rows(batch) if supports_packing(model) else None
-    if packed is not None:
-        logits = packed_logits(model, packed)
-    else:
+    if packed is None:
         t = batch.response_ids.shape[1]
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     position_ids=batch.position_ids, use_cache=False, logits_to_keep=t + 1)
         logits = out.logits[:, :-1, :]  # columns P-1 .. P+T-2 predict response tokens 0 .. T-1
-    logp = token_logprobs(logits, batch.response_ids, temperature)
-    ent = entropy_from_logits(logits.detach(), temperature) if with_entropy else None
-    return logp, ent
+        if with_entropy:
+            return logprobs_and_entropy(logits, batch.response_ids, temperature)
+        return token_logprobs(logits, batch.response_ids, temperature), None
+    # packed: logits of the real response tokens only, [N, V]; the results go back to [B, T], 0 on padding
+    real = batch.mask.bool()
+    logits = packed_logits(model, packed, real)
+    tokens = batch.response_ids[real]
+    if with_entropy:
+        lp, ent = logprobs_and_entropy(logits, tokens, temperature)
+    else:
+        lp, ent = token_logprobs(logits, tokens, temperature), None
+    logp = lp.new_zeros(real.shape).masked_scatter(real, lp)
+    return logp, None if ent is None else ent.new_zeros(real.shape).masked_scatter(real, ent)
 
 
 def value_forward(model: Any, batch: SequenceBatch) -> torch.Tensor:

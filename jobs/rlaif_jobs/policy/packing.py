@@ -14,7 +14,7 @@ equals the padded batch's up to float rounding, gradients included (the loss is 
 the same logits). The 135M quickstart policy computes ~40% fewer tokens per update this way.
 
     packed = pack_rows(batch)          # None when no two rows share a prompt: the padded pass is as good
-    logits = packed_logits(model, packed)   # [B, T, V]: the logits predicting each response token
+    logits = packed_logits(model, packed, batch.mask)   # [N, V]: the logits predicting each response token
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ from typing import Any
 
 import torch
 
-from rlaif_jobs.packed_attention import PREFIX, additive_mask, attention_allowed, mask_problem
+from rlaif_jobs.packed_attention import (
+    PREFIX,
+    SPANS_KWARG,
+    additive_mask,
+    attention_allowed,
+    group_spans,
+    grouped_attention,
+    mask_problem,
+)
 
 
 @dataclass(frozen=True)
@@ -90,11 +98,15 @@ def supports_packing(model: Any) -> bool:
     return mask_problem(getattr(model, "module", model)) is None
 
 
-def packed_logits(model: Any, packed: PackedRows) -> torch.Tensor:
-    """[B, T, V] logits predicting each response token, from one packed forward of ``model`` (the
-    lm-head runs at the gathered positions only)."""
+def packed_logits(model: Any, packed: PackedRows, mask: torch.Tensor) -> torch.Tensor:
+    """[N, V] logits predicting the N response tokens where ``mask`` ([B, T]) is nonzero, in row-major
+    order, from one packed forward of ``model``. The lm-head runs at those positions only (a prompt's
+    last position once per response: it predicts each response's first token), so neither padding
+    nor a [B, T, V] re-gather of the logits is computed; forward and backward both skip them."""
     dtype = next(model.parameters()).dtype
-    keep, where = torch.unique(packed.gather, return_inverse=True)
-    out = model(input_ids=packed.input_ids, position_ids=packed.position_ids,
-                attention_mask=packed.attention_mask(dtype), use_cache=False, logits_to_keep=keep)
-    return out.logits[0][where]
+    positions = packed.gather[mask.bool()]
+    with grouped_attention(model):  # attention per prompt group: no token sees another group
+        out = model(input_ids=packed.input_ids, position_ids=packed.position_ids,
+                    attention_mask=packed.attention_mask(dtype), use_cache=False, logits_to_keep=positions,
+                    **{SPANS_KWARG: group_spans(packed.group)})
+    return out.logits.squeeze(0)  # not logits[0]: select's backward zero-fills and copies a [1, N, V] tensor
