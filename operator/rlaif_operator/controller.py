@@ -46,6 +46,12 @@ def _controller_ref(body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, A
                  if r.get("controller") and r.get("kind") in kinds), None)
 
 
+def _reconcile_cached(ctx: Context, key: Key) -> Outcome:
+    """Reconciles the resource's latest cached body (gone meanwhile: nothing to do)."""
+    body = ctx.cache.get(key)
+    return Outcome() if body is None else reconcile(ctx, body)
+
+
 def _finished(job: dict[str, Any]) -> bool:
     """Whether the Job has finished (its Complete or Failed condition is True)."""
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
@@ -105,7 +111,7 @@ class Controller:
             metrics.forget(*key)  # its per-run series
             await self._propagate(key, body)  # dependents report it gone; the pipeline recreates or reports
             return
-        previous = self.ctx.cache.get(key)
+        previous = self.ctx.cache.header(key)
         if self.written.get(key) != body["metadata"].get("resourceVersion"):
             self._pending(key)  # before the cache has it: a reconcile that reads it acts on this event
         self.ctx.cache.put(body)
@@ -116,7 +122,7 @@ class Controller:
             return  # the echo of our own status write: nothing new to act on
         metrics.WATCH_EVENTS.labels(key[0], "reconciled").inc()
         self.enqueue(key, workqueue.EVENT)
-        if previous is not None and _phase(previous) != _phase(body):
+        if previous is not None and previous.phase != _phase(body):
             # A phase this replica did not see itself write (its write applied but the reply was lost,
             # or another replica wrote it): hand off to the waiting stages all the same.
             await self._propagate(key, body)
@@ -135,9 +141,8 @@ class Controller:
             metrics.WATCH_EVENTS.labels("Job", "deleted").inc()
             self.ctx.cache.drop(key_of(body))
         else:
-            known = self.ctx.cache.get(key_of(body))
-            if known is not None and known["metadata"].get("resourceVersion") == body["metadata"].get(
-                    "resourceVersion"):
+            known = self.ctx.cache.header(key_of(body))
+            if known is not None and known.resource_version == body["metadata"].get("resourceVersion"):
                 metrics.WATCH_EVENTS.labels("Job", "echo").inc()
                 return  # the Job as the operator created it: its owner has already seen it
             if key is not None:
@@ -146,15 +151,15 @@ class Controller:
             metrics.WATCH_EVENTS.labels("Job", "reconciled").inc()
         if owner is None or key is None:
             return
-        cached_owner = self.ctx.cache.get(key)
+        cached_owner = self.ctx.cache.header(key)
         if event_type != "DELETED" and body["metadata"].get("deletionTimestamp") \
                 and names.RESULT_FINALIZER in (body["metadata"].get("finalizers") or []) \
-                and (cached_owner is None or cached_owner["metadata"].get("uid") != owner.get("uid")):
+                and (cached_owner is None or cached_owner.uid != owner.get("uid")):
             # Being deleted, and its owner is not known: gone (a deleted namespace, or a stage deleted and
             # re-created under the same name: another uid), or not listed yet.
             await self._run(key, release_orphan, body)
             return
-        self.enqueue(key, workqueue.HANDOFF if _finished(body) else workqueue.EVENT)
+        self.enqueue(key, workqueue.FINISHED if _finished(body) else workqueue.EVENT)
 
     async def _run(self, key: Key, fn: Any, *args: Any, priority: int = workqueue.EVENT) -> None:
         """Runs ``fn(ctx, *args)`` in a worker thread; a failure is retried by reconciling ``key``."""
@@ -211,12 +216,12 @@ class Controller:
         """``reconcile`` with ``lock`` held (released here, before the hand-off to dependents). Returns
         the outcome (None: nothing to reconcile, or it failed and is retried)."""
         try:
-            body = self.ctx.cache.get(key)
-            if body is None:
+            if self.ctx.cache.header(key) is None:
                 return None
             try:
+                # The key, not the body: read when a thread takes it (a burst queues thousands).
                 outcome: Outcome = await asyncio.wrap_future(
-                    self.pool.submit(priority, reaction.in_context(reconcile, attribution), self.ctx, body))
+                    self.pool.submit(priority, reaction.in_context(_reconcile_cached, attribution), self.ctx, key))
             except KubeError as err:
                 if err.status == 404:  # deleted meanwhile: its DELETED event cleans up
                     return None
@@ -226,7 +231,7 @@ class Controller:
                 self._failed(key, err)
                 return None
             self.failures.pop(key, None)
-            if self.ctx.cache.get(key) is None:
+            if self.ctx.cache.header(key) is None:
                 metrics.forget(*key)  # deleted while this reconcile wrote its status
             if outcome.changed and outcome.body is not None:
                 self.ctx.cache.put(outcome.body)

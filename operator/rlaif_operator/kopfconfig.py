@@ -30,6 +30,10 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.enabled = False
     settings.batching.batch_window = ours.batch_window_seconds
+    # kopf keeps a worker task per object until it has been idle this long (default 5 s). Our handlers
+    # only queue a reconcile and return, so a worker's work is done in microseconds: after a burst (a
+    # thousand pipelines applied at once) thousands of idle workers were a large share of the memory.
+    settings.queueing.idle_timeout = 0.5
     # Exact namespaces get namespaced Roles only (the chart): kopf must not list namespaces or watch
     # CRDs cluster-wide then. Patterns still need the namespace scan to find their matches.
     settings.scanning.disabled = bool(ours.namespaces) and not any(set("*?[]!") & set(p) for p in ours.namespaces)

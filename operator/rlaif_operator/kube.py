@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from rlaif_operator import reaction
 from rlaif_operator.api.kinds import KINDS
-from rlaif_operator.settings import VERSION
+from rlaif_operator.version import VERSION
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from prometheus_client import Histogram
-
 T = TypeVar("T")
 
-REACTION_SECONDS = Histogram(
-    "rlaif_operator_reaction_seconds",
-    "A watch event received by the operator -> a write it caused sent (create, status), on the operator's"
-    " clock: the API server's and the network's time left out.", ["write"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+try:
+    from prometheus_client import Histogram
+except ImportError:  # the core install (the `rlaif` CLI's cluster verbs use the client): no metrics there
+    REACTION_SECONDS = None
+else:
+    REACTION_SECONDS = Histogram(
+        "rlaif_operator_reaction_seconds",
+        "A watch event received by the operator -> a write it caused sent (create, status), on the operator's"
+        " clock: the API server's and the network's time left out.", ["write"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ def sent(write: str, kind: str, namespace: str | None, name: str) -> None:
     if cause is None:
         return
     now = time.monotonic()
-    REACTION_SECONDS.labels(write).observe(now - cause.monotonic)
+    if REACTION_SECONDS is not None:
+        REACTION_SECONDS.labels(write).observe(now - cause.monotonic)
     path = os.environ.get("RLAIF_TRACE_FILE")
     if not path:
         return

@@ -6,15 +6,10 @@ one onto these variables, and a test checks that the two stay in step.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-try:
-    VERSION = version("rlaif")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    VERSION = "0.1.0"
+from rlaif_operator.version import VERSION
 
 
 class OperatorSettings(BaseSettings):

@@ -4,7 +4,10 @@ A burst (a thousand Jobs finishing at once, an operator restart listing every ob
 reconciles than there are threads. In arrival order, the reconcile that starts a waiting stage, which
 is what a user waits for, would queue behind every other one; here it goes first:
 
-- ``HANDOFF``: a Job finished, so its stage reports and the stages waiting on it start;
+- ``HANDOFF``: a stage reported its result, so the stages waiting on it start (ahead of the next
+  finished Job: each hand-off completes before another begins, so the first ones are not held back by
+  the whole burst);
+- ``FINISHED``: a Job finished, so its stage reports;
 - ``EVENT``: any other watch event;
 - ``BACKGROUND``: what no one waits on: pipelines' summaries, timed re-checks, live progress, releasing
   finished Jobs.
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-HANDOFF, EVENT, BACKGROUND = 0, 1, 2
+HANDOFF, FINISHED, EVENT, BACKGROUND = 0, 1, 2, 3
 
 
 class PriorityPool:

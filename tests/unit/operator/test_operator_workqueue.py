@@ -19,13 +19,13 @@ def test_pool_runs_the_most_urgent_first_and_in_order_within_a_priority() -> Non
     blocker = pool.submit(workqueue.EVENT, gate.wait, 5)  # holds the only thread while the rest queue
     time.sleep(0.05)
     futures = [pool.submit(priority, ran.append, name) for priority, name in [
-        (workqueue.BACKGROUND, "pipeline"), (workqueue.EVENT, "event 1"), (workqueue.HANDOFF, "hand-off"),
-        (workqueue.EVENT, "event 2")]]
-    assert pool.pending() == 4
+        (workqueue.BACKGROUND, "pipeline"), (workqueue.EVENT, "event 1"), (workqueue.FINISHED, "finished"),
+        (workqueue.HANDOFF, "hand-off"), (workqueue.EVENT, "event 2")]]
+    assert pool.pending() == 5
     gate.set()
     for future in [blocker, *futures]:
         future.result(5)
-    assert ran == ["hand-off", "event 1", "event 2", "pipeline"]
+    assert ran == ["hand-off", "finished", "event 1", "event 2", "pipeline"]
     pool.shutdown()
 
 
