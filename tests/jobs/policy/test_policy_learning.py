@@ -16,8 +16,11 @@ from policy_helpers import blue_rate, mean, policy_config, run_programmatic, ste
 pytestmark = pytest.mark.slow
 
 # KL per response (nats, k1 estimate over ~7 tokens). Collapsing both free choices of the SFT answer (5
-# subjects, 5 colours) onto one costs ln 25 = 3.2; the bound leaves room for the estimate's noise.
-KL_BOUND = 8.0
+# subjects, 5 colours) onto one costs ln 25 = 3.2: the last steps' mean must stay under 4. A single step
+# may overshoot while the reward jumps (RLOO with vLLM rollouts, on one machine: 10.9 nats at the step the
+# reward went 0.50 -> 0.81, then 6.7, 2.7, 2.4, 3.6 as the KL penalty pulled it back; vLLM's CPU sampling
+# differs between machines, so the trajectory does); a runaway would not come back under the bound.
+KL_BOUND = 16.0
 
 
 def sample_texts(model_dir, prompts: list[str], n: int = 8, seed: int = 0) -> list[str]:
