@@ -24,9 +24,10 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
-    logz = torch.logsumexp(logits, dim=-1)
-    picked = torch.gather(logits, -1, tokens.long().unsqueeze(-1)).squeeze(-1)
-    return picked - logz
+    # The same operations as logprobs_and_entropy's, so a policy scored with entropy and its reference
+    # scored without give bit-identical log-probs where the two models are the same (KL exactly 0).
+    logp = torch.log_softmax(logits, dim=-1)
+    return torch.gather(logp, -1, tokens.long().unsqueeze(-1)).squeeze(-1)
 
 
 def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
