@@ -21,7 +21,6 @@ import asyncio
 import contextvars
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif_operator import metrics, reaction, workqueue
@@ -30,6 +29,7 @@ from rlaif_operator.api.kinds import STAGE_KINDS
 from rlaif_operator.builders import names
 from rlaif_operator.cache import Key, key_of
 from rlaif_operator.ensure import release_orphan
+from rlaif_operator.eventsink import EventSink
 from rlaif_operator.kube import KubeError
 from rlaif_operator.reconcile import Context, Outcome, reconcile, release
 
@@ -81,17 +81,9 @@ class Controller:
         self.tasks: set[asyncio.Task[None]] = set()
         self.soon: set[Key] = set()  # pipelines with a reconcile already queued (coalesces child changes)
         self.queued: dict[Key, int] = {}  # resources with a reconcile queued and not started: its priority
-        self.events = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
-        kube = ctx.kube
-
-        def post_in_background(obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
-            # Queued with a reference to the object, not the object: a burst queues thousands of Events,
-            # and a queued full body each was a large share of the operator's peak memory.
-            ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {
-                k: obj["metadata"].get(k) for k in ("name", "namespace", "uid")}}
-            self.events.submit(kube.post_event, ref, event_type, reason, message)
-
-        ctx.post_event = post_in_background
+        # Events are posted off the reconcile path, after the queued reconciles (each waits 1 s at most)
+        self.events = EventSink(ctx.kube.post_event, busy=self.pool.busy)
+        ctx.post_event = self.events
 
     # --- entry points (kopf handlers call these) ---------------------------------------------------
 
@@ -323,4 +315,4 @@ class Controller:
         for task in self.tasks:
             task.cancel()
         self.pool.shutdown()
-        self.events.shutdown(wait=False, cancel_futures=True)
+        self.events.close()

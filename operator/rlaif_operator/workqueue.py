@@ -36,6 +36,7 @@ class PriorityPool:
         self._order = itertools.count()
         self._ready = threading.Condition()
         self._closed = False
+        self._running = 0  # work taken by a thread and not finished
         self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -55,6 +56,10 @@ class PriorityPool:
         """Work queued and not yet started."""
         return len(self._queue)
 
+    def busy(self) -> bool:
+        """Whether any work is queued or running."""
+        return bool(self._queue) or self._running > 0
+
     def _work(self) -> None:
         while True:
             with self._ready:
@@ -63,14 +68,19 @@ class PriorityPool:
                 if self._closed:
                     return
                 _, _, future, fn, args = heapq.heappop(self._queue)
-            if not future.set_running_or_notify_cancel():
-                continue
+                self._running += 1
             try:
-                result = fn(*args)
-            except BaseException as err:  # noqa: BLE001 - handed to whoever awaits the future
-                future.set_exception(err)
-            else:
-                future.set_result(result)
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result = fn(*args)
+                except BaseException as err:  # noqa: BLE001 - handed to whoever awaits the future
+                    future.set_exception(err)
+                else:
+                    future.set_result(result)
+            finally:
+                with self._ready:
+                    self._running -= 1
 
     def shutdown(self) -> None:
         """Cancels what has not started; the threads end after their current work."""

@@ -26,6 +26,26 @@ def test_pool_runs_the_most_urgent_first_and_in_order_within_a_priority() -> Non
     for future in [blocker, *futures]:
         future.result(5)
     assert ran == ["hand-off", "finished", "event 1", "event 2", "pipeline"]
+    deadline = time.monotonic() + 5
+    while pool.busy():  # the thread's own bookkeeping ends just after the last result is handed over
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pool.shutdown()
+
+
+def test_pool_is_busy_while_work_is_queued_or_running() -> None:
+    pool = workqueue.PriorityPool(1)
+    assert not pool.busy()
+    gate = threading.Event()
+    running = pool.submit(workqueue.EVENT, gate.wait, 5)
+    time.sleep(0.05)
+    assert pool.busy() and pool.pending() == 0  # running, nothing queued
+    gate.set()
+    running.result(5)
+    deadline = time.monotonic() + 5
+    while pool.busy():
+        assert time.monotonic() < deadline, "still busy with nothing to do"
+        time.sleep(0.01)
     pool.shutdown()
 
 
