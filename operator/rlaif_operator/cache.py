@@ -91,8 +91,8 @@ class Cache:
         self._lock = threading.Lock()
 
     def put(self, body: dict[str, Any]) -> bool:
-        """Stores the body unless a newer one is already known (numeric resourceVersions, as etcd's).
-        Returns whether it was stored. What is stored is ``slim(body)``."""
+        """Stores the body unless the same or a newer one is already known (numeric resourceVersions, as
+        etcd's). Returns whether it was stored. What is stored is ``slim(body)``."""
         key = key_of(body)
         meta = body["metadata"]
         header = Header(meta.get("uid"), meta.get("resourceVersion"), (body.get("status") or {}).get("phase"))
@@ -111,13 +111,16 @@ class Cache:
             return True
 
     def _stale(self, key: Key, header: Header) -> bool:
-        """Whether a body with ``header`` must not be stored: deleted by the operator, or older than the one
-        already known (the same object, a lower resourceVersion)."""
+        """Whether a body with ``header`` need not be stored: deleted by the operator, already known (the
+        same object at the same resourceVersion: the watch's echo of a write whose answer is stored), or
+        older than the one known (a lower resourceVersion)."""
         if header.uid in self._gone:
             return True
         old = self._headers.get(key)
         if old is None or old.uid != header.uid:
             return False
+        if old.resource_version == header.resource_version and header.resource_version:
+            return True
         new_rv, old_rv = _number(header.resource_version), _number(old.resource_version)
         return new_rv is not None and old_rv is not None and new_rv < old_rv
 

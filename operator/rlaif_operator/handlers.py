@@ -36,10 +36,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.controller = Controller(Context(kube, ours), ours.reconcile_workers)
     metrics.serve(ours.metrics_port)
     # Everything loaded so far (modules, schemas, settings) lives as long as the process: out of the
-    # collector's sight, and collections less often, since watch events allocate many short-lived
-    # objects (the full collections' scans of a large heap grew with the number of objects watched).
+    # collector's sight, so that its full collections scan only what the watches brought. Python's
+    # default thresholds stay: kopf wraps every event's body in objects that refer to each other, so
+    # each dead one waits for the cycle collector, and rarer collections (10 000, 20, 20) let a
+    # thousand pipelines' bursts pile them up: 306 MB peak against 240 MB, for no CPU saved
+    # (bench/bench_operator.py --pipelines 1000, docs/architecture.md).
     gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 @kopf.on.cleanup()

@@ -73,8 +73,9 @@ class Kube:
         self._agent = f"{user_agent}/{VERSION}"
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-                content_type: str = "application/json") -> dict[str, Any]:
-        """One API call; raises KubeError unless the answer is 2xx.
+                content_type: str = "application/json", answer: bool = True) -> dict[str, Any]:
+        """One API call; raises KubeError unless the answer is 2xx. Returns the answer decoded (``answer``
+        False: {} on success, for a caller that does not read it, such as an Event's post).
 
         Sent on the client's own connection pool (its TLS, client certificates and proxy) with its
         credentials (a rotating service-account token is re-read through its refresh hook), but without
@@ -89,6 +90,8 @@ class Kube:
         except Exception as err:  # connection refused, timeouts
             raise KubeError(0, f"{type(err).__name__}: {err}") from None
         data = response.data
+        if not answer and 200 <= response.status < 300:
+            return {}
         try:
             decoded = json.loads(data) if data else {}
         except ValueError:
@@ -209,6 +212,6 @@ class Kube:
             "reportingInstance": component, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
         try:
-            self.request("POST", path_of("v1", "Event", meta.get("namespace")), body=event)
+            self.request("POST", path_of("v1", "Event", meta.get("namespace")), body=event, answer=False)
         except KubeError as err:
             log.warning("could not post event %s on %s/%s: %s", reason, involved["kind"], meta["name"], err)
