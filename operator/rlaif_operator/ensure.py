@@ -2,10 +2,11 @@
 
 Every write the operator makes to objects other than its resources' status lives here:
 
-- ``ensure_stage``: creates the ConfigMap, Service and Job (then the merge Job) once the inputs are
-  ready, under deterministic names. A create that meets an existing object keeps it only if this
-  resource is its controller; a stranger is reported (``conflict``), never adopted. A create the API
-  refuses (4xx) is reported with the API's message (``create_error``) instead of retried unseen.
+- ``ensure_stage``: creates the ConfigMap, a trainer's NetworkPolicy (and Service, on several nodes)
+  and the Job (then the merge Job) once the inputs are ready, under deterministic names. A create that
+  meets an existing object keeps it only if this resource is its controller; a stranger is reported
+  (``conflict``), never adopted. A create the API refuses (4xx) is reported with the API's message
+  (``create_error``) instead of retried unseen.
 - ``release_jobs`` / ``release_orphan``: take the operator's finalizer off a Job once its result is in
   the stage's status (or its owner is gone), so TTL, a hand delete or the garbage collector can finish.
 - ``restart_gang``: a failed worker of a multi-node training group fails the group; its Job is deleted

@@ -43,14 +43,18 @@ def needs_merge(resource: StageResource) -> bool:
 def build_stage_children(resource: StageResource, upstream_uri: str | None,
                          settings: OperatorSettings) -> StageChildren:
     """Input: a stage resource with its uid, the URI its upstream reported (if it has one), settings.
-    Output: its ConfigMap, Job, and the trainers' Service and NetworkPolicy or the labeling merge Job."""
+    Output: its ConfigMap, Job, and the trainers' NetworkPolicy (and Service, across several nodes) or the
+    labeling merge Job."""
     config = workload_config(resource, upstream_uri)
     config_map = build_config_map(resource, config)
     if isinstance(resource, PreferenceLabelJob):
         merge = build_merge_job(resource, settings) if needs_merge(resource) else None
         return StageChildren(config_map, build_label_job(resource, settings), merge_job=merge)
+    # The Service names pod 0 for the other nodes' workers: one node needs none. The NetworkPolicy stays:
+    # the rendezvous store listens on every interface of the pod, one node or several.
+    several = resource.spec.resources.nodes > 1
     return StageChildren(config_map, build_trainer_job(resource, settings),
-                         service=build_service(resource, settings),
+                         service=build_service(resource, settings) if several else None,
                          network_policy=build_network_policy(resource, settings))
 
 

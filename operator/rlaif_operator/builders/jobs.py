@@ -100,13 +100,15 @@ LAUNCHER = "rlaif_jobs.launch"
 
 
 def torchrun_command(resource: StageResource, settings: OperatorSettings) -> list[str]:
-    """torchrun across ``nodes`` pods: rank from the completion index, master = pod 0. Through
+    """torchrun across ``nodes`` pods: rank from the completion index, master = pod 0 (its DNS name behind
+    the headless Service; on one node, the loopback). Through
     ``rlaif_jobs.launch`` (torchrun's arguments), which exits 3 when a worker did: torchrun itself exits
     1, so the podFailurePolicy would never see a trainer's config error. After the workers exit, the
     launcher runs the stage's follow-up in the same pod on node 0 (the policy's evaluation: the judge
     loads in a fresh process, never beside the training engines)."""
     res = resource.spec.resources
-    master = f"{names.job_name(resource)}-0.{names.service_name(resource)}"
+    # One node: torchrun's workers meet on the pod's own loopback (no Service, no DNS to wait for).
+    master = f"{names.job_name(resource)}-0.{names.service_name(resource)}" if res.nodes > 1 else "127.0.0.1"
     return [
         "python", "-m", LAUNCHER,
         f"--nnodes={res.nodes}",
@@ -125,5 +127,5 @@ def build_trainer_job(resource: StageResource, settings: OperatorSettings) -> di
     nodes = resource.spec.resources.nodes
     template = pod_template(resource, settings, container_name="trainer",
                             command=torchrun_command(resource, settings), component=component,
-                            subdomain=names.service_name(resource))
+                            subdomain=names.service_name(resource) if nodes > 1 else None)
     return _job(resource, names.job_name(resource), component, nodes, template, gang=is_gang(resource))

@@ -229,9 +229,21 @@ def test_children_are_owned_named_and_labelled_deterministically() -> None:
 
 
 def test_service_name_starts_with_a_letter() -> None:
-    res = resource("PolicyRLRun", "7b-policy", POLICY)
+    res = resource("PolicyRLRun", "7b-policy", {**POLICY, "resources": {**POLICY.get("resources", {}), "nodes": 2}})
     service = build_stage_children(res, None, SETTINGS).service
     assert service is not None and service["metadata"]["name"] == "r7b-policy-policy"
+
+
+def test_one_node_trainer_meets_on_loopback_without_a_service() -> None:
+    """One node: no Service to create (one write less per stage), the workers dial 127.0.0.1; the
+    NetworkPolicy stays (the rendezvous store listens on every interface of the pod)."""
+    children = build_stage_children(resource("RewardModelRun", "rm", {**REWARD, "resources": {
+        **REWARD["resources"], "nodes": 1}}), "/l.jsonl", SETTINGS)
+    assert children.service is None and children.network_policy is not None
+    pod = children.job["spec"]["template"]["spec"]
+    assert "subdomain" not in pod
+    assert "--master-addr=127.0.0.1" in pod["containers"][0]["command"]
+    assert children.before_job() == [children.config_map, children.network_policy]
 
 
 def test_pipeline_children_are_owned_stage_resources_wired_by_name() -> None:
