@@ -75,3 +75,39 @@ def test_a_phase_that_ends_in_the_same_poll_as_the_next_begins_still_shows_its_l
     console.render(final=True)
     shown = out.getvalue()
     assert "policy 2/2 steps" in shown and shown.index("policy 2/2 steps") < shown.index("loading the judge")
+
+
+def test_a_stage_stops_when_rlaif_run_is_terminated(tmp_path: Path) -> None:
+    """SIGTERM to the process running ``watch`` (``timeout``, a CI runner) stops the stage too, instead of
+    leaving it running with its model's memory."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "stage.pid"
+    stage = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    runner = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from rlaif_operator.local.console import watch
+        tmp = Path({str(tmp_path)!r})
+        watch([sys.executable, "-c", {stage!r}], tmp / "log.txt", tmp / "p.jsonl", interval=0.05)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", runner], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "the stage did not start"
+        time.sleep(0.05)
+    stage_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    assert proc.returncode != 0  # stopped, not finished
+    while time.monotonic() < deadline:
+        try:
+            os.kill(stage_pid, 0)
+        except ProcessLookupError:
+            return  # gone
+        time.sleep(0.05)
+    os.kill(stage_pid, signal.SIGKILL)
+    raise AssertionError("the stage outlived rlaif run")

@@ -11,15 +11,19 @@ Known library notices that read like failures are translated once (WARNINGS). Re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 # (pattern in the log, what the user is told, once per stage). Only notices a user can act on or would
 # otherwise misread; everything else stays in log.txt.
@@ -182,27 +186,61 @@ def watch(cmd: list[str], log_path: Path, progress_path: Path, verbose: bool = F
         log.flush()
         log_tail, progress_tail = _Tail(log_path), _Tail(progress_path)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        while True:
-            code = proc.poll()
-            text = log_tail.read()
-            if text:
-                if verbose:
-                    if console.tty and console.shown:
-                        out.write("\r\x1b[K")
-                    out.write(text)
-                    out.flush()
-                console.log_text(text)
-            events = []
-            for raw in progress_tail.lines():
-                try:
-                    events.append(json.loads(raw))
-                except ValueError:
-                    continue
-            console.events(events)
-            console.render(final=code is not None)
-            if code is not None:
-                return code
-            time.sleep(interval)
+        with _stops_with_us(proc):
+            return _follow(proc, console, log_tail, progress_tail, verbose, out, interval)
+
+
+STOP_GRACE_SECONDS = 20.0  # a stage stopped with us saves what it can (stages checkpoint) before it is killed
+
+
+@contextlib.contextmanager
+def _stops_with_us(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Stops the stage if `rlaif run` stops first (Ctrl-C, a SIGTERM from ``timeout`` or a CI runner): left
+    running, an orphaned stage held its model's memory and the CPU that the next run needed. A SIGTERM
+    becomes a KeyboardInterrupt here, so that the stage is stopped on the way out as for Ctrl-C."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _follow(proc: subprocess.Popen[bytes], console: StageConsole, log_tail: _Tail, progress_tail: _Tail,
+            verbose: bool, out: TextIO, interval: float) -> int:
+    """Renders the stage's log and progress until it exits; returns its exit code."""
+    while True:
+        code = proc.poll()
+        text = log_tail.read()
+        if text:
+            if verbose:
+                if console.tty and console.shown:
+                    out.write("\r\x1b[K")
+                out.write(text)
+                out.flush()
+            console.log_text(text)
+        events = []
+        for raw in progress_tail.lines():
+            try:
+                events.append(json.loads(raw))
+            except ValueError:
+                continue
+        console.events(events)
+        console.render(final=code is not None)
+        if code is not None:
+            return code
+        time.sleep(interval)
 
 
 def log_tail(log_path: Path, lines: int = 25) -> str:
