@@ -39,8 +39,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # collector's sight, so that its full collections scan only what the watches brought. Python's
     # default thresholds stay: kopf wraps every event's body in objects that refer to each other, so
     # each dead one waits for the cycle collector, and rarer collections (10 000, 20, 20) let a
-    # thousand pipelines' bursts pile them up: 306 MB peak against 240 MB, for no CPU saved
-    # (bench/bench_operator.py --pipelines 1000, docs/architecture.md).
+    # thousand pipelines' bursts pile them up (bench/bench_operator.py --pipelines 1000, one loaded pair:
+    # 306 MB peak against 240 MB, for no CPU saved; quiet runs since land at 212-235 MB either way).
     gc.freeze()
 
 
