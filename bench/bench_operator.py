@@ -106,10 +106,11 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def request_breakdown(log: list[str]) -> dict[str, int]:
+def request_breakdown(log: list[str]) -> dict[str, tuple[int, float]]:
     """API requests by verb and resource ("PATCH preferencelabeljobs/status", "GET pods/log"), from the test
-    API server's request log ("METHOD /path?query -> code")."""
-    counts: dict[str, int] = {}
+    API server's request log ("METHOD /path?query -> code N.Nms"): (count, the server thread's CPU seconds
+    handling them). A watch's CPU is left out (0): its handler spans the whole stream."""
+    counts: dict[str, tuple[int, float]] = {}
     for line in log:
         method, path = line.split()[:2]
         parts = path.split("?")[0].strip("/").split("/")
@@ -118,9 +119,11 @@ def request_breakdown(log: list[str]) -> dict[str, int]:
         else:
             parts = parts[2:] if parts[0] == "api" else parts[3:]
         what = (parts[0] + ("/" + parts[2] if len(parts) > 2 else "")) if parts else "discovery"
+        cpu = float(line.rsplit(" ", 1)[1].removesuffix("ms")) / 1000 if line.endswith("ms") else 0.0
         if "watch=" in path:
-            what += " (watch)"
-        counts[f"{method} {what}"] = counts.get(f"{method} {what}", 0) + 1
+            what, cpu = what + " (watch)", 0.0
+        count, seconds = counts.get(f"{method} {what}", (0, 0.0))
+        counts[f"{method} {what}"] = (count + 1, seconds + cpu)
     return counts
 
 
@@ -328,8 +331,9 @@ def main() -> int:
         print(f"running stages: {n} label stages ran {args.run_seconds:.0f} s, progress read every"
               f" {args.progress_interval:g} s: {running['requests']:.2f} operator API calls per running stage"
               f" per minute ({running['logs']:.2f} log reads, {running['patches']:.2f} status patches)")
-    print("API requests per pipeline: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(
-        breakdown.items(), key=lambda kv: -kv[1]) if v / n >= 0.05))
+    print("API requests per pipeline (the server's CPU for them, ms per pipeline): " + ", ".join(
+        f"{k} {count / n:.2f} ({seconds / n * ms:.1f} ms)" for k, (count, seconds) in sorted(
+            breakdown.items(), key=lambda kv: -kv[1][0]) if count / n >= 0.05))
     print("Events posted per pipeline: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(reasons.items())))
     print("operator watch events per pipeline: " + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(events.items())))
     ok = percentile(own, 0.99) < TARGET_OPERATOR_P99 and memory < TARGET_MB and (n != 100 or p50 < TARGET_P50_AT_100)

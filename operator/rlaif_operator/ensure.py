@@ -23,10 +23,11 @@ Every write the operator makes to objects other than its resources' status lives
 from __future__ import annotations
 
 import logging
+from concurrent import futures
 from dataclasses import replace
 from typing import Any
 
-from rlaif_operator import metrics
+from rlaif_operator import metrics, reaction
 from rlaif_operator.api.common import API_VERSION, Status
 from rlaif_operator.api.conditions import RESTART_ANNOTATION, Reason
 from rlaif_operator.api.kinds import StageResource
@@ -40,6 +41,8 @@ from rlaif_operator.status import StageObservation, inputs_ready
 
 log = logging.getLogger(__name__)
 REFUSED = (400, 403, 422)  # the API's "no" to a create: bad request, forbidden (RBAC, quota, admission), invalid
+# Sends the creates that go out together beside the reconcile's own thread (each waits on its API call).
+_WRITERS = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="create")
 
 
 def _describe_owner(obj: dict[str, Any]) -> str:
@@ -74,6 +77,21 @@ def create_child(ctx: Context, resource: StageResource, manifest: dict[str, Any]
     return obj, {}
 
 
+def create_together(ctx: Context, resource: StageResource, manifests: list[dict[str, Any]]
+                    ) -> list[tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """``create_child`` of each manifest, all sent at once (one round trip to wait for, not one each:
+    nothing among them refers to another). Returns their results in order; the first API error any of
+    them raised is raised once all are done."""
+    if len(manifests) < 2:
+        return [create_child(ctx, resource, m) for m in manifests]
+    others = [_WRITERS.submit(reaction.in_context(create_child), ctx, resource, m) for m in manifests[1:]]
+    try:
+        first = create_child(ctx, resource, manifests[0])
+    finally:
+        futures.wait(others)
+    return [first] + [f.result() for f in others]
+
+
 def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -> StageObservation:
     """Creates what the stage is missing and returns the observation updated with what now exists."""
     if obs.spec_errors or obs.lost:
@@ -101,8 +119,7 @@ def ensure_stage(ctx: Context, resource: StageResource, obs: StageObservation) -
     up = obs.upstream
     uri = up.outputs.get(up.output) if up is not None else None
     children = build_stage_children(resource, uri, ctx.settings)
-    for manifest in children.before_job():
-        child, problem = create_child(ctx, resource, manifest)
+    for child, problem in create_together(ctx, resource, children.before_job()):
         if child is None:
             return replace(obs, **problem)
     created, problem = create_child(ctx, resource, children.job)

@@ -29,7 +29,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if ours.log_level != "DEBUG":  # kopf logs every handled event at INFO: one line per watch event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopfconfig.configure(settings, ours)
-    kube = Kube(timeout=ours.api_timeout_seconds, connections=ours.reconcile_workers + 4)
+    # A kept-alive connection for each thread that calls the API: reconciles, Events (4), creates sent together (4)
+    kube = Kube(timeout=ours.api_timeout_seconds, connections=ours.reconcile_workers + 8)
     # High availability: a standby replica waits here, before kopf watches anything (kopf starts its
     # watchers only when the startup handlers finished), until it holds the Lease.
     memo.elector = await leader.lead(kube, ours)

@@ -19,6 +19,7 @@ from handoffs import Edge, operator_handoffs, read_trace  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("testapi_only")
 LAG = 1.0
+LATENCY = 0.5
 
 
 def stage(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -69,3 +70,32 @@ def test_operator_side_handoff_leaves_out_the_servers_time(cluster: Cluster, ope
     # The operator's clock started when the lagging event reached it, after the server stored it.
     assert trace[0]["receivedAt"] >= stored["complete up-label"] + 0.9 * LAG
     assert trace[0]["sentAt"] <= stored["created down-reward"] + 0.05
+
+
+def test_children_that_refer_to_none_another_are_created_in_one_round_trip(cluster: Cluster, operator: Operator,
+                                                                            ns: str) -> None:
+    """A trainer's ConfigMap and NetworkPolicy go out together, the Job once both exist: with every reply
+    held LATENCY seconds, the two creates are sent well within it of each other, the Job after both."""
+    api = cluster.testapi
+    cluster.apply([stage("PreferenceLabelJob", "up", LABELING),
+                   stage("RewardModelRun", "down", {**REWARD, "preferences": {"fromLabelJob": "up"}})], ns)
+    eventually(lambda: cluster.get("job", "up-label", ns), what="the label Job")
+    api.run_job(ns, "up-label")
+    eventually(lambda: cluster.phase("plj", "up", ns) == "Running", what="the label stage running")
+    api.call(lambda _: api.handler.set_faults(Faults(latency_seconds=LATENCY)))
+    try:
+        api.finish_job(ns, "up-label", 0, LABEL_REPORT)
+        eventually(lambda: cluster.get("job", "down-reward", ns), timeout=60, what="the reward Job")
+    finally:
+        api.call(lambda _: api.handler.set_faults(None))
+
+    def sent(kind: str) -> list[float]:
+        return [r["sentAt"] for r in read_trace(operator.settings["trace_file"])
+                if r["write"] == "create" and r["object"].startswith(f"{kind}/{ns}/down-")]
+
+    times = {k: eventually(lambda k=k: sent(k), what=f"the {k} create in the trace")
+             for k in ("ConfigMap", "NetworkPolicy", "Job")}
+    assert all(len(t) == 1 for t in times.values()), times
+    config, policy, job = (times[k][0] for k in ("ConfigMap", "NetworkPolicy", "Job"))
+    assert abs(config - policy) < LATENCY / 2  # neither waited for the other's reply
+    assert job >= max(config, policy) + 0.9 * LATENCY  # the Job waited for both
