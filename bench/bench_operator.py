@@ -92,16 +92,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def peak_rss_mb(pid: int) -> float:
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory figure from /proc/PID/status, in MB: VmRSS (resident now) or VmHWM (its peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -232,7 +226,7 @@ def main() -> int:
             time.sleep(2)  # let the operator start its watches
             manifests = "".join(f"---\n{json.dumps(pipeline(f'p{i:03d}'))}\n" for i in range(n))
             load_before = os.getloadavg()[0]
-            idle_mb = rss_mb(operator.pid)  # started, watching, nothing to do yet
+            idle_mb = memory_mb(operator.pid)  # started, watching, nothing to do yet
             rss_at: dict[str, float] = {}
             started = time.monotonic()
             server_tid = api._thread.native_id if api._thread else None
@@ -250,7 +244,7 @@ def main() -> int:
                 quiesce(api)  # ... and the operator has caught up (its Events, the pipelines' status)
                 if stage == "label" and args.run_seconds > 0:
                     running = run_stage(api, ns, jobs, args.run_seconds)
-                rss_at[f"{stage} running"] = rss_mb(operator.pid)
+                rss_at[f"{stage} running"] = memory_mb(operator.pid)
                 report = REPORTS[suffix]
                 began = time.monotonic()
                 for i, job in enumerate(jobs):  # at once (a burst of updates), or paced as the Job controller
@@ -262,8 +256,8 @@ def main() -> int:
             wait(lambda: all(phases.get(("RLAIFPipeline", f"p{i:03d}")) == "Succeeded" for i in range(n)), 120,
                  "pipelines Succeeded")
             finished = time.monotonic()
-            rss_at["all Succeeded"] = rss_mb(operator.pid)
-            memory = peak_rss_mb(operator.pid)
+            rss_at["all Succeeded"] = memory_mb(operator.pid)
+            memory = memory_mb(operator.pid, "VmHWM")
             cpu_operator = cpu_seconds(operator.pid) - cpu_start[0]
             cpu_server = cpu_seconds(os.getpid(), server_tid) - cpu_start[1]
             cpu_driver = time.process_time() - cpu_start[2] - cpu_server
@@ -325,8 +319,8 @@ def main() -> int:
     events: dict[str, float] = {}
     for line in scraped.splitlines():
         if line.startswith("rlaif_operator_watch_events_total{"):
-            outcome = line.split('outcome="')[1].split('"')[0]
-            events[outcome] = events.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
+            kind, outcome = (line.split(f'{label}="')[1].split('"')[0] for label in ("kind", "outcome"))
+            events[f"{kind} {outcome}"] = events.get(f"{kind} {outcome}", 0) + float(line.rsplit(" ", 1)[1])
     if args.run_seconds > 0:
         print(f"running stages: {n} label stages ran {args.run_seconds:.0f} s, progress read every"
               f" {args.progress_interval:g} s: {running['requests']:.2f} operator API calls per running stage"
@@ -335,7 +329,10 @@ def main() -> int:
         f"{k} {count / n:.2f} ({seconds / n * ms:.1f} ms)" for k, (count, seconds) in sorted(
             breakdown.items(), key=lambda kv: -kv[1][0]) if count / n >= 0.05))
     print("Events posted per pipeline: " + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(reasons.items())))
-    print("operator watch events per pipeline: " + ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(events.items())))
+    for outcome in ("echo", "reconciled", "deleted"):
+        mine = {k.rsplit(" ", 1)[0]: v / n for k, v in sorted(events.items()) if k.endswith(" " + outcome)}
+        print(f"operator watch events per pipeline, {outcome}: {sum(mine.values()):.1f} ("
+              + ", ".join(f"{kind} {v:.1f}" for kind, v in mine.items()) + ")")
     ok = percentile(own, 0.99) < TARGET_OPERATOR_P99 and memory < TARGET_MB and (n != 100 or p50 < TARGET_P50_AT_100)
     print("targets:", "met" if ok else "MISSED")
     return 0 if ok or not args.strict else 1

@@ -26,6 +26,7 @@ from policy_helpers import COLORS, SUBJECTS
 
 from rlaif_jobs.models.cache import cache_root
 
+LAUNCH_ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 RECIPE = {"version": 1, "base": "smollm2-135m-instruct", "hidden": 128, "intermediate": 256, "layers": 2,
           "heads": 2, "kv_heads": 1, "head_dim": 64, "steps": 60, "batch": 16, "lr": 3e-3, "seed": 0,
           "subjects": SUBJECTS, "colors": COLORS}
@@ -96,3 +97,19 @@ def tiny_sft_policy() -> Path:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+@pytest.fixture(scope="module")
+def one_rank():
+    """One gloo rank of torch.distributed for DeepSpeed engines in this process (the launcher's
+    variables set aside meanwhile, so the tests do not join a group their runner belongs to)."""
+    import torch.distributed as tdist
+
+    from rlaif_jobs.train import init_distributed  # DeepSpeed: imported by the tests that use it only
+
+    saved = {k: os.environ.pop(k, None) for k in LAUNCH_ENV_KEYS}
+    created = not tdist.is_initialized()
+    yield init_distributed()
+    if created and tdist.is_initialized():
+        tdist.destroy_process_group()
+    os.environ.update({k: v for k, v in saved.items() if v is not None})

@@ -8,30 +8,15 @@ weights after several steps must be DeepSpeed's own clipping's. Other set-ups ke
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 from rlaif_jobs.config.training import TrainerSpec
-from rlaif_jobs.train import build_ds_config, build_engine, init_distributed, plan_batches
+from rlaif_jobs.train import build_ds_config, build_engine, plan_batches
 from rlaif_jobs.train.clip import fused_clip_, install_fused_clipping
 from rlaif_jobs.train.engine import backward
 
-ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 MAX_NORM = 0.5
-
-
-@pytest.fixture(scope="module")
-def one_rank():
-    import torch.distributed as tdist
-
-    saved = {k: os.environ.pop(k, None) for k in ENV_KEYS}
-    created = not tdist.is_initialized()
-    yield init_distributed()
-    if created and tdist.is_initialized():
-        tdist.destroy_process_group()
-    os.environ.update({k: v for k, v in saved.items() if v is not None})
 
 
 def test_fused_clip_scales_to_max_norm_and_leaves_small_gradients_alone():
