@@ -214,20 +214,65 @@ def validate_custom(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] |
 
 
 @lru_cache(maxsize=64)
-def _builtin_validator(kind: str, api_version: str, strict: bool) -> Any:
-    import jsonschema
+def _schema(kind: str, api_version: str, strict: bool) -> dict[str, Any] | None:
+    """The kind's JSON schema as kubernetes-validate ships it (None: a kind it has no schema for)."""
     import kubernetes_validate.utils as kv
-    from referencing import Registry, Resource
 
-    folder = f"v{K8S_SCHEMA_VERSION}-local" + ("-strict" if strict else "")
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
-        schema = kv.schema_contents(f"kubernetes-json-schema/{folder}/{kind.lower()}-{api}.json", K8S_SCHEMA_VERSION)
+        return kv.schema_contents(f"kubernetes-json-schema/{_folder(strict)}/{kind.lower()}-{api}.json",
+                                  K8S_SCHEMA_VERSION)
     except FileNotFoundError:
         return None
-    defs = _definitions(folder)
-    registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+
+
+def _folder(strict: bool) -> str:
+    return f"v{K8S_SCHEMA_VERSION}-local" + ("-strict" if strict else "")
+
+
+@lru_cache(maxsize=64)
+def _builtin_validator(kind: str, api_version: str, strict: bool) -> Any:
+    """jsonschema's validator of the kind: every error, in the API server's words (None: no schema)."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schema = _schema(kind, api_version, strict)
+    if schema is None:
+        return None
+    registry = Resource.from_contents(_definitions(_folder(strict))) @ (Resource.from_contents(schema) @ Registry())
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+# The schemas' formats are OpenAPI's; jsonschema does not check formats unless asked, and neither may this.
+_UNCHECKED_FORMATS = ("byte", "double", "int32", "int64", "date-time", "int-or-string")
+
+
+@lru_cache(maxsize=64)
+def _fast_validator(kind: str, api_version: str) -> Any:
+    """The kind's strict schema compiled to Python by fastjsonschema: the same verdict as
+    ``_builtin_validator`` on these schemas (their keywords are type, properties, additionalProperties,
+    items, required, enum, oneOf and $ref, whose siblings are annotations only), ~10x faster, but it
+    stops at the first error. Compiled with the definitions the kind reaches (a few tenths of a second,
+    once per kind per process). None: no schema."""
+    import fastjsonschema
+
+    schema = _schema(kind, api_version, True)
+    if schema is None:
+        return None
+    defs = _definitions(_folder(True))["$defs"]
+    doc = {k: v for k, v in schema.items() if k != "$schema"}  # draft-07 semantics: the same for these keywords
+    text = json.dumps(doc).replace('"/api/_definitions.json#/$defs/', '"#/$defs/')
+    reached: set[str] = set()
+    todo = re.findall(r'"#/\$defs/([^"]*)"', text)
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo += re.findall(r'"#/\$defs/([^"]*)"', json.dumps(defs[name]))
+    doc["definitions"] = {name: defs[name] for name in reached}
+    text = json.dumps(doc).replace('"/api/_definitions.json#/$defs/', '"#/definitions/').replace(
+        '"#/$defs/', '"#/definitions/')
+    return fastjsonschema.compile(json.loads(text), formats={f: lambda _: True for f in _UNCHECKED_FORMATS})
 
 
 @lru_cache(maxsize=4)
@@ -247,10 +292,18 @@ def _error_path(err: Any) -> str:
 def validate_builtin(obj: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Validates a built-in object against the real (strict) schema, in one pass.
     Returns (errors, unknown field paths)."""
+    import fastjsonschema
+
     kind, api_version = obj.get("kind", ""), obj.get("apiVersion", "")
-    strict = _builtin_validator(kind, api_version, True)
-    if strict is None:
+    fast = _fast_validator(kind, api_version)
+    if fast is None:
         return [], []
+    try:
+        fast(obj)
+        return [], []
+    except fastjsonschema.JsonSchemaValueException:
+        pass  # invalid: jsonschema lists every error, with the paths the API server would name
+    strict = _builtin_validator(kind, api_version, True)
     errors, unknown = [], []
     for e in strict.iter_errors(obj):
         if e.validator == "additionalProperties":
