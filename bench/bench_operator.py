@@ -10,7 +10,8 @@ Two sets of figures, kept apart:
 - **end to end**, timed inside the test API server at the two writes (upstream Job Complete stored ->
   downstream Job stored): what a user sees on a cluster whose API server is as busy as this one. The
   test API server runs on its own thread here; its CPU is read from that thread alone, the driver's
-  (this script's main thread) apart, so what the cluster costs is not charged to the operator.
+  (this script's main thread) apart, so what the cluster costs is not charged to the operator; its
+  request log gives that CPU by request kind (what each of the operator's calls costs the server).
 
 Targets: operator-side hand-off p99 < 1 s, end-to-end p50 < 300 ms at 100 pipelines, operator peak
 memory < 250 MB (``--strict`` exits 1 if one is missed). The load average is printed: on a shared 2-core
