@@ -26,6 +26,15 @@ def stage(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "rlaif.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
+def label_stage_running(cluster: Cluster, ns: str) -> None:
+    """Applies a label stage "up" and a reward stage "down" that waits on it; returns once up's Job runs."""
+    cluster.apply([stage("PreferenceLabelJob", "up", LABELING),
+                   stage("RewardModelRun", "down", {**REWARD, "preferences": {"fromLabelJob": "up"}})], ns)
+    eventually(lambda: cluster.get("job", "up-label", ns), what="the label Job")
+    cluster.testapi.run_job(ns, "up-label")
+    eventually(lambda: cluster.phase("plj", "up", ns) == "Running", what="the label stage running")
+
+
 def test_operator_side_handoff_leaves_out_the_servers_time(cluster: Cluster, operator: Operator, ns: str) -> None:
     api = cluster.testapi
     stored: dict[str, float] = {}  # the API server's clock: when the writes were stored
@@ -42,11 +51,7 @@ def test_operator_side_handoff_leaves_out_the_servers_time(cluster: Cluster, ope
 
     api.call(lambda store: store.hooks.append(hook))
     try:
-        cluster.apply([stage("PreferenceLabelJob", "up", LABELING),
-                       stage("RewardModelRun", "down", {**REWARD, "preferences": {"fromLabelJob": "up"}})], ns)
-        eventually(lambda: cluster.get("job", "up-label", ns), what="the label Job")
-        api.run_job(ns, "up-label")
-        eventually(lambda: cluster.phase("plj", "up", ns) == "Running", what="the label stage running")
+        label_stage_running(cluster, ns)
         api.call(lambda _: api.handler.set_faults(Faults(watch_lag_seconds=LAG)))
         try:
             time.sleep(0.5)  # the watches restart, lagging
@@ -72,16 +77,12 @@ def test_operator_side_handoff_leaves_out_the_servers_time(cluster: Cluster, ope
     assert trace[0]["sentAt"] <= stored["created down-reward"] + 0.05
 
 
-def test_children_that_refer_to_none_another_are_created_in_one_round_trip(cluster: Cluster, operator: Operator,
-                                                                            ns: str) -> None:
+def test_a_trainers_config_and_network_policy_go_out_in_one_round_trip(cluster: Cluster, operator: Operator,
+                                                                         ns: str) -> None:
     """A trainer's ConfigMap and NetworkPolicy go out together, the Job once both exist: with every reply
     held LATENCY seconds, the two creates are sent well within it of each other, the Job after both."""
     api = cluster.testapi
-    cluster.apply([stage("PreferenceLabelJob", "up", LABELING),
-                   stage("RewardModelRun", "down", {**REWARD, "preferences": {"fromLabelJob": "up"}})], ns)
-    eventually(lambda: cluster.get("job", "up-label", ns), what="the label Job")
-    api.run_job(ns, "up-label")
-    eventually(lambda: cluster.phase("plj", "up", ns) == "Running", what="the label stage running")
+    label_stage_running(cluster, ns)
     api.call(lambda _: api.handler.set_faults(Faults(latency_seconds=LATENCY)))
     try:
         api.finish_job(ns, "up-label", 0, LABEL_REPORT)
