@@ -42,7 +42,8 @@ from rlaif_operator.status import StageObservation, inputs_ready
 log = logging.getLogger(__name__)
 REFUSED = (400, 403, 422)  # the API's "no" to a create: bad request, forbidden (RBAC, quota, admission), invalid
 # Sends the creates that go out together beside the reconcile's own thread (each waits on its API call).
-_WRITERS = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="create")
+CREATE_THREADS = 4
+_WRITERS = futures.ThreadPoolExecutor(max_workers=CREATE_THREADS, thread_name_prefix="create")
 
 
 def _describe_owner(obj: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+THREADS = 4  # posting threads (each holds one API connection)
 DEFER_POLL_SECONDS = 0.02  # how often a deferred Event looks whether the reconciles are done
 Post = Callable[[dict[str, Any], str, str, str], None]  # (involved object, type, reason, message)
 
@@ -31,7 +32,7 @@ class EventSink:
     that, so a cluster that keeps the operator busy still sees each thread post one per interval.
     """
 
-    def __init__(self, post: Post, workers: int = 4, name: str = "events", busy: Callable[[], bool] | None = None,
+    def __init__(self, post: Post, workers: int = THREADS, name: str = "events", busy: Callable[[], bool] | None = None,
                  defer_seconds: float = 1.0):
         self._post = post
         self._busy = busy

@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from rlaif_operator import kopfconfig, leader, metrics
+from rlaif_operator import ensure, eventsink, kopfconfig, leader, metrics
 from rlaif_operator.api.common import GROUP, VERSION
 from rlaif_operator.api.kinds import KINDS
 from rlaif_operator.builders.names import LABEL_MANAGED_BY, MANAGED_BY
@@ -29,8 +29,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if ours.log_level != "DEBUG":  # kopf logs every handled event at INFO: one line per watch event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopfconfig.configure(settings, ours)
-    # A kept-alive connection for each thread that calls the API: reconciles, Events (4), creates sent together (4)
-    kube = Kube(timeout=ours.api_timeout_seconds, connections=ours.reconcile_workers + 8)
+    # A kept-alive connection for each thread that calls the API: reconciles, Events, creates sent together
+    kube = Kube(timeout=ours.api_timeout_seconds,
+                connections=ours.reconcile_workers + eventsink.THREADS + ensure.CREATE_THREADS)
     # High availability: a standby replica waits here, before kopf watches anything (kopf starts its
     # watchers only when the startup handlers finished), until it holds the Lease.
     memo.elector = await leader.lead(kube, ours)

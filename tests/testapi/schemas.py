@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import fastjsonschema
+
 from rlaif_operator.api import crdschema
 
 K8S_SCHEMA_VERSION = "1.32.0"
@@ -254,24 +256,21 @@ def _fast_validator(kind: str, api_version: str) -> Any:
     items, required, enum, oneOf and $ref, whose siblings are annotations only), ~10x faster, but it
     stops at the first error. Compiled with the definitions the kind reaches (a few tenths of a second,
     once per kind per process). None: no schema."""
-    import fastjsonschema
-
     schema = _schema(kind, api_version, True)
     if schema is None:
         return None
     defs = _definitions(_folder(True))["$defs"]
     doc = {k: v for k, v in schema.items() if k != "$schema"}  # draft-07 semantics: the same for these keywords
-    text = json.dumps(doc).replace('"/api/_definitions.json#/$defs/', '"#/$defs/')
+    # Refs read "/api/_definitions.json#/$defs/NAME" in the kind's file, "#/$defs/NAME" among the definitions.
     reached: set[str] = set()
-    todo = re.findall(r'"#/\$defs/([^"]*)"', text)
+    todo = re.findall(r'#/\$defs/([^"]*)"', json.dumps(doc))
     while todo:
         name = todo.pop()
         if name not in reached:
             reached.add(name)
-            todo += re.findall(r'"#/\$defs/([^"]*)"', json.dumps(defs[name]))
+            todo += re.findall(r'#/\$defs/([^"]*)"', json.dumps(defs[name]))
     doc["definitions"] = {name: defs[name] for name in reached}
-    text = json.dumps(doc).replace('"/api/_definitions.json#/$defs/', '"#/definitions/').replace(
-        '"#/$defs/', '"#/definitions/')
+    text = re.sub(r'"(?:/api/_definitions\.json)?#/\$defs/', '"#/definitions/', json.dumps(doc))
     return fastjsonschema.compile(json.loads(text), formats={f: lambda _: True for f in _UNCHECKED_FORMATS})
 
 
@@ -292,8 +291,6 @@ def _error_path(err: Any) -> str:
 def validate_builtin(obj: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Validates a built-in object against the real (strict) schema, in one pass.
     Returns (errors, unknown field paths)."""
-    import fastjsonschema
-
     kind, api_version = obj.get("kind", ""), obj.get("apiVersion", "")
     fast = _fast_validator(kind, api_version)
     if fast is None:
