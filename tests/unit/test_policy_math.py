@@ -19,7 +19,7 @@ from rlaif_jobs.policy.advantages import (
 )
 from rlaif_jobs.policy.algorithms import get_algorithm, ppo, reinforce, rloo
 from rlaif_jobs.policy.kl import (
-    entropy_from_logits,
+    ROWS_PER_CHUNK,
     kl_per_token,
     logprobs_and_entropy,
     masked_mean,
@@ -40,32 +40,51 @@ def test_token_logprobs_and_temperature():
 
 
 def test_entropy():
-    assert entropy_from_logits(torch.zeros(1, 1, 4)).item() == approx(math.log(4))
+    _, h = logprobs_and_entropy(torch.zeros(1, 1, 4), T([[0]]))
+    assert h.item() == approx(math.log(4))
     # p = [1/4, 3/4]: H = -(1/4 ln 1/4 + 3/4 ln 3/4)
-    h = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
-    assert entropy_from_logits(T([[[0.0, math.log(3.0)]]])).item() == approx(h)
+    _, h = logprobs_and_entropy(T([[[0.0, math.log(3.0)]]]), T([[0]]))
+    assert h.item() == approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+
+
+def _autograd_composite(logits, tokens, temperature):
+    """What the fused function replaces: log_softmax, gather, and -sum p log p, through autograd."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), -(logp.exp() * logp).sum(-1).detach()
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.9])
-def test_one_pass_logprobs_and_entropy_equal_the_two_pass_ones(temperature):
+@pytest.mark.parametrize("shape", [(3, 5, 1000), (2 * ROWS_PER_CHUNK + 3, 1000)])  # [B, T, V]; [N, V] over chunks
+def test_fused_logprobs_and_entropy_equal_autograds_composite(temperature, shape):
     g = torch.Generator().manual_seed(0)
-    logits = (torch.randn(3, 5, 1000, generator=g) * 4).requires_grad_()
-    tokens = torch.randint(0, 1000, (3, 5), generator=g)
-    weights = torch.randn(3, 5, generator=g)
-    want_lp = token_logprobs(logits, tokens, temperature)
+    logits = torch.randn(*shape, generator=g) * 4
+    tokens = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    weights = torch.randn(shape[:-1], generator=g)
+    want = logits.clone().requires_grad_()
+    want_lp, want_ent = _autograd_composite(want, tokens, temperature)
     (want_lp * weights).sum().backward()
-    want_grad, logits.grad = logits.grad, None
-    want_ent = entropy_from_logits(logits.detach(), temperature)
-    got_lp, got_ent = logprobs_and_entropy(logits, tokens, temperature)
+    got = logits.clone().requires_grad_()
+    got_lp, got_ent = logprobs_and_entropy(got, tokens, temperature)
     (got_lp * weights).sum().backward()
     assert not got_ent.requires_grad  # a metric: no graph through it
     assert torch.allclose(got_lp, want_lp, atol=1e-5, rtol=0)
     assert torch.allclose(got_ent, want_ent, atol=1e-5, rtol=0)
-    assert torch.allclose(logits.grad, want_grad, atol=1e-6, rtol=0)
-    # flattened [N, V] rows (the packed path) give the same values as the [B, T, V] layout
-    flat_lp, flat_ent = logprobs_and_entropy(logits.detach().reshape(15, 1000), tokens.reshape(15), temperature)
-    assert torch.allclose(flat_lp, want_lp.detach().reshape(15), atol=1e-5, rtol=0)
-    assert torch.allclose(flat_ent, want_ent.reshape(15), atol=1e-5, rtol=0)
+    assert torch.allclose(got.grad, want.grad, atol=1e-6, rtol=0)
+    # the reference's path (no entropy, no graph) gives bit-identical log-probs: KL exactly 0 between equal models
+    with torch.inference_mode():
+        assert torch.equal(token_logprobs(logits, tokens, temperature), got_lp.detach())
+
+
+def test_fused_logprobs_of_a_strided_slice_and_of_bfloat16_logits():
+    g = torch.Generator().manual_seed(1)
+    full = torch.randn(2, 7, 300, generator=g)
+    tokens = torch.randint(0, 300, (2, 6), generator=g)
+    sliced = full[:, :-1, :]  # the padded path's logits[:, :-1, :]: not contiguous
+    assert torch.allclose(token_logprobs(sliced, tokens, 0.7), _autograd_composite(sliced, tokens, 0.7)[0], atol=1e-5)
+    half = full.bfloat16().requires_grad_()
+    lp, _ = logprobs_and_entropy(half[:, :-1, :], tokens)
+    lp.sum().backward()
+    assert lp.dtype == torch.float32 and half.grad is not None and half.grad.dtype == torch.bfloat16
 
 
 def test_kl_estimate_per_token_and_per_sequence():
