@@ -21,6 +21,7 @@ import fastjsonschema
 from rlaif_operator.api import crdschema
 
 K8S_SCHEMA_VERSION = "1.32.0"
+STRICT_FOLDER = f"v{K8S_SCHEMA_VERSION}-local-strict"  # kubernetes-validate's schemas that refuse unknown fields
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -216,32 +217,29 @@ def validate_custom(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] |
 
 
 @lru_cache(maxsize=64)
-def _schema(kind: str, api_version: str, strict: bool) -> dict[str, Any] | None:
-    """The kind's JSON schema as kubernetes-validate ships it (None: a kind it has no schema for)."""
+def _schema(kind: str, api_version: str) -> dict[str, Any] | None:
+    """The kind's strict JSON schema (unknown fields refused) as kubernetes-validate ships it (None: a
+    kind it has no schema for)."""
     import kubernetes_validate.utils as kv
 
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
-        return kv.schema_contents(f"kubernetes-json-schema/{_folder(strict)}/{kind.lower()}-{api}.json",
+        return kv.schema_contents(f"kubernetes-json-schema/{STRICT_FOLDER}/{kind.lower()}-{api}.json",
                                   K8S_SCHEMA_VERSION)
     except FileNotFoundError:
         return None
 
 
-def _folder(strict: bool) -> str:
-    return f"v{K8S_SCHEMA_VERSION}-local" + ("-strict" if strict else "")
-
-
 @lru_cache(maxsize=64)
-def _builtin_validator(kind: str, api_version: str, strict: bool) -> Any:
+def _builtin_validator(kind: str, api_version: str) -> Any:
     """jsonschema's validator of the kind: every error, in the API server's words (None: no schema)."""
     import jsonschema
     from referencing import Registry, Resource
 
-    schema = _schema(kind, api_version, strict)
+    schema = _schema(kind, api_version)
     if schema is None:
         return None
-    registry = Resource.from_contents(_definitions(_folder(strict))) @ (Resource.from_contents(schema) @ Registry())
+    registry = Resource.from_contents(_definitions()) @ (Resource.from_contents(schema) @ Registry())
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
@@ -256,10 +254,10 @@ def _fast_validator(kind: str, api_version: str) -> Any:
     items, required, enum, oneOf and $ref, whose siblings are annotations only), ~10x faster, but it
     stops at the first error. Compiled with the definitions the kind reaches (a few tenths of a second,
     once per kind per process). None: no schema."""
-    schema = _schema(kind, api_version, True)
+    schema = _schema(kind, api_version)
     if schema is None:
         return None
-    defs = _definitions(_folder(True))["$defs"]
+    defs = _definitions()["$defs"]
     doc = {k: v for k, v in schema.items() if k != "$schema"}  # draft-07 semantics: the same for these keywords
     # Refs read "/api/_definitions.json#/$defs/NAME" in the kind's file, "#/$defs/NAME" among the definitions.
     reached: set[str] = set()
@@ -274,11 +272,11 @@ def _fast_validator(kind: str, api_version: str) -> Any:
     return fastjsonschema.compile(json.loads(text), formats={f: lambda _: True for f in _UNCHECKED_FORMATS})
 
 
-@lru_cache(maxsize=4)
-def _definitions(folder: str) -> Any:
+@lru_cache(maxsize=1)
+def _definitions() -> Any:
     import kubernetes_validate.utils as kv
 
-    return kv.schema_contents(f"kubernetes-json-schema/{folder}/_definitions.json", K8S_SCHEMA_VERSION)
+    return kv.schema_contents(f"kubernetes-json-schema/{STRICT_FOLDER}/_definitions.json", K8S_SCHEMA_VERSION)
 
 
 def _error_path(err: Any) -> str:
@@ -300,7 +298,7 @@ def validate_builtin(obj: dict[str, Any]) -> tuple[list[str], list[str]]:
         return [], []
     except fastjsonschema.JsonSchemaValueException:
         pass  # invalid: jsonschema lists every error, with the paths the API server would name
-    strict = _builtin_validator(kind, api_version, True)
+    strict = _builtin_validator(kind, api_version)
     errors, unknown = [], []
     for e in strict.iter_errors(obj):
         if e.validator == "additionalProperties":

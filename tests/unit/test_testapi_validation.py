@@ -41,7 +41,7 @@ def verdicts(obj: dict[str, Any], kind: str, api_version: str) -> tuple[bool, bo
     import fastjsonschema
 
     fast = schemas._fast_validator(kind, api_version)
-    full = schemas._builtin_validator(kind, api_version, True)
+    full = schemas._builtin_validator(kind, api_version)
     try:
         fast(obj)
         fast_ok = True
