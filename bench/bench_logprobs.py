@@ -47,6 +47,8 @@ def main() -> int:
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--reps", type=int, default=10)
     args = p.parse_args()
+    if args.rows < 1 or args.vocab < 2 or args.reps < 1 or args.temperature <= 0:
+        p.error("--rows and --reps must be at least 1, --vocab at least 2, --temperature above 0")
     g = torch.Generator().manual_seed(0)
     logits = (torch.randn(args.rows, args.vocab, generator=g) * 3).requires_grad_()
     tokens = torch.randint(0, args.vocab, (args.rows,), generator=g)

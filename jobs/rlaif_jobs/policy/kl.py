@@ -21,7 +21,8 @@ ROWS_PER_CHUNK = 16  # [16, 49152] float32 = 3 MB: a chunk's temporaries stay in
 
 class _PickedLogprobs(torch.autograd.Function):
     """log softmax(z / T)[token] per row of [N, V] logits, and optionally the entropy of softmax(z / T),
-    reading the logits once and writing one [N, V] tensor (the probabilities, kept for the backward).
+    reading the logits from memory once (each chunk's second read, for the shift, hits cache) and writing
+    one [N, V] tensor (the probabilities, kept for the backward).
 
     Rows go in chunks of ``ROWS_PER_CHUNK``, so the per-chunk temporaries (the shifted logits
     (z - max z) / T and their exp) live in cache rather than in fresh [N, V] allocations. Per row: the
