@@ -43,6 +43,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quiet import add_settle_option, settle_and_announce  # noqa: E402
 
 from rlaif_jobs.config.label import LabelConfig  # noqa: E402
 from rlaif_jobs.datasets.generate import checkable_pairs  # noqa: E402
@@ -323,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--roofline-dtype", default="float32")
     p.add_argument("--threads", type=int, help="torch threads for the roofline and every arm (default: torch's"
                    " own; on a busy shared machine 1 thread gives steadier ratios)")
+    add_settle_option(p, default=120)
     args = p.parse_args(argv)
     if args.threads:
         import torch
@@ -333,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    settle_and_announce(args.settle, "bench_label")
     t0 = time.perf_counter()
     print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-label-") as tmp:

@@ -29,7 +29,7 @@ Running stages: the label stage's pods run for ``--run-seconds`` (ready, logging
 per minute in that window, and how many status patches of them.
 
     .venv/bin/python bench/bench_operator.py [--pipelines 100] [--run-seconds 65] [--progress-interval 30]
-        [--completion-rate 0]
+        [--completion-rate 0] [--settle 120]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from handoffs import Edge, operator_handoffs, read_trace  # noqa: E402
+from quiet import add_settle_option, settle_and_announce  # noqa: E402
 from testapi import TestApiServer  # noqa: E402
 
 STAGES = [("label", "label-label"), ("reward", "reward-reward"), ("policy", "policy-policy")]
@@ -184,7 +185,9 @@ def main() -> int:
                         help="Jobs finished per second in each stage (0: all at once, the worst burst)")
     parser.add_argument("--progress-interval", type=float, default=30.0,
                         help="the operator's progress_interval_seconds (0: live progress off)")
+    add_settle_option(parser, default=120)
     args = parser.parse_args()
+    settle_and_announce(args.settle, "bench_operator")
     n, ns = args.pipelines, "bench"
 
     with TestApiServer(crds=REPO / "crds", node_gpus=8) as api:

@@ -31,6 +31,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from quiet import add_settle_option, settle_and_announce  # noqa: E402
+
 TARGET_WORD = "paris"
 
 
@@ -44,17 +48,6 @@ def reward_fn(prompts: list, completions: list, **_: object) -> list[float]:
         text = c[-1]["content"] if isinstance(c, list) else str(c)
         out.append(float(TARGET_WORD in text.lower()) - 0.01 * abs(len(text.split()) - 20))
     return out
-
-
-def settle(limit: float, per_cpu: float = 0.5) -> tuple[float, bool]:
-    """Waits (at most ``limit`` seconds) until the 1-minute load average is below ``per_cpu`` per CPU.
-    Returns (seconds waited, whether it got there)."""
-    began = time.monotonic()
-    while os.getloadavg()[0] >= per_cpu * (os.cpu_count() or 1):
-        if time.monotonic() - began >= limit:
-            return time.monotonic() - began, False
-        time.sleep(5)
-    return time.monotonic() - began, True
 
 
 def load_prompts(n: int) -> list[str]:
@@ -199,9 +192,7 @@ def main() -> int:
     p.add_argument("--zero-stage", type=int, default=None, help="ours: deepspeed.zeroStage (default unset: 0)")
     p.add_argument("--rollout", default="vllm", choices=["vllm", "transformers"], help="ours: rollout engine")
     p.add_argument("--only", choices=["ours", "trl"])
-    p.add_argument("--settle", type=float, default=180, help="before each side, wait up to this many seconds for"
-                   " the 1-minute load average to fall below 0.5 per CPU (the previous side's own load decays"
-                   " with a 1-minute time constant); 0: start at once")
+    add_settle_option(p, default=180)  # before each side
     p.add_argument("--workdir", default="/tmp/rlaif-bench-policy")
     p.add_argument("--child", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -219,11 +210,7 @@ def main() -> int:
         # make it skip every step and report the old run's metrics
         shutil.rmtree(out, ignore_errors=True)
         cmd = [sys.executable, __file__, *sys.argv[1:], "--child", side]
-        waited, quiet = settle(args.settle)
-        if args.settle:
-            print(f"== {side}: waited {waited:.0f} s for the load average to settle"
-                  + ("" if quiet else f" (it did not within {args.settle:g} s: another job shares the machine)"),
-                  flush=True)
+        settle_and_announce(args.settle, side)
         load_before = os.getloadavg()
         print(f"== {side}: running {args.steps} steps (load average before: {fmt_load(load_before)}) ...", flush=True)
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
