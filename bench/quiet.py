@@ -35,7 +35,7 @@ def add_settle_option(parser: argparse.ArgumentParser, default: float) -> None:
 
 def settle_and_announce(limit: float, what: str) -> bool:
     """``settle(limit)`` and one line that says how long it waited for ``what`` and whether the machine got
-    quiet (nothing printed when ``limit`` is 0). Returns whether it got quiet."""
+    quiet (nothing printed when ``limit`` is 0). Returns whether it got quiet (False: it did not wait)."""
     if limit < 0:
         raise SystemExit(f"--settle must be 0 or more seconds, got {limit:g}")
     if not limit:
