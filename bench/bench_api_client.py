@@ -71,15 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     settle_and_announce(args.settle, "bench_api_client")
 
     with TestApiServer(crds=REPO / "crds", node_gpus=8) as api:
-        os.environ["KUBECONFIG"] = api.kubeconfig  # read when the clients load their configuration
         from kubernetes import client, config
 
         from rlaif_operator.kube import Kube
 
-        ours = Kube()
-        configuration = client.Configuration()  # not the process-wide default: this bench may run inside tests
-        config.load_kube_config(config_file=api.kubeconfig, client_configuration=configuration)
-        official = client.ApiClient(configuration)
+        def api_client() -> Any:
+            """A client of the test server with its own connection pool: from its kubeconfig file, not from
+            KUBECONFIG (the kubernetes package reads that once, when first imported) nor into the
+            process-wide default configuration (this bench also runs inside the tests)."""
+            configuration = client.Configuration()
+            config.load_kube_config(config_file=api.kubeconfig, client_configuration=configuration)
+            return client.ApiClient(configuration)
+
+        ours = Kube(api_client=api_client())
+        official = api_client()
         custom, core = client.CustomObjectsApi(official), client.CoreV1Api(official)
         ours.request("POST", "/api/v1/namespaces",
                      body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})

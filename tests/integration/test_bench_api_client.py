@@ -14,7 +14,11 @@ import bench_api_client  # noqa: E402
 
 def test_each_call_kind_is_timed_on_both_clients_with_their_ratio(capsys: pytest.CaptureFixture[str],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", "/nonexistent")  # the bench points it at its own server: restored after
+    # The kubernetes package fixes its default kubeconfig when first imported (in a suite, long before):
+    # the bench must read its own server's file, whatever that default is.
+    from kubernetes.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", "/nonexistent")
     assert bench_api_client.main(["--calls", "3", "--block", "2", "--settle", "0"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if " ours " in line]
     assert [row.split(" ours ")[0].strip() for row in rows] == [
