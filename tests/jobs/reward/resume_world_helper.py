@@ -24,6 +24,7 @@ from rlaif_jobs.train import (
     current_lr,
     init_distributed,
     plan_batches,
+    shutdown,
 )
 
 SPEC = {"batchSize": 4, "microBatchSize": 2, "learningRate": 0.01, "warmupRatio": 0.0}
@@ -97,6 +98,10 @@ def main() -> None:
     at_3 = {k: v["fp32"] for k, v in full_state(engine).items()}
     if env.is_main:
         torch.save({"at2": at_2, "lr2": lr_2, "at3": at_3}, out / "reference.pt")
+    # Leave the process group as the trainers do: a rank that exits while the others still hold it lets
+    # the interpreter tear gloo down with its threads running ("terminate called without an active
+    # exception", SIGABRT: seen once in a clean-clone CI run).
+    shutdown()
 
 
 if __name__ == "__main__":
