@@ -46,18 +46,12 @@ def drain(response: Any) -> None:
     response.release_conn()
 
 
-def cpu_per_call(call: Callable[[int], Any], calls: int, block: int, start: int) -> tuple[float, int]:
-    """Thread CPU seconds of ``calls`` calls of ``call(i)`` (i counts on from ``start``), made in blocks of
-    ``block``; returns (seconds, the next i)."""
-    spent, i = 0.0, start
-    while i < start + calls:
-        n = min(block, start + calls - i)
-        began = time.thread_time()
-        for j in range(i, i + n):
-            call(j)
-        spent += time.thread_time() - began
-        i += n
-    return spent, i
+def cpu_seconds(call: Callable[[int], Any], first: int, n: int) -> float:
+    """Thread CPU seconds of ``call(first)`` ... ``call(first + n - 1)``."""
+    began = time.thread_time()
+    for i in range(first, first + n):
+        call(i)
+    return time.thread_time() - began
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,12 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         for what, mine, theirs in kinds:
             mine(0), theirs(0)  # first calls (connections, lazy imports) left out
             spent = {"ours": 0.0, "official": 0.0}
-            i = {"ours": 1, "official": 1}
-            while i["ours"] <= args.calls:
-                for side, call in (("ours", mine), ("official", theirs)):
-                    seconds, i[side] = cpu_per_call(call, min(args.block, args.calls - i[side] + 1), args.block,
-                                                    i[side])
-                    spent[side] += seconds
+            for first in range(1, args.calls + 1, args.block):  # a block of each side in turn
+                n = min(args.block, args.calls + 1 - first)
+                spent["ours"] += cpu_seconds(mine, first, n)
+                spent["official"] += cpu_seconds(theirs, first, n)
             ms_ours, ms_official = (1000 * spent[s] / args.calls for s in ("ours", "official"))
             print(f"{what:24s} ours {ms_ours:.3f} ms, official client {ms_official:.3f} ms:"
                   f" {ms_official / ms_ours:.2f}x")

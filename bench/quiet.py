@@ -1,8 +1,9 @@
 """Waiting for a quiet machine before a benchmark measures: these machines are shared and noisy.
 
 ``settle(limit)`` waits until the 1-minute load average falls below half a CPU per CPU (a previous
-benchmark's own load decays with a one-minute time constant), at most ``limit`` seconds; ``announce``
-prints what happened, so a figure measured on a busy machine says so next to it.
+benchmark's own load decays with a one-minute time constant), at most ``limit`` seconds;
+``settle_and_announce`` also prints what happened, so a figure measured on a busy machine says so
+next to it.
 """
 
 from __future__ import annotations
